@@ -1,0 +1,127 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// MaxIDLen is the longest session ID accepted.
+const MaxIDLen = 128
+
+// ValidID reports whether id may name a session: 1 to [MaxIDLen] bytes of
+// ASCII letters, digits, '-', '_', '.', ':' or '@'. Braces are excluded
+// because the Redis store wraps the ID in a cluster hash tag.
+func ValidID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: empty", ErrInvalidID)
+	}
+	if len(id) > MaxIDLen {
+		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidID, MaxIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-' || c == '_' || c == '.' || c == ':' || c == '@':
+		default:
+			return fmt.Errorf("%w: byte %q at %d not allowed (use letters, digits and -_.:@)", ErrInvalidID, c, i)
+		}
+	}
+	return nil
+}
+
+// BeginRequest is what a turn asks of [Store.Begin].
+type BeginRequest struct {
+	// ID names the session; see [ValidID].
+	ID string
+	// LeaseToken is a random value chosen by the caller. It proves ownership
+	// to Renew, Release and Commit.
+	LeaseToken string
+	// LeaseTTL is how long the lease lasts unless renewed. Required.
+	LeaseTTL time.Duration
+	// IdempotencyKey, if set, makes the turn run at most once: a stored
+	// answer under this key is returned in [State.Replay] instead of a lease.
+	IdempotencyKey string
+	// RequestHash identifies the request body sent with IdempotencyKey, so
+	// a reuse of the key for another request is caught
+	// ([ErrIdempotencyMismatch]).
+	RequestHash string
+}
+
+// State is a session as Begin or Load read it.
+type State struct {
+	// Version counts the messages committed so far; Commit must present it.
+	// An unknown session has Version 0 and no messages.
+	Version int64
+	// Turns counts completed turns.
+	Turns int64
+	// Messages is the history, oldest first, each the raw JSON of one
+	// Messages API message object.
+	Messages []json.RawMessage
+	// Counters are the running sums committed through [Commit.Counters]
+	// (token usage, cost). Nil when there are none.
+	Counters map[string]int64
+	// Replay, when non-nil, is the answer stored under the request's
+	// idempotency key. Begin took no lease and the turn must not run.
+	Replay []byte
+}
+
+// Commit is what a turn writes with [Store.Commit].
+type Commit struct {
+	ID         string
+	LeaseToken string
+	// Version is State.Version as Begin returned it (or as the previous
+	// checkpoint commit returned it).
+	Version int64
+	// Messages are appended to the history in order.
+	Messages []json.RawMessage
+	// Turns is added to State.Turns: 1 for a completed turn, 0 for a
+	// checkpoint in the middle of one.
+	Turns int64
+	// Counters are added to the session's running sums.
+	Counters map[string]int64
+	// Release ends the lease with the commit. A checkpoint keeps it.
+	Release bool
+	// IdempotencyKey, RequestHash and Response, when the key is set, store
+	// the turn's answer so a repeat gets it back byte for byte.
+	IdempotencyKey string
+	RequestHash    string
+	Response       []byte
+}
+
+// A Store keeps sessions. Implementations are safe for concurrent use by
+// many goroutines and many processes sharing the same backend.
+//
+// Each method is one round trip to the backend. Transport failures are
+// wrapped with [ErrUnavailable]; nothing is half-written by a failure.
+type Store interface {
+	// Begin takes the session's lease and reads it. An unknown session is
+	// an empty State, not an error. If another lease is live Begin returns
+	// a *[BusyError] and takes nothing. If req.IdempotencyKey has a stored
+	// answer Begin returns it in State.Replay without taking the lease,
+	// or ErrIdempotencyMismatch if the stored RequestHash differs.
+	Begin(ctx context.Context, req BeginRequest) (*State, error)
+
+	// Commit appends c.Messages if c.LeaseToken still holds the lease
+	// (else ErrLeaseLost) and the version is still c.Version (else
+	// ErrConflict), stores the idempotency record, refreshes the session's
+	// TTL and, if c.Release, ends the lease. It returns the new version.
+	Commit(ctx context.Context, c Commit) (version int64, err error)
+
+	// Renew extends a held lease to ttl from now, or returns ErrLeaseLost.
+	Renew(ctx context.Context, id, token string, ttl time.Duration) error
+
+	// Release ends a held lease without writing anything. Releasing a
+	// lease that is not held by token is not an error.
+	Release(ctx context.Context, id, token string) error
+
+	// Load reads a session without taking its lease (for display).
+	Load(ctx context.Context, id string) (*State, error)
+
+	// Delete removes a session, its lease and its counters. Deleting an
+	// unknown session is not an error. A turn in flight then fails its
+	// Commit with ErrLeaseLost.
+	Delete(ctx context.Context, id string) error
+}
