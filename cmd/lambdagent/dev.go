@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+
+	"github.com/lambdagent/lambdagent/internal/claudesim"
+)
+
+// runDev is the zero-setup mode: the built-in Claude simulator on a
+// loopback port of its own, the embedded store (unless REDIS_URL is set)
+// and the API on LAMBDAGENT_ADDR. The agent reaches the simulator over
+// real HTTP, through the same client code that talks to the real API.
+func runDev(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
+	simLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listen for the simulator: %w", err)
+	}
+	sim := claudesim.New(claudesim.Config{Latency: cfg.SimLatency})
+	go serveHTTP(ctx, simLn, sim, log)
+
+	cfg.BaseURL = "http://" + simLn.Addr().String()
+	cfg.APIKey = "dev-simulator-key"
+	a, err := newApp(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (LAMBDAGENT_ADDR): %w", cfg.Addr, err)
+	}
+	fmt.Fprintf(stdout, "lambdagent dev: listening on http://%s (Claude simulator at %s, store %s)\n", ln.Addr(), cfg.BaseURL, storeName(cfg))
+	fmt.Fprintf(stdout, "try:\n  curl -d '{\"session_id\":\"s1\",\"message\":\"hello\"}' http://%s/agent\n", ln.Addr())
+	return serveHTTP(ctx, ln, a.handler, log)
+}
+
+func storeName(cfg config) string {
+	if cfg.RedisURL != "" {
+		return "redis"
+	}
+	return cfg.DBPath
+}

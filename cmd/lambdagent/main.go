@@ -1,0 +1,88 @@
+// Command lambdagent runs Claude agents on stateless compute: one agent
+// turn per request, every bit of state in a store.
+//
+// Usage:
+//
+//	lambdagent dev     zero-setup local server: embedded store + built-in Claude simulator
+//	lambdagent serve   production HTTP server (REDIS_URL, ANTHROPIC_API_KEY)
+//	lambdagent sim     the Claude Messages API simulator alone
+//
+// With AWS_LAMBDA_RUNTIME_API set (inside AWS Lambda) it runs as a Lambda
+// function whatever the arguments. Configuration is read from environment
+// variables, documented in the README.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `lambdagent runs Claude agents on stateless compute.
+
+Usage:
+  lambdagent dev     local server: embedded store + built-in Claude simulator, no keys needed
+  lambdagent serve   production HTTP server (REDIS_URL, ANTHROPIC_API_KEY)
+  lambdagent sim     the Claude Messages API simulator alone (-addr, -latency)
+
+Configuration is read from environment variables; see the README.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lambdagent:", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("see usage above")
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := newLogger(cfg, stderr)
+	mode := ""
+	if len(args) > 0 {
+		mode, args = args[0], args[1:]
+	}
+	switch mode {
+	case "dev":
+		return runDev(ctx, cfg, log, stdout)
+	case "serve":
+		return runServe(ctx, cfg, log)
+	case "sim":
+		return runSim(ctx, args, cfg, log, stdout)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "":
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("no mode given: %w", errUsage)
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown mode %q: %w", mode, errUsage)
+	}
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

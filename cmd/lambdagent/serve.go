@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lambdagent/lambdagent/internal/agent"
+	"github.com/lambdagent/lambdagent/internal/claude"
+	"github.com/lambdagent/lambdagent/internal/httpapi"
+	"github.com/lambdagent/lambdagent/internal/session"
+	"github.com/lambdagent/lambdagent/internal/session/filestore"
+	"github.com/lambdagent/lambdagent/internal/session/redisstore"
+)
+
+// app is everything a process builds once and reuses across requests.
+type app struct {
+	store   session.Store
+	agent   *agent.Agent
+	handler http.Handler
+	closers []func() error
+}
+
+func (a *app) Close() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		errs = append(errs, a.closers[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// openStore opens Redis when REDIS_URL is set, else the embedded file.
+func openStore(cfg config, log *slog.Logger) (session.Store, func() error, error) {
+	if cfg.RedisURL == "" {
+		st, err := filestore.Open(cfg.DBPath, filestore.Config{TTL: cfg.SessionTTL, IdempotencyTTL: cfg.IdemTTL})
+		if err != nil {
+			return nil, nil, fmt.Errorf("open embedded store %s: %w", cfg.DBPath, err)
+		}
+		log.Info("store: embedded file", "path", cfg.DBPath)
+		return st, st.Close, nil
+	}
+	opt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	// Fail fast when Redis is down: a turn answers 503 rather than hang.
+	opt.DialTimeout = 2 * time.Second
+	opt.ReadTimeout = 3 * time.Second
+	opt.WriteTimeout = 3 * time.Second
+	opt.MaxRetries = 1
+	rdb := redis.NewClient(opt)
+	st, err := redisstore.New(rdb, redisstore.Config{Prefix: cfg.RedisPrefix, TTL: cfg.SessionTTL, IdempotencyTTL: cfg.IdemTTL})
+	if err != nil {
+		rdb.Close()
+		return nil, nil, err
+	}
+	log.Info("store: redis", "addr", opt.Addr, "tls", opt.TLSConfig != nil, "prefix", cfg.RedisPrefix)
+	return st, rdb.Close, nil
+}
+
+// newApp builds the store, the Claude client and the HTTP handler.
+func newApp(cfg config, log *slog.Logger) (*app, error) {
+	if cfg.APIKey == "" {
+		return nil, errors.New("ANTHROPIC_API_KEY is not set (use `lambdagent dev` to run without a key)")
+	}
+	model, err := claude.New(claude.Config{APIKey: cfg.APIKey, BaseURL: cfg.BaseURL})
+	if err != nil {
+		return nil, err
+	}
+	st, closeStore, err := openStore(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{store: st, closers: []func() error{closeStore}}
+	a.agent, err = agent.New(st, model, nil, cfg.Agent)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.handler, err = httpapi.New(a.agent, st, httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, Logger: log})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func runServe(ctx context.Context, cfg config, log *slog.Logger) error {
+	a, err := newApp(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (LAMBDAGENT_ADDR): %w", cfg.Addr, err)
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "model", a.agent.Config().Model)
+	return serveHTTP(ctx, ln, a.handler, log)
+}
+
+// serveHTTP serves until ctx ends, then lets in-flight turns finish (and
+// commit) for up to 30 s.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight turns")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+

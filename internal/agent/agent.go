@@ -1,0 +1,298 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"time"
+
+	"github.com/lambdagent/lambdagent/internal/claude"
+	"github.com/lambdagent/lambdagent/internal/session"
+)
+
+// Defaults for a zero [Config].
+const (
+	DefaultModel         = "claude-sonnet-5-5"
+	DefaultMaxTokens     = 4096
+	DefaultLeaseTTL      = 15 * time.Second
+	DefaultQueueWait     = 30 * time.Second
+	DefaultMaxModelCalls = 10
+	DefaultCommitTimeout = 5 * time.Second
+)
+
+// BusyPolicy says what a turn does when another turn of the same session
+// is in flight.
+type BusyPolicy string
+
+const (
+	// Queue waits (up to Config.QueueWait) and then runs on top of the
+	// finished turn.
+	Queue BusyPolicy = "queue"
+	// Reject answers at once with a *session.BusyError (HTTP 409).
+	Reject BusyPolicy = "reject"
+)
+
+// Config tunes an [Agent]. A zero field means its default.
+type Config struct {
+	// Model is the Messages API model. Zero means DefaultModel.
+	Model string
+	// MaxTokens caps each reply. Zero means DefaultMaxTokens.
+	MaxTokens int
+	// System is the system prompt; empty sends none.
+	System string
+	// Busy is the policy for concurrent turns on one session. Zero means Queue.
+	Busy BusyPolicy
+	// QueueWait bounds the wait under Queue. Zero means DefaultQueueWait.
+	QueueWait time.Duration
+	// LeaseTTL is the session lease's lifetime; a turn renews it every
+	// third of it while the model and tools run. A crashed process blocks
+	// its sessions for at most this long. Zero means DefaultLeaseTTL.
+	LeaseTTL time.Duration
+	// MaxModelCalls bounds the model calls of one turn (tool loops). The
+	// last allowed call is made with tools disabled so the turn always ends
+	// on an answer. Zero means DefaultMaxModelCalls.
+	MaxModelCalls int
+	// CommitTimeout bounds the final commit, which runs detached from the
+	// caller's context. Zero means DefaultCommitTimeout.
+	CommitTimeout time.Duration
+}
+
+// Model is the part of the Claude client a turn uses.
+type Model interface {
+	// Create sends a Messages API request body and returns the reply.
+	Create(ctx context.Context, body []byte) (*claude.Reply, error)
+}
+
+// Agent runs turns. It is safe for concurrent use; build one per process.
+type Agent struct {
+	store  session.Store
+	model  Model
+	tools  Tools
+	cfg    Config
+	prefix []byte // `{"model":…,"max_tokens":…[,"system":…]` built once
+}
+
+// New builds an Agent. tools may be nil.
+func New(store session.Store, model Model, tools Tools, cfg Config) (*Agent, error) {
+	if store == nil {
+		return nil, errors.New("agent: nil session.Store")
+	}
+	if model == nil {
+		return nil, errors.New("agent: nil Model")
+	}
+	if cfg.Model == "" {
+		cfg.Model = DefaultModel
+	}
+	if cfg.MaxTokens <= 0 {
+		cfg.MaxTokens = DefaultMaxTokens
+	}
+	switch cfg.Busy {
+	case "":
+		cfg.Busy = Queue
+	case Queue, Reject:
+	default:
+		return nil, fmt.Errorf("agent: unknown busy policy %q (want queue or reject)", cfg.Busy)
+	}
+	if cfg.QueueWait <= 0 {
+		cfg.QueueWait = DefaultQueueWait
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.MaxModelCalls <= 0 {
+		cfg.MaxModelCalls = DefaultMaxModelCalls
+	}
+	if cfg.CommitTimeout <= 0 {
+		cfg.CommitTimeout = DefaultCommitTimeout
+	}
+	a := &Agent{store: store, model: model, tools: tools, cfg: cfg}
+	a.prefix = a.buildPrefix()
+	return a, nil
+}
+
+// Config returns the agent's configuration with defaults applied.
+func (a *Agent) Config() Config { return a.cfg }
+
+// Request is one turn asked of the agent.
+type Request struct {
+	SessionID string
+	Message   string
+	// IdempotencyKey, if set, makes the turn run at most once per session.
+	IdempotencyKey string
+}
+
+// Result is a turn's answer. Its JSON form is what the HTTP API returns
+// and what an idempotent repeat gets back byte for byte.
+type Result struct {
+	Response   string       `json:"response"`
+	SessionID  string       `json:"session_id"`
+	Turn       int64        `json:"turn"`
+	StopReason string       `json:"stop_reason"`
+	ModelCalls int          `json:"model_calls"`
+	Usage      claude.Usage `json:"usage"`
+	RequestID  string       `json:"request_id,omitempty"`
+}
+
+// Answer is a finished turn: its Result and the JSON encoding of it.
+type Answer struct {
+	Result Result
+	// JSON is the encoded Result, as stored for idempotent repeats.
+	JSON []byte
+	// Replayed reports that the answer came from the idempotency record and
+	// no model was called.
+	Replayed bool
+}
+
+// Run runs one turn.
+func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
+	if err := session.ValidID(req.SessionID); err != nil {
+		return nil, err
+	}
+	if req.Message == "" {
+		return nil, fmt.Errorf("%w: empty message", ErrBadRequest)
+	}
+	token := newToken()
+	st, err := a.begin(ctx, session.BeginRequest{
+		ID:             req.SessionID,
+		LeaseToken:     token,
+		LeaseTTL:       a.cfg.LeaseTTL,
+		IdempotencyKey: req.IdempotencyKey,
+		RequestHash:    requestHash(req),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if st.Replay != nil {
+		var r Result
+		if err := json.Unmarshal(st.Replay, &r); err != nil {
+			return nil, fmt.Errorf("decode stored answer of session %s: %w", req.SessionID, err)
+		}
+		return &Answer{Result: r, JSON: st.Replay, Replayed: true}, nil
+	}
+
+	// From here we hold the lease: every exit either commits or releases.
+	committed := false
+	defer func() {
+		if !committed {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CommitTimeout)
+			defer cancel()
+			_ = a.store.Release(rctx, req.SessionID, token)
+		}
+	}()
+
+	tctx, stopRenew := a.keepLease(ctx, req.SessionID, token)
+	res, msgs, counters, err := a.loop(tctx, req, st)
+	stopRenew()
+	if err != nil {
+		return nil, err
+	}
+	res.Turn = st.Turns + 1
+	out, err := json.Marshal(res)
+	if err != nil {
+		return nil, fmt.Errorf("encode answer: %w", err)
+	}
+
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CommitTimeout)
+	defer cancel()
+	_, err = a.store.Commit(cctx, session.Commit{
+		ID:             req.SessionID,
+		LeaseToken:     token,
+		Version:        st.Version,
+		Messages:       msgs,
+		Turns:          1,
+		Counters:       counters,
+		Release:        true,
+		IdempotencyKey: req.IdempotencyKey,
+		RequestHash:    requestHash(req),
+		Response:       out,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("commit turn %d of session %s: %w", res.Turn, req.SessionID, err)
+	}
+	committed = true
+	return &Answer{Result: res, JSON: out}, nil
+}
+
+// begin calls Store.Begin, waiting for a busy session under the Queue
+// policy with jittered polling.
+func (a *Agent) begin(ctx context.Context, br session.BeginRequest) (*session.State, error) {
+	var deadline time.Time
+	wait := 5 * time.Millisecond
+	for {
+		st, err := a.store.Begin(ctx, br)
+		var busy *session.BusyError
+		if !errors.As(err, &busy) || a.cfg.Busy == Reject {
+			return st, err
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(a.cfg.QueueWait)
+		}
+		if time.Now().After(deadline) {
+			return nil, err
+		}
+		// Poll faster than the lease expires: a turn usually releases long
+		// before. Full jitter spreads the waiters.
+		d := min(wait, busy.RetryAfter+time.Millisecond)
+		t := time.NewTimer(mrand.N(d) + time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("wait for session %s: %w", br.ID, ctx.Err())
+		case <-t.C:
+		}
+		wait = min(wait*2, 200*time.Millisecond)
+	}
+}
+
+// keepLease renews the lease every third of its TTL until stop is called.
+// If the lease is lost the returned context is cancelled so the turn stops
+// early; its commit would fail anyway.
+func (a *Agent) keepLease(ctx context.Context, id, token string) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(a.cfg.LeaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := a.store.Renew(ctx, id, token, a.cfg.LeaseTTL); errors.Is(err, session.ErrLeaseLost) {
+					cancel(fmt.Errorf("renew lease of session %s: %w", id, err))
+					return
+				}
+			}
+		}
+	}()
+	return ctx, func() {
+		close(done)
+		<-exited
+		cancel(nil)
+	}
+}
+
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// requestHash identifies a turn request for idempotency: the same key with
+// another message is a client bug that must not get the old answer.
+func requestHash(r Request) string {
+	h := sha256.New()
+	h.Write([]byte(r.SessionID))
+	h.Write([]byte{0})
+	h.Write([]byte(r.Message))
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}

@@ -1,0 +1,15 @@
+// Package agent runs one agent turn: begin (lease + history) → model →
+// tools → model … → commit.
+//
+// A turn costs two store round trips on its uncontended path
+// ([session.Store.Begin] and [session.Store.Commit]) whatever the history
+// length, and builds each Messages API request by concatenating the stored
+// raw JSON messages: no message is decoded or re-encoded, so thinking
+// blocks go back to Claude verbatim and a turn's CPU does not grow with
+// its history beyond copying bytes.
+//
+// Nothing is written unless the whole turn succeeds: the user message, each
+// assistant message and each tool_result message are committed together
+// at the end, with the idempotency record, on a context detached from the
+// caller's (a client hanging up must not leave half a turn).
+package agent

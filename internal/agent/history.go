@@ -1,0 +1,91 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+var (
+	userPrefix      = []byte(`{"role":"user"`)
+	assistantPrefix = []byte(`{"role":"assistant"`)
+)
+
+// role returns a stored message's role. Messages this package wrote start
+// with the role, so the common case is a prefix compare, not a decode.
+func role(m json.RawMessage) (string, error) {
+	switch {
+	case bytes.HasPrefix(m, userPrefix):
+		return "user", nil
+	case bytes.HasPrefix(m, assistantPrefix):
+		return "assistant", nil
+	}
+	var v struct {
+		Role string `json:"role"`
+	}
+	if err := json.Unmarshal(m, &v); err != nil {
+		return "", fmt.Errorf("decode message: %w", err)
+	}
+	return v.Role, nil
+}
+
+// checkHistory makes sure a stored transcript can be sent to Claude: roles
+// alternate starting with the user, and it ends with an assistant message.
+// A trailing assistant tool_use without its tool_result (left by an older
+// version or a hand edit) is repaired: pending holds is_error tool_results
+// to send first in the next user message. Anything else is
+// ErrBrokenHistory with the position of the fault: it is never sent as is.
+func checkHistory(msgs []json.RawMessage) (history, pending []json.RawMessage, err error) {
+	want := "user"
+	for i, m := range msgs {
+		r, err := role(m)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: message %d: %v", ErrBrokenHistory, i, err)
+		}
+		if r != want {
+			return nil, nil, fmt.Errorf("%w: message %d has role %q, want %q", ErrBrokenHistory, i, r, want)
+		}
+		if want == "user" {
+			want = "assistant"
+		} else {
+			want = "user"
+		}
+	}
+	if len(msgs) == 0 {
+		return msgs, nil, nil
+	}
+	if want == "assistant" {
+		return nil, nil, fmt.Errorf("%w: last message %d is a user message with no answer", ErrBrokenHistory, len(msgs)-1)
+	}
+	last := msgs[len(msgs)-1]
+	if !bytes.Contains(last, []byte(`"tool_use"`)) {
+		return msgs, nil, nil
+	}
+	calls, _, err := parseContent(contentOf(last))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: last message: %v", ErrBrokenHistory, err)
+	}
+	for _, c := range calls {
+		pending = append(pending, toolError(c.ID, "This tool call was interrupted before it returned a result; it may or may not have run."))
+	}
+	return msgs, pending, nil
+}
+
+func contentOf(m json.RawMessage) json.RawMessage {
+	var v struct {
+		Content json.RawMessage `json:"content"`
+	}
+	_ = json.Unmarshal(m, &v)
+	return v.Content
+}
+
+// toolError renders an is_error tool_result block.
+func toolError(id, msg string) json.RawMessage {
+	b, _ := json.Marshal(struct {
+		Type      string      `json:"type"`
+		ToolUseID string      `json:"tool_use_id"`
+		Content   []textBlock `json:"content"`
+		IsError   bool        `json:"is_error"`
+	}{"tool_result", id, []textBlock{{"text", msg}}, true})
+	return b
+}

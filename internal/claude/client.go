@@ -1,0 +1,185 @@
+package claude
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/anthropics/anthropic-sdk-go"
+	"github.com/anthropics/anthropic-sdk-go/option"
+
+	"github.com/lambdagent/lambdagent/internal/retry"
+)
+
+// Config configures a [Client]. A zero field means its default.
+type Config struct {
+	// APIKey is sent as x-api-key. Required.
+	APIKey string
+	// BaseURL points the client elsewhere (the simulator, a proxy). Empty
+	// means the SDK's default, https://api.anthropic.com.
+	BaseURL string
+	// HTTPClient carries the requests. Nil means a client with sane
+	// connection pooling and no overall timeout (the context bounds calls).
+	HTTPClient *http.Client
+	// Retry is the one retry policy for model calls.
+	Retry retry.Policy
+}
+
+// Client sends Messages API requests. Build one per process and share it:
+// it is safe for concurrent use and keeps its connections warm.
+type Client struct {
+	sdk   anthropic.Client
+	retry retry.Policy
+}
+
+// New builds a Client.
+func New(cfg Config) (*Client, error) {
+	if cfg.APIKey == "" {
+		return nil, errors.New("claude: no API key")
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 64
+		hc = &http.Client{Transport: tr}
+	}
+	opts := []option.RequestOption{
+		option.WithAPIKey(cfg.APIKey),
+		option.WithHTTPClient(hc),
+		option.WithMaxRetries(0), // retries are ours: see Policy
+	}
+	if cfg.BaseURL != "" {
+		opts = append(opts, option.WithBaseURL(cfg.BaseURL))
+	}
+	return &Client{sdk: anthropic.NewClient(opts...), retry: cfg.Retry}, nil
+}
+
+// Usage is the token accounting of one reply.
+type Usage struct {
+	InputTokens              int64 `json:"input_tokens"`
+	OutputTokens             int64 `json:"output_tokens"`
+	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+}
+
+// Add sums u and v.
+func (u Usage) Add(v Usage) Usage {
+	return Usage{
+		InputTokens:              u.InputTokens + v.InputTokens,
+		OutputTokens:             u.OutputTokens + v.OutputTokens,
+		CacheCreationInputTokens: u.CacheCreationInputTokens + v.CacheCreationInputTokens,
+		CacheReadInputTokens:     u.CacheReadInputTokens + v.CacheReadInputTokens,
+	}
+}
+
+// Reply is what a turn keeps of a Messages API response.
+type Reply struct {
+	ID    string `json:"id"`
+	Model string `json:"model"`
+	// Content is the raw content array, exactly as Claude sent it.
+	Content    json.RawMessage `json:"content"`
+	StopReason string          `json:"stop_reason"`
+	Usage      Usage           `json:"usage"`
+	// RequestID is the request-id response header.
+	RequestID string `json:"-"`
+	// Attempts counts the HTTP requests made, retries included.
+	Attempts int `json:"-"`
+}
+
+// Create sends a Messages API request whose JSON body the caller built,
+// retrying transient failures, and decodes the reply.
+func (c *Client) Create(ctx context.Context, body []byte) (*Reply, error) {
+	var reply *Reply
+	attempts := 0
+	err := c.retry.Do(ctx, func(ctx context.Context) error {
+		attempts++
+		r, err := c.create(ctx, body)
+		reply = r
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	reply.Attempts = attempts
+	return reply, nil
+}
+
+func (c *Client) create(ctx context.Context, body []byte) (*Reply, error) {
+	var raw []byte
+	var resp *http.Response
+	err := c.sdk.Post(ctx, "v1/messages", nil, &raw,
+		option.WithRequestBody("application/json", body),
+		option.WithResponseInto(&resp))
+	if err != nil {
+		return nil, classify(ctx, err)
+	}
+	var r Reply
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("claude: decode reply: %w", err)
+	}
+	if len(r.Content) == 0 || r.Content[0] != '[' {
+		return nil, fmt.Errorf("claude: reply %s has no content array", r.ID)
+	}
+	if resp != nil {
+		r.RequestID = resp.Header.Get("request-id")
+	}
+	return &r, nil
+}
+
+// classify turns SDK and transport errors into StatusError or
+// TransportError; context errors pass through so callers see them as such.
+func classify(ctx context.Context, err error) error {
+	var apiErr *anthropic.Error
+	if errors.As(err, &apiErr) {
+		se := &StatusError{Code: apiErr.StatusCode, Type: string(apiErr.Type()), RequestID: apiErr.RequestID}
+		var body struct {
+			Error struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if json.Unmarshal([]byte(apiErr.RawJSON()), &body) == nil {
+			se.Message = body.Error.Message
+		}
+		if apiErr.Response != nil {
+			se.Wait = retryAfter(apiErr.Response.Header)
+			if se.RequestID == "" {
+				se.RequestID = apiErr.Response.Header.Get("request-id")
+			}
+		}
+		return se
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("claude: %w", ctx.Err())
+	}
+	return &TransportError{Err: err}
+}
+
+// retryAfter reads the retry-after header (seconds or an HTTP date) and,
+// failing that, the earliest anthropic-ratelimit-*-reset (RFC 3339).
+func retryAfter(h http.Header) time.Duration {
+	if v := h.Get("retry-after"); v != "" {
+		if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
+			return time.Duration(s * float64(time.Second))
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			return max(time.Until(t), 0)
+		}
+	}
+	var best time.Duration
+	for k, vs := range h {
+		if !strings.HasPrefix(strings.ToLower(k), "anthropic-ratelimit-") || !strings.HasSuffix(strings.ToLower(k), "-reset") || len(vs) == 0 {
+			continue
+		}
+		if t, err := time.Parse(time.RFC3339, vs[0]); err == nil {
+			if d := time.Until(t); d > 0 && (best == 0 || d < best) {
+				best = d
+			}
+		}
+	}
+	return best
+}

@@ -1,0 +1,146 @@
+// Package claudesim simulates the Anthropic Messages API, so that tests and
+// the dev mode run lambdagent's real client code (anthropic-sdk-go) against
+// a local server that answers as the API documents, deterministically and
+// without a network.
+//
+// A [Server] is an http.Handler; serve it with httptest.NewServer and point
+// the SDK at it with option.WithBaseURL. It answers
+//
+//   - POST /v1/messages, as JSON or, with "stream": true, as server-sent
+//     events: message_start, ping, then for each content block
+//     content_block_start, its content_block_delta events (thinking_delta
+//     and one signature_delta, text_delta, input_json_delta) and
+//     content_block_stop, then message_delta (stop_reason and cumulative
+//     usage) and message_stop;
+//   - POST /v1/messages/count_tokens;
+//   - GET /v1/models and GET /v1/models/{id}.
+//
+// Every response carries a request-id header and the
+// anthropic-ratelimit-{requests,input-tokens,output-tokens}-{limit,remaining,reset}
+// headers; every error is the documented body
+// {"type":"error","error":{"type":…,"message":…},"request_id":…}.
+//
+// # Replies
+//
+// Replies are made up, deterministically, from the request:
+//
+//   - Echo (the default): the text is "echo: TEXT (messages: N)", where TEXT
+//     joins the text blocks of the last user turn with "\n" and N is the
+//     number of messages the request carried, so a test can see what
+//     history reached the model.
+//   - Tool directive: when the last user turn's text contains
+//     [[tool NAME]] or [[tool NAME {JSON object}]] (one or several;
+//     whitespace may separate the parts; the JSON may hold "]]" inside
+//     strings) and the request's tools include NAME, the reply is a
+//     thinking block, the text "calling: NAME, …" and one tool_use block
+//     (id toolu_01…) per directive, in order, with stop_reason tool_use.
+//     Directives naming undeclared tools, or malformed ones, are ignored.
+//     tool_choice "none" ignores them all; disable_parallel_tool_use keeps
+//     the first. On a model that allows forced tool_choice, "any" or "tool"
+//     without a directive calls the first (or named) tool with {}.
+//   - Tool results: when the last user turn carries tool_result blocks (and
+//     no directive), the reply is "tool results: NAME=CONTENT; …" in the
+//     order of the results, CONTENT being the result's text ("(error) "
+//     first when is_error), with stop_reason end_turn.
+//
+// stop_sequences cut the text at the first one found (stop_reason
+// stop_sequence); max_tokens cuts the reply at that many output tokens
+// (stop_reason max_tokens), dropping a tool call that does not fit whole.
+//
+// # Models and thinking
+//
+// The model table ([Models]) holds claude-sonnet-5-5, claude-opus-5-5,
+// claude-haiku-5-5 and the older claude-sonnet-4-5 (also under its dated
+// name) with their documented context window and max output. An unknown
+// model gets 404 not_found_error "model: NAME"; max_tokens above the
+// model's limit or a prompt above its context window get 400.
+//
+// The 5.5 models think adaptively by default: a reply starts with a
+// thinking block whose display defaults to "omitted" (empty thinking text,
+// signature kept), as documented; thinking.display "summarized" returns
+// the text. On them, temperature/top_p/top_k other than the defaults,
+// thinking {"type":"enabled"} with budget_tokens, assistant prefill (a last
+// turn from the assistant) and forced tool_choice ("any", "tool") get 400
+// invalid_request_error; thinking {"type":"disabled"} gets 400 too, except
+// on Haiku 5.5, which accepts it (as the docs say, at effort high or
+// below). Sonnet 5.5 takes {"type":"between_tools"}: no up-front thinking,
+// but a thinking note still precedes tool calls. claude-sonnet-4-5 has none
+// of these restrictions and thinks only when asked with budget_tokens.
+//
+// Each thinking block is signed: the signature carries the full reasoning
+// and an HMAC (keyed by Config.SigningKey) over it and the text returned.
+// Every thinking block sent back is verified, and one whose text or
+// signature changed gets 400 "Invalid `signature` in `thinking` block".
+// While thinking is on, the assistant turn of an open tool loop (the turn
+// whose tool_use blocks the last user turn answers) must start with its
+// thinking block, or the request gets the documented 400.
+//
+// # Validation
+//
+// As the API does, the simulator rejects, with 400 invalid_request_error
+// and messages shaped like the API's: bad JSON; missing model, max_tokens
+// or messages; an empty messages array; a first message not from the user;
+// a role other than user or assistant; empty content or empty text blocks;
+// unknown block types; a tool_result without a tool_use of that id in the
+// previous turn; a tool_use without its tool_result in the next turn;
+// duplicate tool names; more than four cache_control breakpoints. It does
+// not reject consecutive messages of the same role: it combines them into
+// one turn, as documented. Without a key (x-api-key or Authorization:
+// Bearer) it answers 401 authentication_error unless Config.AllowNoAPIKey;
+// without an anthropic-version header, 400.
+//
+// # Tokens and prompt caching
+//
+// Tokens are estimated locally as ceil(bytes/4) per tool definition,
+// system block and content block (text, tool_use name and input,
+// tool_result content, thinking text), with no per-message overhead; the
+// same estimate serves usage, count_tokens, rate limits and caching.
+// Output tokens count the full reasoning of a thinking block, even when
+// its display is omitted.
+//
+// cache_control {"type":"ephemeral","ttl":"5m"|"1h"} breakpoints on tools,
+// system blocks and message content blocks, and the top-level cache_control
+// (automatic caching: a breakpoint on the last block), cache the prefix in
+// the order tools → system → messages, keyed by a hash of the model and the
+// exact prefix content. A request reads the longest live prefix found at a
+// breakpoint or up to 20 blocks before one, and writes the prefixes of its
+// later breakpoints that reach the model's minimum (512 tokens for Sonnet
+// and Opus 5.5, 1,024 for the others). usage reports the read prefix as
+// cache_read_input_tokens, the newly written part as
+// cache_creation_input_tokens (split by TTL in cache_creation), and the
+// rest as input_tokens. Entries live 5 minutes (or 1 hour), refreshed on
+// each read, by Config.Now, so tests move a fake clock instead of sleeping.
+//
+// # Faults, limits and latency
+//
+// Config.Rate429, Rate529 and Rate500 inject errors at random (seeded by
+// Config.Seed), after validation. Config.RequestsPerMinute,
+// InputTokensPerMinute and OutputTokensPerMinute are enforced as token
+// buckets, so a test can run into a real 429 whose retry-after says when
+// the request would fit. Config.Latency (plus LatencyJitter) is waited
+// before answering, spread over the events of a stream; a request whose
+// context ends stops waiting and is recorded with status 499.
+//
+// # Records
+//
+// [Server.Requests] returns the most recent requests (body, headers with
+// credentials redacted, status, usage), [Recorded.Turns] decodes their
+// history, [Server.Stats] counts requests, statuses and tokens in all and
+// per minute, and [Server.Reset] clears both. All are safe for concurrent
+// use.
+//
+// # Simplifications
+//
+// The simulator does not model: real tokenization (counts differ from the
+// API's); images, documents and server tools beyond accepting and counting
+// them; the removal of earlier turns' thinking from the context (all
+// thinking text is counted); the binding of thinking blocks to a model or
+// conversation (only the HMAC key matters); errors in the middle of a
+// stream (injected errors are sent as the HTTP status, before any event);
+// cache invalidation by changes to tool_choice, thinking or images, and the
+// rule that 1h entries precede 5m ones; the separate rate limits of
+// count_tokens (it is not limited) and of the models endpoints; unknown
+// top-level request fields (accepted and ignored, where the API may answer
+// 400); the text between tool calls that Sonnet 5.5 returns as thinking.
+// The signature carries the reasoning base64-encoded, not encrypted.
+package claudesim

@@ -1,0 +1,240 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/lambdagent/lambdagent/internal/agent"
+	"github.com/lambdagent/lambdagent/internal/session"
+)
+
+// DefaultMaxBodyBytes is the request body limit of a zero Config.
+const DefaultMaxBodyBytes = 1 << 20
+
+// IdempotencyKeyHeader makes a turn run at most once.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// Turner runs turns; *agent.Agent is one.
+type Turner interface {
+	Run(ctx context.Context, req agent.Request) (*agent.Answer, error)
+}
+
+// Sessions reads and deletes sessions; session.Store is one.
+type Sessions interface {
+	Load(ctx context.Context, id string) (*session.State, error)
+	Delete(ctx context.Context, id string) error
+}
+
+// Config tunes the handler. A zero field means its default.
+type Config struct {
+	// MaxBodyBytes limits request bodies (413 beyond). Zero means
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Logger receives one line per failed request. Nil means slog.Default().
+	Logger *slog.Logger
+	// Extra, if set, serves paths the API does not know (e.g. /metrics,
+	// /mcp) before the JSON 404.
+	Extra map[string]http.Handler
+}
+
+type handler struct {
+	turns    Turner
+	sessions Sessions
+	maxBody  int64
+	log      *slog.Logger
+	mux      *http.ServeMux
+}
+
+// New returns the API handler.
+func New(t Turner, s Sessions, cfg Config) (http.Handler, error) {
+	if t == nil || s == nil {
+		return nil, errors.New("httpapi: nil Turner or Sessions")
+	}
+	h := &handler{turns: t, sessions: s, maxBody: cfg.MaxBodyBytes, log: cfg.Logger, mux: http.NewServeMux()}
+	if h.maxBody <= 0 {
+		h.maxBody = DefaultMaxBodyBytes
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	// Routes take every method and check it themselves so that a wrong
+	// method gets a JSON 405, not ServeMux's text one.
+	h.mux.HandleFunc("/agent", h.only("POST", h.postAgent))
+	h.mux.HandleFunc("/v1/sessions/{id}/turns", h.only("POST", h.postTurn))
+	h.mux.HandleFunc("/v1/sessions/{id}", h.session)
+	h.mux.HandleFunc("/healthz", h.only("GET", h.healthz))
+	for path, x := range cfg.Extra {
+		h.mux.Handle(path, x)
+	}
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		h.writeError(w, r, &Error{Status: http.StatusNotFound, Type: "not_found", Message: "no such endpoint: " + r.URL.Path})
+	})
+	return h, nil
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil && v != http.ErrAbortHandler {
+			h.writeError(w, r, fmt.Errorf("panic: %v", v))
+		}
+	}()
+	h.mux.ServeHTTP(w, r)
+}
+
+func (h *handler) only(method string, f http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != method {
+			w.Header().Set("Allow", method)
+			h.writeError(w, r, &Error{Status: http.StatusMethodNotAllowed, Type: "method_not_allowed", Message: r.Method + " is not allowed here; use " + method})
+			return
+		}
+		f(w, r)
+	}
+}
+
+// AgentRequest is the body of POST /agent, the seed article's shape.
+type AgentRequest struct {
+	SessionID string `json:"session_id"`
+	Message   string `json:"message"`
+}
+
+func (h *handler) postAgent(w http.ResponseWriter, r *http.Request) {
+	var req AgentRequest
+	if err := h.decode(w, r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if req.SessionID == "" {
+		h.writeError(w, r, badRequest("session_id is required"))
+		return
+	}
+	h.turn(w, r, req.SessionID, req.Message)
+}
+
+func (h *handler) postTurn(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Message string `json:"message"`
+	}
+	if err := h.decode(w, r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.turn(w, r, r.PathValue("id"), req.Message)
+}
+
+func (h *handler) turn(w http.ResponseWriter, r *http.Request, id, msg string) {
+	if err := session.ValidID(id); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if msg == "" {
+		h.writeError(w, r, badRequest("message is required and must not be empty"))
+		return
+	}
+	key := r.Header.Get(IdempotencyKeyHeader)
+	if len(key) > 256 {
+		h.writeError(w, r, badRequest(IdempotencyKeyHeader+" is longer than 256 bytes"))
+		return
+	}
+	ans, err := h.turns.Run(r.Context(), agent.Request{SessionID: id, Message: msg, IdempotencyKey: key})
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if ans.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeRaw(w, http.StatusOK, ans.JSON)
+}
+
+// SessionView is the body of GET /v1/sessions/{id}.
+type SessionView struct {
+	SessionID string            `json:"session_id"`
+	Turns     int64             `json:"turns"`
+	Version   int64             `json:"version"`
+	Counters  map[string]int64  `json:"counters,omitempty"`
+	Messages  []json.RawMessage `json:"messages"`
+}
+
+func (h *handler) session(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := session.ValidID(id); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		st, err := h.sessions.Load(r.Context(), id)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		if st.Version == 0 && st.Turns == 0 {
+			h.writeError(w, r, &Error{Status: http.StatusNotFound, Type: "not_found", Message: "no session " + id})
+			return
+		}
+		writeJSON(w, http.StatusOK, SessionView{SessionID: id, Turns: st.Turns, Version: st.Version, Counters: st.Counters, Messages: st.Messages})
+	case http.MethodDelete:
+		if err := h.sessions.Delete(r.Context(), id); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		w.Header().Set("Allow", "GET, DELETE")
+		h.writeError(w, r, &Error{Status: http.StatusMethodNotAllowed, Type: "method_not_allowed", Message: r.Method + " is not allowed here; use GET or DELETE"})
+	}
+}
+
+func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "time": time.Now().UTC().Format(time.RFC3339)})
+}
+
+func badRequest(msg string) *Error {
+	return &Error{Status: http.StatusBadRequest, Type: "invalid_request", Message: msg}
+}
+
+// decode reads a JSON object body into v, within the size limit. Unknown
+// fields are allowed (callers such as SQS producers may add their own).
+func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return badRequest("read body: " + err.Error())
+	}
+	return DecodeJSON(body, v)
+}
+
+// DecodeJSON decodes exactly one JSON object from body into v, with a
+// message fit for the client on failure.
+func DecodeJSON(body []byte, v any) error {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return badRequest("request body is empty; send a JSON object")
+	}
+	if body[0] != '{' {
+		return badRequest("request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return badRequest(fmt.Sprintf("field %q must be a %s", te.Field, te.Type))
+		}
+		return badRequest("invalid JSON: " + err.Error())
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("invalid JSON: data after the object")
+	}
+	return nil
+}

@@ -1,0 +1,74 @@
+package redistest_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lambdagent/lambdagent/internal/redistest"
+)
+
+func TestStartShares(t *testing.T) {
+	a := redistest.Start(t)
+	b := redistest.Start(t)
+	if a != b {
+		t.Errorf("Start twice in one test = %q, %q; want one server", a, b)
+	}
+	if err := redistest.Client(t, a).Ping(t.Context()).Err(); err != nil {
+		t.Fatalf("PING: %v", err)
+	}
+}
+
+func TestPrefix(t *testing.T) {
+	a := redistest.Prefix(t)
+	if b := redistest.Prefix(t); a != b {
+		t.Errorf("Prefix twice with one t = %q, %q; want the same", a, b)
+	}
+	var sub string
+	t.Run("sub{tag}", func(t *testing.T) { sub = redistest.Prefix(t) })
+	if sub == a {
+		t.Errorf("Prefix of a subtest = %q, the same as its parent's", sub)
+	}
+	for _, p := range []string{a, sub} {
+		if !strings.HasSuffix(p, ":") || strings.ContainsAny(p, "{}") {
+			t.Errorf("Prefix = %q; want a ':' suffix and no braces", p)
+		}
+	}
+}
+
+func TestServerKillRestart(t *testing.T) {
+	srv := redistest.StartServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialerRetries: 1, DialTimeout: time.Second})
+	t.Cleanup(func() { rdb.Close() })
+	ctx := t.Context()
+
+	if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	srv.Kill()
+	if err := rdb.Ping(ctx).Err(); err == nil {
+		t.Fatal("PING after Kill succeeded")
+	}
+	srv.Kill() // a second Kill does nothing
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pingCtx).Err(); err != nil {
+		t.Fatalf("PING after Restart: %v", err)
+	}
+	// The server starts empty: nothing is saved.
+	if err := rdb.Get(ctx, "k").Err(); err != redis.Nil {
+		t.Errorf("GET after Restart: err = %v; want redis.Nil", err)
+	}
+	if err := srv.Restart(); err != nil { // restart a running server
+		t.Fatal(err)
+	}
+	if err := rdb.Ping(pingCtx).Err(); err != nil {
+		t.Fatalf("PING after second Restart: %v", err)
+	}
+}

@@ -1,0 +1,117 @@
+package retry
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+type testErr struct {
+	retry bool
+	after time.Duration
+}
+
+func (e *testErr) Error() string             { return "test error" }
+func (e *testErr) Retryable() bool           { return e.retry }
+func (e *testErr) RetryAfter() time.Duration { return e.after }
+
+func TestDo(t *testing.T) {
+	transient := &testErr{retry: true}
+	permanent := &testErr{retry: false}
+	tests := []struct {
+		name      string
+		errs      []error // returned by successive attempts; nil after the list
+		policy    Policy
+		timeout   time.Duration
+		wantCalls int
+		wantErr   error
+	}{
+		{name: "first try", errs: nil, wantCalls: 1},
+		{name: "transient then ok", errs: []error{transient, transient}, wantCalls: 3},
+		{name: "permanent stops", errs: []error{permanent, transient}, wantCalls: 1, wantErr: permanent},
+		{name: "plain error stops", errs: []error{errors.New("x")}, wantCalls: 1, wantErr: errors.New("x")},
+		{name: "attempts exhausted", errs: []error{transient, transient, transient, transient}, policy: Policy{Attempts: 3}, wantCalls: 3, wantErr: transient},
+		{name: "no wait past deadline", errs: []error{&testErr{retry: true, after: time.Minute}}, policy: Policy{Cap: time.Hour}, timeout: 10 * time.Second, wantCalls: 1, wantErr: transient},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := t.Context()
+				if tc.timeout > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, tc.timeout)
+					defer cancel()
+				}
+				calls := 0
+				err := tc.policy.Do(ctx, func(context.Context) error {
+					calls++
+					if calls <= len(tc.errs) {
+						return tc.errs[calls-1]
+					}
+					return nil
+				})
+				if calls != tc.wantCalls {
+					t.Errorf("calls = %d, want %d", calls, tc.wantCalls)
+				}
+				if (err == nil) != (tc.wantErr == nil) {
+					t.Errorf("err = %v, want %v", err, tc.wantErr)
+				}
+			})
+		})
+	}
+}
+
+func TestDoHonoursRetryAfter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		calls := 0
+		err := Policy{Base: time.Millisecond}.Do(t.Context(), func(context.Context) error {
+			calls++
+			if calls == 1 {
+				return &testErr{retry: true, after: 7 * time.Second}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if waited := time.Since(start); waited < 7*time.Second {
+			t.Errorf("waited %v, want at least the 7s retry-after", waited)
+		}
+	})
+}
+
+func TestDoStopsOnCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		go func() { time.Sleep(time.Second); cancel() }()
+		calls := 0
+		start := time.Now()
+		err := Policy{Attempts: 100, Base: 10 * time.Second, Cap: 10 * time.Second}.Do(ctx, func(context.Context) error {
+			calls++
+			return &testErr{retry: true, after: 10 * time.Second}
+		})
+		if err == nil || calls != 1 {
+			t.Errorf("err = %v after %d calls, want the transient error after 1", err, calls)
+		}
+		if d := time.Since(start); d != time.Second {
+			t.Errorf("returned after %v, want 1s (at cancel)", d)
+		}
+	})
+}
+
+func TestBackoffBounds(t *testing.T) {
+	for attempt := 1; attempt < 70; attempt++ {
+		for range 50 {
+			d := Backoff(attempt, 100*time.Millisecond, 3*time.Second)
+			if d < 0 || d > 3*time.Second {
+				t.Fatalf("Backoff(%d) = %v, outside [0, 3s]", attempt, d)
+			}
+			if attempt == 1 && d > 100*time.Millisecond {
+				t.Fatalf("Backoff(1) = %v > base", d)
+			}
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package redisstore
+
+import "github.com/redis/go-redis/v9"
+
+// The scripts below are the whole protocol. Each runs atomically on the
+// server, so a check and the writes it guards cannot be split by another
+// client, and each is one round trip (EVALSHA; go-redis falls back to
+// EVAL once after the server lost its script cache).
+//
+// Every key a script touches carries the session's hash tag, so in Redis
+// Cluster they all live in one slot. deleteScript reaches idempotency keys
+// it was not passed as KEYS; that is allowed because they share the slot.
+//
+// Replies are arrays whose first element names the outcome; store.go maps
+// them to the session package's errors.
+
+// beginScript checks the idempotency record, then the lease, then takes
+// the lease and reads the session.
+//
+//	KEYS: msgs, meta, lease[, idem record when ARGV[3] is set]
+//	ARGV: lease token, lease TTL in ms, idempotency key, request hash
+//	→ {"replay", response} | {"mismatch"} | {"busy", lease PTTL, same key 0/1}
+//	  | {"ok", messages, meta as field/value pairs}
+//
+// A lease held with the caller's own token is taken again: that Begin is
+// a retry of one whose reply was lost.
+var beginScript = redis.NewScript(`
+if ARGV[3] ~= '' then
+  local rec = redis.call('HMGET', KEYS[4], 'h', 'r')
+  if rec[1] then
+    if rec[1] ~= ARGV[4] then return {'mismatch'} end
+    return {'replay', rec[2]}
+  end
+end
+local held = redis.call('HMGET', KEYS[3], 't', 'k')
+if held[1] and held[1] ~= ARGV[1] then
+  local same = 0
+  if ARGV[3] ~= '' and held[2] == ARGV[3] then same = 1 end
+  return {'busy', redis.call('PTTL', KEYS[3]), same}
+end
+redis.call('HSET', KEYS[3], 't', ARGV[1], 'k', ARGV[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+return {'ok', redis.call('LRANGE', KEYS[1], 0, -1), redis.call('HGETALL', KEYS[2])}
+`)
+
+// commitScript checks the lease token (fencing) and the version, then
+// appends, adds to the sums, stores the idempotency record, refreshes the
+// TTL and maybe ends the lease. It writes only the new messages, so the
+// bytes sent per turn do not grow with the history. All checks come
+// before the first write: Redis does not roll a script back.
+//
+//	KEYS: msgs, meta, lease, idemkeys[, idem record when ARGV[7] is set]
+//	ARGV: 1 lease token, 2 version, 3 turns, 4 release "1"/"0",
+//	      5 session TTL ms, 6 idempotency TTL ms, 7 idempotency key,
+//	      8 request hash, 9 response, 10 counter count n,
+//	      11…10+2n counter name/delta pairs, then the messages
+//	→ {"lost"} | {"conflict", current version} | {"ok", new version}
+//
+// idemkeys is a sorted set of the session's idempotency keys scored by
+// their expiry in ms, so Delete finds them without SCAN and a commit
+// drops the expired ones.
+var commitScript = redis.NewScript(`
+if redis.call('HGET', KEYS[3], 't') ~= ARGV[1] then return {'lost'} end
+local len = redis.call('LLEN', KEYS[1])
+if len ~= tonumber(ARGV[2]) then return {'conflict', len} end
+local first = 11 + 2 * tonumber(ARGV[10])
+for i = first, #ARGV, 1000 do
+  len = redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('HINCRBY', KEYS[2], 'turns', ARGV[3])
+for i = 11, first - 1, 2 do
+  redis.call('HINCRBY', KEYS[2], 'c:' .. ARGV[i], ARGV[i + 1])
+end
+if ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[5], 'h', ARGV[8], 'r', ARGV[9])
+  redis.call('PEXPIRE', KEYS[5], ARGV[6])
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[6]), ARGV[7])
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+  redis.call('PEXPIRE', KEYS[4], ARGV[5])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+if ARGV[4] == '1' then redis.call('DEL', KEYS[3]) end
+return {'ok', len}
+`)
+
+// renewScript extends the lease if the token holds it.
+//
+//	KEYS: lease; ARGV: token, TTL ms → 1 renewed | 0 not held
+var renewScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 't') ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`)
+
+// releaseScript ends the lease if the token holds it.
+//
+//	KEYS: lease; ARGV: token → 1 released | 0 not held
+var releaseScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 't') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+`)
+
+// loadScript reads messages and meta in one consistent snapshot, which a
+// pipeline would not give.
+//
+//	KEYS: msgs, meta → {messages, meta as field/value pairs}
+var loadScript = redis.NewScript(`
+return {redis.call('LRANGE', KEYS[1], 0, -1), redis.call('HGETALL', KEYS[2])}
+`)
+
+// deleteScript removes every key of a session. UNLINK frees a long
+// history in the background.
+//
+//	KEYS: msgs, meta, lease, idemkeys; ARGV: idempotency key prefix → 1
+var deleteScript = redis.NewScript(`
+for _, k in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+  redis.call('UNLINK', ARGV[1] .. k)
+end
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+return 1
+`)
