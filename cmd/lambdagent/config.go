@@ -142,5 +142,3 @@ func redact(u string) string {
 	}
 	return u[:scheme+3] + "…@" + u[at+1:]
 }
-
-

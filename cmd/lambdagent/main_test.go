@@ -257,5 +257,3 @@ func TestBadUsage(t *testing.T) {
 		})
 	}
 }
-
-

@@ -124,5 +124,3 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.L
 	}
 	return nil
 }
-
-
