@@ -177,7 +177,7 @@ func TestTwoServersShareRedis(t *testing.T) {
 	simSrv := httptest.NewServer(sim)
 	defer simSrv.Close()
 	env := []string{
-		"REDIS_URL=redis://" + redisAddr,
+		"REDIS_URL=" + redistest.URL(redisAddr),
 		"LAMBDAGENT_REDIS_PREFIX=" + redistest.Prefix(t),
 		"ANTHROPIC_API_KEY=test-key",
 		"ANTHROPIC_BASE_URL=" + simSrv.URL,

@@ -54,6 +54,7 @@ func openStore(cfg config, log *slog.Logger) (session.Store, func() error, error
 	opt.ReadTimeout = 3 * time.Second
 	opt.WriteTimeout = 3 * time.Second
 	opt.MaxRetries = 1
+	opt.DialerRetries = 1
 	rdb := redis.NewClient(opt)
 	st, err := redisstore.New(rdb, redisstore.Config{Prefix: cfg.RedisPrefix, TTL: cfg.SessionTTL, IdempotencyTTL: cfg.IdemTTL})
 	if err != nil {

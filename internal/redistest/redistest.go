@@ -107,6 +107,15 @@ func Client(t testing.TB, addr string) *redis.Client {
 	return rdb
 }
 
+// URL returns addr, as [Start] returns it, as a redis:// URL: the form a
+// child process configured through $REDIS_URL needs.
+func URL(addr string) string {
+	if strings.Contains(addr, "://") {
+		return addr
+	}
+	return "redis://" + addr
+}
+
 var (
 	runID    = strings.ToLower(rand.Text()[:6])
 	nprefix  atomic.Int64

@@ -22,6 +22,20 @@ func TestStartShares(t *testing.T) {
 	}
 }
 
+func TestURL(t *testing.T) {
+	for _, tc := range []struct{ addr, want string }{
+		{"127.0.0.1:6379", "redis://127.0.0.1:6379"},
+		{"rediss://user:pw@example.com:6380/2", "rediss://user:pw@example.com:6380/2"},
+	} {
+		if got := redistest.URL(tc.addr); got != tc.want {
+			t.Errorf("URL(%q) = %q; want %q", tc.addr, got, tc.want)
+		}
+		if _, err := redis.ParseURL(redistest.URL(tc.addr)); err != nil {
+			t.Errorf("ParseURL(URL(%q)): %v", tc.addr, err)
+		}
+	}
+}
+
 func TestPrefix(t *testing.T) {
 	a := redistest.Prefix(t)
 	if b := redistest.Prefix(t); a != b {

@@ -58,7 +58,8 @@ type State struct {
 	// Turns counts completed turns.
 	Turns int64
 	// Messages is the history, oldest first, each the raw JSON of one
-	// Messages API message object.
+	// Messages API message object. They are read-only: a store may hand out
+	// views of its own buffers.
 	Messages []json.RawMessage
 	// Counters are the running sums committed through [Commit.Counters]
 	// (token usage, cost). Nil when there are none.

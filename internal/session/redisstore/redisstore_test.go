@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -111,91 +109,6 @@ func TestKeys(t *testing.T) {
 	}
 }
 
-// A counter counts the commands a client sends, the bytes of their
-// arguments and the bytes it reads back.
-type counter struct {
-	mu    sync.Mutex
-	on    bool // guarded by mu, as are the fields below
-	trips int  // round trips: a command, or a whole pipeline
-	cmds  []string
-	bytes int
-	recv  int
-}
-
-func (c *counter) DialHook(next redis.DialHook) redis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := next(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return &countingConn{Conn: conn, c: c}, nil
-	}
-}
-
-type countingConn struct {
-	net.Conn
-	c *counter
-}
-
-func (cc *countingConn) Read(p []byte) (int, error) {
-	n, err := cc.Conn.Read(p)
-	cc.c.mu.Lock()
-	if cc.c.on {
-		cc.c.recv += n
-	}
-	cc.c.mu.Unlock()
-	return n, err
-}
-
-func (c *counter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		c.add(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (c *counter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		c.add(cmds...)
-		return next(ctx, cmds)
-	}
-}
-
-func (c *counter) add(cmds ...redis.Cmder) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.on {
-		return
-	}
-	c.trips++
-	for _, cmd := range cmds {
-		c.cmds = append(c.cmds, cmd.Name())
-		for _, a := range cmd.Args() {
-			switch a := a.(type) {
-			case string:
-				c.bytes += len(a)
-			case []byte:
-				c.bytes += len(a)
-			default:
-				c.bytes += len(fmt.Sprint(a))
-			}
-		}
-	}
-}
-
-// measure runs f with counting on and returns what it sent and the bytes
-// it received.
-func (c *counter) measure(f func()) (trips int, cmds []string, sent, recv int) {
-	c.mu.Lock()
-	c.on, c.trips, c.cmds, c.bytes, c.recv = true, 0, nil, 0, 0
-	c.mu.Unlock()
-	f()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.on = false
-	return c.trips, c.cmds, c.bytes, c.recv
-}
-
 var (
 	benchMsg   = json.RawMessage(`{"role":"user","content":[{"type":"text","text":"What is the weather in Zürich tomorrow, and should I take an umbrella?"}]}`)
 	benchReply = json.RawMessage(`{"role":"assistant","content":[{"type":"thinking","thinking":"Check the forecast.","signature":"EqQBCkgIARABGAIiQL+/3w=="},{"type":"text","text":"Rain is likely: take one."}]}`)
@@ -243,7 +156,7 @@ func turn(tb testing.TB, s session.Store, id, tok string) int64 {
 // that what a commit sends does not grow with the history.
 func TestCommitCost(t *testing.T) {
 	rdb := redistest.Client(t, redistest.Start(t))
-	c := &counter{}
+	c := &redistest.Counter{}
 	rdb.AddHook(c)
 	s := newStore(t, rdb, redisstore.Config{TTL: testTTL})
 	ctx := t.Context()
@@ -259,13 +172,13 @@ func TestCommitCost(t *testing.T) {
 		tok := "measured"
 		var got cost
 		var st *session.State
-		got.BeginTrips, got.BeginCmds, _, _ = c.measure(func() {
+		got.BeginTrips, got.BeginCmds, _, _ = c.Measure(func() {
 			var err error
 			if st, err = s.Begin(ctx, session.BeginRequest{ID: id, LeaseToken: tok, LeaseTTL: time.Minute, IdempotencyKey: "req-m", RequestHash: "hash"}); err != nil {
 				t.Fatal(err)
 			}
 		})
-		got.CommitTrips, got.CommitCmds, got.CommitBytes, got.CommitRecv = c.measure(func() {
+		got.CommitTrips, got.CommitCmds, got.CommitBytes, got.CommitRecv = c.Measure(func() {
 			if _, err := s.Commit(ctx, session.Commit{ID: id, LeaseToken: tok, Version: st.Version, Messages: []json.RawMessage{benchMsg, benchReply},
 				Turns: 1, Counters: map[string]int64{"input_tokens": 1200}, Release: true,
 				IdempotencyKey: "req-m", RequestHash: "hash", Response: benchReply}); err != nil {
@@ -352,7 +265,7 @@ func TestScriptErrorIsNotUnavailable(t *testing.T) {
 // recvB/turn and ns/op grow only by Begin reading the history.
 func BenchmarkBeginCommit(b *testing.B) {
 	rdb := redistest.Client(b, redistest.Start(b))
-	c := &counter{}
+	c := &redistest.Counter{}
 	rdb.AddHook(c)
 	s := newStore(b, rdb, redisstore.Config{TTL: testTTL})
 	prefix := redistest.Prefix(b)
@@ -364,7 +277,7 @@ func BenchmarkBeginCommit(b *testing.B) {
 			var trips, sent, recv int
 			b.ResetTimer()
 			for i := range b.N {
-				t, _, n, r := c.measure(func() { turn(b, s, id, strconv.Itoa(i)) })
+				t, _, n, r := c.Measure(func() { turn(b, s, id, strconv.Itoa(i)) })
 				trips += t
 				sent += n
 				recv += r

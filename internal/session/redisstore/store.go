@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 
@@ -314,7 +315,7 @@ func parseState(msgs, meta any) (*session.State, bool) {
 		if !ok {
 			return nil, false
 		}
-		st.Messages[i] = json.RawMessage(s)
+		st.Messages[i] = rawMessage(s)
 	}
 	for i := 0; i < len(fields); i += 2 {
 		f, ok1 := fields[i].(string)
@@ -364,4 +365,12 @@ func transient(err error) bool {
 		}
 	}
 	return false
+}
+
+// rawMessage views a reply string as a json.RawMessage without copying it.
+// The history is the bulk of what a turn reads, and a copy of every message
+// doubled the allocations of a deep session's turn. Safe because strings
+// are immutable and State.Messages is read-only by contract.
+func rawMessage(s string) json.RawMessage {
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }

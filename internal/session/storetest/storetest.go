@@ -4,8 +4,8 @@
 // the file store cannot drift apart.
 //
 // Run builds a fresh store for every subtest, so a subtest sees only its
-// own sessions and a store built with a short TTL (the one subtest about
-// expiry) does not make the others race the clock. Waits for leases and
+// own sessions, and the stores built with short TTLs (for the subtests
+// about expiry) do not make the others race the clock. Waits for leases and
 // TTLs poll with short timings instead of sleeping long, so the suite
 // takes a few seconds against a real backend.
 package storetest
@@ -73,7 +73,7 @@ func Run(t *testing.T, newStore func(t *testing.T, opts Options) session.Store) 
 		testSharedBackend(t, newStore(t, Options{}), newStore(t, Options{}))
 	})
 	t.Run("TTL", func(t *testing.T) {
-		testTTL(t, func() session.Store { return newStore(t, Options{TTL: ttl}) })
+		testTTL(t, newStore(t, Options{TTL: ttl}))
 	})
 	t.Run("IdempotencyTTL", func(t *testing.T) {
 		testIdempotencyTTL(t, newStore(t, Options{IdempotencyTTL: shortLease}))
@@ -199,10 +199,10 @@ func testCommitStaleVersion(t *testing.T, s session.Store) {
 func testBeginBusy(t *testing.T, s session.Store) {
 	ctx := t.Context()
 	for _, tc := range []struct {
-		name       string
-		holderKey  string
-		callerKey  string
-		wantSameKy bool
+		name        string
+		holderKey   string
+		callerKey   string
+		wantSameKey bool
 	}{
 		{"NoKeys", "", "", false},
 		{"SameKey", "req-1", "req-1", true},
@@ -216,8 +216,8 @@ func testBeginBusy(t *testing.T, s session.Store) {
 			begin(t, s, session.BeginRequest{ID: id, LeaseToken: holder, LeaseTTL: longLease, IdempotencyKey: tc.holderKey, RequestHash: "h"})
 
 			busy := assertBusy(t, s, session.BeginRequest{ID: id, LeaseToken: token(), LeaseTTL: longLease, IdempotencyKey: tc.callerKey, RequestHash: "h"})
-			if busy.SameKey != tc.wantSameKy {
-				t.Errorf("BusyError.SameKey = %v; want %v", busy.SameKey, tc.wantSameKy)
+			if busy.SameKey != tc.wantSameKey {
+				t.Errorf("BusyError.SameKey = %v; want %v", busy.SameKey, tc.wantSameKey)
 			}
 			if busy.RetryAfter <= 0 || busy.RetryAfter > longLease {
 				t.Errorf("BusyError.RetryAfter = %v; want in (0, %v]", busy.RetryAfter, longLease)
@@ -530,8 +530,7 @@ func testDelete(t *testing.T, s session.Store) {
 // that a commit restarts the clock. Sleeping is the point here, so the
 // sleeps are a fraction of a second; when the machine stalls so long that
 // a step misses its window, the step is tried again with a new session.
-func testTTL(t *testing.T, newStore func() session.Store) {
-	s := newStore()
+func testTTL(t *testing.T, s session.Store) {
 	ctx := t.Context()
 	// commitOne commits one message at version and reports when it
 	// started and when it returned: the store set the session's expiry

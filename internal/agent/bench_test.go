@@ -1,0 +1,122 @@
+package agent_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lambdagent/lambdagent/internal/agent"
+	"github.com/lambdagent/lambdagent/internal/claude"
+	"github.com/lambdagent/lambdagent/internal/redistest"
+	"github.com/lambdagent/lambdagent/internal/session"
+	"github.com/lambdagent/lambdagent/internal/session/redisstore"
+)
+
+// cannedReply is a realistic reply: an (omitted) thinking block with its
+// signature, and a text block.
+var cannedReply = []byte(`{"id":"msg_bench","type":"message","role":"assistant","model":"claude-sonnet-5-5","content":[{"type":"thinking","thinking":"","signature":"` +
+	strings.Repeat("A", 344) + `"},{"type":"text","text":"Tomorrow in Zürich: light rain in the afternoon, 9 °C. Take the umbrella."}],` +
+	`"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1200,"output_tokens":40,"cache_creation_input_tokens":0,"cache_read_input_tokens":0}}`)
+
+// BenchmarkTurn measures a turn's overhead: everything but the model. The
+// model is an HTTP server that reads the request and answers a fixed reply
+// at once, so the figure is the store's two round trips to a real
+// redis-server, building the request from the stored history, the real
+// Claude client over real HTTP, and the commit. It reports the Redis round
+// trips and bytes per turn and the process CPU time per turn.
+//
+//	go test ./internal/agent -run '^$' -bench Turn -benchtime 2s
+func BenchmarkTurn(b *testing.B) {
+	model := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("request-id", "req_bench")
+		_, _ = w.Write(cannedReply)
+	}))
+	defer model.Close()
+	client, err := claude.New(claude.Config{APIKey: "k", BaseURL: model.URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rdb := redistest.Client(b, redistest.Start(b))
+	counter := &redistest.Counter{}
+	rdb.AddHook(counter)
+	prefix := redistest.Prefix(b)
+	store, err := redisstore.New(rdb, redisstore.Config{Prefix: prefix, TTL: 10 * time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := agent.New(store, client, nil, agent.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, depth := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("depth=%d", depth), func(b *testing.B) {
+			id := fmt.Sprintf("bench-%d", depth)
+			seedHistory(b, store, id, depth)
+			msgs := int64(2 * depth)
+			var trips, sent, recv int
+			var cpu time.Duration
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				c0 := cpuTime()
+				t, _, s, r := counter.Measure(func() {
+					if _, err := a.Run(b.Context(), agent.Request{SessionID: id, Message: "What is the weather in Zürich tomorrow?"}); err != nil {
+						b.Fatal(err)
+					}
+				})
+				cpu += cpuTime() - c0
+				trips, sent, recv = trips+t, sent+s, recv+r
+				b.StopTimer()
+				if err := rdb.LTrim(b.Context(), prefix+"{"+id+"}:msgs", 0, msgs-1).Err(); err != nil {
+					b.Fatal(err) // keep the depth constant, behind the store's back
+				}
+				_ = i
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(trips)/float64(b.N), "roundtrips/turn")
+			b.ReportMetric(float64(sent)/float64(b.N), "redis-sentB/turn")
+			b.ReportMetric(float64(recv)/float64(b.N), "redis-recvB/turn")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/turn")
+		})
+	}
+}
+
+// seedHistory commits depth turns of realistic size in one commit.
+func seedHistory(b *testing.B, s session.Store, id string, depth int) {
+	b.Helper()
+	user := json.RawMessage(`{"role":"user","content":[{"type":"text","text":"What is the weather in Zürich tomorrow, and should I take an umbrella?"}]}`)
+	var reply struct {
+		Content json.RawMessage `json:"content"`
+	}
+	_ = json.Unmarshal(cannedReply, &reply)
+	assistant := json.RawMessage(`{"role":"assistant","content":` + string(reply.Content) + `}`)
+	msgs := make([]json.RawMessage, 0, 2*depth)
+	for range depth {
+		msgs = append(msgs, user, assistant)
+	}
+	ctx := b.Context()
+	if err := s.Delete(ctx, id); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.Begin(ctx, session.BeginRequest{ID: id, LeaseToken: "seed", LeaseTTL: time.Minute}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.Commit(ctx, session.Commit{ID: id, LeaseToken: "seed", Messages: msgs, Turns: int64(depth), Release: true}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// cpuTime is the CPU (user + system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
