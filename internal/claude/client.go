@@ -87,6 +87,9 @@ type Reply struct {
 	Usage      Usage           `json:"usage"`
 	// RequestID is the request-id response header.
 	RequestID string `json:"-"`
+	// Header holds the response headers (anthropic-ratelimit-* among
+	// them) of the last attempt.
+	Header http.Header `json:"-"`
 	// Attempts counts the HTTP requests made, retries included.
 	Attempts int `json:"-"`
 }
@@ -127,6 +130,7 @@ func (c *Client) create(ctx context.Context, body []byte) (*Reply, error) {
 	}
 	if resp != nil {
 		r.RequestID = resp.Header.Get("request-id")
+		r.Header = resp.Header
 	}
 	return &r, nil
 }
@@ -147,6 +151,7 @@ func classify(ctx context.Context, err error) error {
 		}
 		if apiErr.Response != nil {
 			se.Wait = retryAfter(apiErr.Response.Header)
+			se.Header = apiErr.Response.Header
 			if se.RequestID == "" {
 				se.RequestID = apiErr.Response.Header.Get("request-id")
 			}

@@ -2,6 +2,7 @@ package claude
 
 import (
 	"fmt"
+	"net/http"
 	"time"
 )
 
@@ -17,6 +18,8 @@ type StatusError struct {
 	RequestID string
 	// Wait is the server's retry-after advice; zero if it sent none.
 	Wait time.Duration
+	// Header holds the response headers, anthropic-ratelimit-* among them.
+	Header http.Header
 }
 
 func (e *StatusError) Error() string {
