@@ -98,15 +98,40 @@ func (a *Agent) loop(ctx context.Context, req Request, st *session.State) (Resul
 }
 
 // buildPrefix renders the constant head of every request body.
+//
+// Prompt caching (see #6): the request asks for automatic caching with a
+// top-level cache_control, so the API puts the breakpoint on the last
+// cacheable block and each turn reads the whole conversation so far from
+// the cache and writes only what is new. The system prompt, the same for
+// every session, carries a breakpoint of its own so that a new session
+// starts from a cached prefix. The stored history never carries
+// cache_control: breakpoints are a property of one request, and the API
+// allows four.
 func (a *Agent) buildPrefix() []byte {
+	var cc []byte
+	switch a.cfg.PromptCache {
+	case "5m":
+		cc = []byte(`{"type":"ephemeral"}`)
+	case "1h":
+		cc = []byte(`{"type":"ephemeral","ttl":"1h"}`)
+	}
 	var b bytes.Buffer
 	b.WriteString(`{"model":`)
 	b.Write(mustJSON(a.cfg.Model))
 	b.WriteString(`,"max_tokens":`)
 	b.WriteString(strconv.Itoa(a.cfg.MaxTokens))
+	if cc != nil {
+		b.WriteString(`,"cache_control":`)
+		b.Write(cc)
+	}
 	if a.cfg.System != "" {
-		b.WriteString(`,"system":`)
+		b.WriteString(`,"system":[{"type":"text","text":`)
 		b.Write(mustJSON(a.cfg.System))
+		if cc != nil {
+			b.WriteString(`,"cache_control":`)
+			b.Write(cc)
+		}
+		b.WriteString(`}]`)
 	}
 	return b.Bytes()
 }
