@@ -23,6 +23,7 @@ const (
 	DefaultQueueWait     = 30 * time.Second
 	DefaultMaxModelCalls = 10
 	DefaultCommitTimeout = 5 * time.Second
+	DefaultTurnTimeout   = 10 * time.Minute
 )
 
 // BusyPolicy says what a turn does when another turn of the same session
@@ -57,9 +58,17 @@ type Config struct {
 	// last allowed call is made with tools disabled so the turn always ends
 	// on an answer. Zero means DefaultMaxModelCalls.
 	MaxModelCalls int
+	// PromptCache is the prompt-cache lifetime asked of the API: "5m", "1h"
+	// or "off". Zero means "5m". See [Agent.buildPrefix].
+	PromptCache string
 	// CommitTimeout bounds the final commit, which runs detached from the
 	// caller's context. Zero means DefaultCommitTimeout.
 	CommitTimeout time.Duration
+	// TurnTimeout bounds a turn once it holds the lease: its model calls
+	// and tools run detached from the caller's cancellation (see
+	// [Agent.Run]), so this, or the caller's deadline if sooner, is what
+	// stops them. Zero means DefaultTurnTimeout.
+	TurnTimeout time.Duration
 }
 
 // Model is the part of the Claude client a turn uses.
@@ -107,8 +116,18 @@ func New(store session.Store, model Model, tools Tools, cfg Config) (*Agent, err
 	if cfg.MaxModelCalls <= 0 {
 		cfg.MaxModelCalls = DefaultMaxModelCalls
 	}
+	switch cfg.PromptCache {
+	case "":
+		cfg.PromptCache = "5m"
+	case "5m", "1h", "off":
+	default:
+		return nil, fmt.Errorf("agent: unknown prompt cache %q (want 5m, 1h or off)", cfg.PromptCache)
+	}
 	if cfg.CommitTimeout <= 0 {
 		cfg.CommitTimeout = DefaultCommitTimeout
+	}
+	if cfg.TurnTimeout <= 0 {
+		cfg.TurnTimeout = DefaultTurnTimeout
 	}
 	a := &Agent{store: store, model: model, tools: tools, cfg: cfg}
 	a.prefix = a.buildPrefix()
@@ -124,6 +143,9 @@ type Request struct {
 	Message   string
 	// IdempotencyKey, if set, makes the turn run at most once per session.
 	IdempotencyKey string
+	// Tenant names who the turn is for (an API key's name, a header), for
+	// limits, budgets and metrics. Empty means the default tenant.
+	Tenant string
 }
 
 // Result is a turn's answer. Its JSON form is what the HTTP API returns
@@ -149,6 +171,16 @@ type Answer struct {
 }
 
 // Run runs one turn.
+//
+// Cancelling ctx stops a turn only while it waits for the session. Once
+// the turn holds the lease it runs to the end, model calls and commit
+// included, even if the caller hangs up: a client that gives up early (an
+// API Gateway timeout, a closed tab) and retries with the same idempotency
+// key then gets the stored answer instead of paying for a second model
+// call, and the session is never left waiting on a turn nobody finishes.
+// The turn is bounded by Config.TurnTimeout, or by ctx's deadline when it
+// is sooner (a Lambda invocation's end), so a deadline still stops it;
+// stopped, it writes nothing. See #4.
 func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 	if err := session.ValidID(req.SessionID); err != nil {
 		return nil, err
@@ -156,6 +188,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 	if req.Message == "" {
 		return nil, fmt.Errorf("%w: empty message", ErrBadRequest)
 	}
+	ctx = withRequest(ctx, req)
 	token := newToken()
 	st, err := a.begin(ctx, session.BeginRequest{
 		ID:             req.SessionID,
@@ -185,7 +218,9 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 		}
 	}()
 
-	tctx, stopRenew := a.keepLease(ctx, req.SessionID, token)
+	tctx, cancelTurn := a.turnContext(ctx)
+	defer cancelTurn()
+	tctx, stopRenew := a.keepLease(tctx, req.SessionID, token)
 	res, msgs, counters, err := a.loop(tctx, req, st)
 	stopRenew()
 	if err != nil {
@@ -216,6 +251,17 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 	}
 	committed = true
 	return &Answer{Result: res, JSON: out}, nil
+}
+
+// turnContext returns the context a turn runs on once it holds the lease:
+// ctx's values without its cancellation, ending at Config.TurnTimeout or
+// at ctx's deadline, whichever is sooner.
+func (a *Agent) turnContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(a.cfg.TurnTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	return context.WithDeadline(context.WithoutCancel(ctx), deadline)
 }
 
 // begin calls Store.Begin, waiting for a busy session under the Queue
