@@ -1,0 +1,340 @@
+package mcptools
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// runAsServer makes the test binary an MCP server (go-sdk's trick): a real
+// peer that can crash, hang or send bad content on demand.
+const runAsServer = "LAMBDAGENT_MCPTEST_SERVER"
+
+func TestMain(m *testing.M) {
+	if name := os.Getenv(runAsServer); name != "" {
+		os.Unsetenv(runAsServer)
+		switch name {
+		case "tools":
+			runStdioServer()
+		default:
+			log.Fatalf("unknown test server %q", name)
+		}
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// invalidMarker is text the stdio test server turns into content of an
+// unknown type on the wire.
+const invalidMarker = "@@INVALID_CONTENT@@"
+
+func runStdioServer() {
+	srv := newTestServer("stdio-test")
+	mcp.AddTool(srv, &mcp.Tool{Name: "crash", Description: "exits the server process"},
+		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+			os.Exit(3)
+			return nil, nil, nil
+		})
+	mcp.AddTool(srv, &mcp.Tool{Name: "bad_content", Description: "returns content of an unknown type"},
+		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: invalidMarker}}}, nil, nil
+		})
+	t := &mcp.IOTransport{Reader: os.Stdin, Writer: corruptingWriter{os.Stdout}}
+	if err := srv.Run(context.Background(), t); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// A corruptingWriter replaces the invalidMarker text block with a block of a
+// type MCP does not have. go-sdk writes one message per Write.
+type corruptingWriter struct{ w io.Writer }
+
+func (c corruptingWriter) Write(p []byte) (int, error) {
+	q := bytes.ReplaceAll(p, []byte(`{"type":"text","text":"`+invalidMarker+`"}`), []byte(`{"type":"hologram"}`))
+	if _, err := c.w.Write(q); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (corruptingWriter) Close() error { return nil }
+
+type echoIn struct {
+	Message string `json:"message"`
+}
+
+type sleepIn struct {
+	MS int `json:"ms"`
+}
+
+// newTestServer returns a go-sdk server with the tools shared by the stdio
+// and HTTP test servers.
+func newTestServer(name string) *mcp.Server {
+	srv := mcp.NewServer(&mcp.Implementation{Name: name, Version: "1"}, nil)
+	mcp.AddTool(srv, &mcp.Tool{Name: "echo", Description: "echoes the message"},
+		func(_ context.Context, _ *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+			return textResult(name + ": " + in.Message), nil, nil
+		})
+	mcp.AddTool(srv, &mcp.Tool{Name: "sleep", Description: "sleeps ms milliseconds"},
+		func(ctx context.Context, _ *mcp.CallToolRequest, in sleepIn) (*mcp.CallToolResult, any, error) {
+			select {
+			case <-time.After(time.Duration(in.MS) * time.Millisecond):
+				return textResult("slept"), nil, nil
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			}
+		})
+	mcp.AddTool(srv, &mcp.Tool{Name: "hang", Description: "never answers"},
+		func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+			<-ctx.Done()
+			return nil, nil, ctx.Err()
+		})
+	mcp.AddTool(srv, &mcp.Tool{Name: "pid", Description: "returns the server's process id"},
+		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+			return textResult(strconv.Itoa(os.Getpid())), nil, nil
+		})
+	mcp.AddTool(srv, &mcp.Tool{Name: "fail", Description: "returns a tool error"},
+		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+			return nil, nil, fmt.Errorf("the frobnicator is out of order")
+		})
+	mcp.AddTool(srv, &mcp.Tool{Name: "ns.dotted/v2", Description: "has a name Claude does not accept"},
+		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+			return textResult("dotted"), nil, nil
+		})
+	return srv
+}
+
+func textResult(s string) *mcp.CallToolResult {
+	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: s}}}
+}
+
+// stdioServer returns the config of the test binary as a stdio server,
+// with extra JSON fields (`, "timeout": "1s"`) added.
+func stdioServer(t testing.TB, extra string) string {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, _ := json.Marshal(exe)
+	return fmt.Sprintf(`{"command": %s, "env": {%q: "tools"}%s}`, cmd, runAsServer, extra)
+}
+
+// open opens a Toolset on the config JSON and closes it when the test ends.
+func open(t testing.TB, config string, opts Options) *Toolset {
+	t.Helper()
+	cfg, err := ParseConfig([]byte(config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = testLogger(t)
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = io.Discard
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ts, err := Open(ctx, cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ts.Close() })
+	return ts
+}
+
+// testLogger logs to the test, at debug level.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// A decoded tool_result block.
+type block struct {
+	Type      string           `json:"type"`
+	ToolUseID string           `json:"tool_use_id"`
+	Content   []map[string]any `json:"content"`
+	IsError   bool             `json:"is_error"`
+}
+
+func decode(t testing.TB, r Result) block {
+	t.Helper()
+	var b block
+	if err := json.Unmarshal(r.Block, &b); err != nil {
+		t.Fatalf("result block %s: %v", r.Block, err)
+	}
+	if b.Type != "tool_result" || b.ToolUseID != r.ToolUseID || b.IsError != r.IsError {
+		t.Fatalf("result block %s does not match %+v", r.Block, r)
+	}
+	return b
+}
+
+// text joins the text blocks of a result.
+func text(t testing.TB, r Result) string {
+	t.Helper()
+	var parts []string
+	for _, c := range decode(t, r).Content {
+		if c["type"] == "text" {
+			parts = append(parts, c["text"].(string))
+		}
+	}
+	return strings.Join(parts, "\n")
+}
+
+// run1 runs one call.
+func run1(t testing.TB, ts *Toolset, name, input string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rs := ts.Run(ctx, []Call{{ID: "toolu_" + name, Name: name, Input: json.RawMessage(input)}})
+	if len(rs) != 1 {
+		t.Fatalf("Run returned %d results, want 1", len(rs))
+	}
+	return rs[0]
+}
+
+// toolNames lists the names in Definitions.
+func toolNames(t testing.TB, ts *Toolset) []string {
+	t.Helper()
+	var defs []struct {
+		Name        string          `json:"name"`
+		InputSchema json.RawMessage `json:"input_schema"`
+	}
+	if err := json.Unmarshal(ts.Definitions(), &defs); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range defs {
+		if !validName(d.Name) {
+			t.Errorf("tool name %q is not valid for Claude", d.Name)
+		}
+		var schema map[string]any
+		if err := json.Unmarshal(d.InputSchema, &schema); err != nil || schema["type"] != "object" {
+			t.Errorf("tool %s: input_schema %s is not an object schema", d.Name, d.InputSchema)
+		}
+		names = append(names, d.Name)
+	}
+	return names
+}
+
+// An httpPeer is a go-sdk server behind httptest on a real port, recording
+// what it was sent.
+type httpPeer struct {
+	srv *mcp.Server
+	hs  *httptest.Server
+	h   *mcp.StreamableHTTPHandler
+
+	mu       sync.Mutex // guards the fields below
+	down     bool       // answer 503 to everything
+	requests []recorded
+}
+
+type recorded struct {
+	method, rpc string // HTTP method, JSON-RPC method
+	header      http.Header
+}
+
+func newHTTPPeer(t testing.TB, name string) *httpPeer {
+	p := &httpPeer{srv: newTestServer(name)}
+	p.h = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return p.srv }, nil)
+	p.hs = httptest.NewServer(http.HandlerFunc(p.serve))
+	t.Cleanup(p.hs.Close)
+	return p
+}
+
+func (p *httpPeer) serve(w http.ResponseWriter, r *http.Request) {
+	var msg struct {
+		Method string `json:"method"`
+	}
+	if r.Body != nil {
+		body, _ := io.ReadAll(r.Body)
+		json.Unmarshal(body, &msg)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	p.mu.Lock()
+	down := p.down
+	p.requests = append(p.requests, recorded{r.Method, msg.Method, r.Header.Clone()})
+	p.mu.Unlock()
+	if down {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+		return
+	}
+	p.h.ServeHTTP(w, r)
+}
+
+func (p *httpPeer) setDown(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
+}
+
+// sent returns the requests recorded so far.
+func (p *httpPeer) sent() []recorded {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]recorded(nil), p.requests...)
+}
+
+// kill stops the server at once: httptest's Close alone would wait for the
+// client's event stream to end.
+func (p *httpPeer) kill() {
+	p.hs.Listener.Close()
+	p.hs.CloseClientConnections()
+	p.hs.Close()
+}
+
+func (p *httpPeer) url() string { return p.hs.URL + "/mcp" }
+
+// waitFor polls cond for up to 10s.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A syncBuffer is a strings.Builder safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// slogTo logs to w at debug level.
+func slogTo(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}

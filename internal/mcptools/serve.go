@@ -1,0 +1,95 @@
+package mcptools
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// An AskFunc sends message to the agent in session sessionID and returns
+// its answer. Its error text is shown to the calling MCP host, so it must
+// be safe to show.
+type AskFunc func(ctx context.Context, sessionID, message string) (string, error)
+
+// AgentToolName is the name of the tool [NewAgentHandler] serves.
+const AgentToolName = "ask_agent"
+
+// DefaultAgentToolDescription describes ask_agent when
+// AgentHandlerOptions.Description is empty.
+const DefaultAgentToolDescription = "Send a message to the agent and get its answer. " +
+	"The agent remembers the conversation of each session_id: reuse one to continue a conversation, or pick a new one to start afresh."
+
+// AgentHandlerOptions tunes [NewAgentHandler]. A zero field means its
+// default.
+type AgentHandlerOptions struct {
+	// Name and Version introduce the server to MCP hosts. Zero means
+	// "lambdagent" and "0".
+	Name, Version string
+	// Description tells the calling model what the agent is for. Empty
+	// means DefaultAgentToolDescription.
+	Description string
+	// Logger receives failed asks. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+type askInput struct {
+	SessionID string `json:"session_id" jsonschema:"conversation to continue; any new string starts one"`
+	Message   string `json:"message" jsonschema:"what to say to the agent"`
+}
+
+// NewAgentHandler serves ask as an MCP server over Streamable HTTP, with one
+// tool, ask_agent {session_id, message}. Mount it at /mcp.
+//
+// The handler is stateless (no Mcp-Session-Id, no event stream between
+// requests) and answers in plain JSON, because it runs on stateless compute
+// where the next request may reach another instance; the conversation state
+// lives in the agent's session store, keyed by session_id. A failed ask is a
+// tool result with isError set, not a protocol error.
+func NewAgentHandler(ask AskFunc, opts AgentHandlerOptions) http.Handler {
+	if ask == nil {
+		panic("mcptools: nil AskFunc")
+	}
+	if opts.Name == "" {
+		opts.Name = "lambdagent"
+	}
+	if opts.Version == "" {
+		opts.Version = "0"
+	}
+	if opts.Description == "" {
+		opts.Description = DefaultAgentToolDescription
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	srv := mcp.NewServer(&mcp.Implementation{Name: opts.Name, Version: opts.Version}, &mcp.ServerOptions{
+		Logger: opts.Logger,
+		// Only the tool: no logging capability, no prompts, no resources.
+		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}},
+	})
+	mcp.AddTool(srv, &mcp.Tool{
+		Name:        AgentToolName,
+		Description: opts.Description,
+	}, func(ctx context.Context, _ *mcp.CallToolRequest, in askInput) (*mcp.CallToolResult, any, error) {
+		if strings.TrimSpace(in.SessionID) == "" || strings.TrimSpace(in.Message) == "" {
+			return errorResult("session_id and message must not be empty"), nil, nil
+		}
+		answer, err := ask(ctx, in.SessionID, in.Message)
+		if err != nil {
+			opts.Logger.Warn("ask_agent failed", "session_id", in.SessionID, "error", err)
+			return errorResult(err.Error()), nil, nil
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: answer}}}, nil, nil
+	})
+	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{
+		Stateless:    true,
+		JSONResponse: true,
+		Logger:       opts.Logger,
+	})
+}
+
+func errorResult(msg string) *mcp.CallToolResult {
+	return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: msg}}}
+}
