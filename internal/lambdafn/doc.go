@@ -1,0 +1,76 @@
+// Package lambdafn runs lambdagent's HTTP API on AWS Lambda: a [Function]
+// turns every event source into requests to the one http.Handler the
+// container server serves, so a turn has exactly one implementation.
+//
+// The source is told from the payload's top-level keys:
+//
+//   - API Gateway REST API (and HTTP API payload 1.0): httpMethod and
+//     requestContext. The answer has multiValueHeaders.
+//   - API Gateway HTTP API (payload 2.0) and Function URLs: version "2.0"
+//     and requestContext.http; a requestContext.domainName containing
+//     ".lambda-url." is a Function URL. Cookies become the Cookie header
+//     and Set-Cookie comes back in cookies. A named HTTP API stage is cut
+//     from the path.
+//   - SQS: Records with eventSource "aws:sqs". Each record's body is a
+//     POST /agent body; the batch answer lists only the records to
+//     redeliver (see SQS batches below).
+//   - EventBridge: detail-type, source and detail; detail is a POST /agent
+//     body.
+//   - Direct Invoke: a POST /agent body, {"session_id","message"}.
+//
+// Bodies travel base64-encoded both ways when they are not UTF-8 text.
+//
+// # Turns from SQS, EventBridge and direct invocations
+//
+// Each is a POST /agent request with Content-Type application/json,
+// User-Agent lambdafn/<sqs|eventbridge|invoke> and an Idempotency-Key, so
+// that a redelivery replays the stored answer instead of running the turn
+// again: the body's idempotency_key if it has one, else
+// "sqs:<messageId>", "eventbridge:<event id>" or "invoke:<request id>"
+// (Lambda retries an asynchronous invocation under the same request id).
+// A body may name a queue for the answer in reply_to (an SQS record may
+// instead carry it in the String message attribute reply_to, which wins);
+// reply_to and idempotency_key are taken out of the body the handler sees.
+//
+// A reply is the handler's body, with message attributes status,
+// idempotency_key and session_id; a redelivered turn replays its stored
+// answer and sends it again, so consumers dedupe on idempotency_key. A
+// turn naming reply_to when the Function has no SQS client fails without
+// running ([ErrNoReplyClient]).
+//
+// A direct invocation answers the handler's body as is. A non-2xx answer
+// fails the invocation (there is no way to return both a payload and an
+// error) with errorType "lambdagent.<error type>", e.g.
+// lambdagent.session_busy, so that callers and Step Functions can retry
+// on it; asynchronous invocations and EventBridge events are then retried
+// by Lambda and end in the function's on-failure destination.
+//
+// # SQS batches
+//
+// Records that share a session (body session_id) or a FIFO MessageGroupId
+// run one after another in batch order; other records run concurrently,
+// at most [Config.MaxConcurrency] at once. Once a record fails, the later
+// records of its group are failed without running, so that they are
+// redelivered behind it and keep their order.
+//
+// A record is deleted (left out of batchItemFailures) when its turn
+// answered 2xx, or when it can never succeed: a reply_to or
+// idempotency_key that is not a string, or a 400, 413 or 422 answer. Such
+// a record is logged, and a 4xx answer is sent to its reply_to queue,
+// rather than redelivered until the dead-letter queue: it would hold up
+// its FIFO group for maxReceiveCount deliveries to no end. Every other
+// failure is redelivered: 409 (session busy), 429, 5xx, 401/403/404 (the
+// function is misconfigured; the message must survive until that is
+// fixed), 504 at the deadline, a reply that could not be sent, or no time
+// left to start.
+//
+// # Deadlines
+//
+// The handler's context ends [Config.DeadlineMargin] before the
+// invocation's deadline. The handler answers 504 then and commits what is
+// complete on a context of its own; the margin leaves time for that
+// commit, a reply and the answer to Lambda, so that Lambda never kills the
+// process mid-commit. An SQS record whose turn hits the deadline, or that
+// had no time to start, is redelivered. A handler that ignores its
+// context is killed by Lambda like any other function.
+package lambdafn

@@ -1,0 +1,62 @@
+package lambdafn
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+var (
+	// ErrUnknownEvent means the payload is JSON but matches no event shape
+	// lambdafn knows (API Gateway v1/v2, Function URL, SQS, EventBridge,
+	// direct {"session_id","message"}).
+	ErrUnknownEvent = errors.New("lambdafn: unknown event")
+	// ErrUnsupportedEvent means the payload is an AWS event lambdafn
+	// recognises but does not serve (ALB, WebSocket, S3 records, …).
+	ErrUnsupportedEvent = errors.New("lambdafn: unsupported event")
+	// ErrInvalidEvent means the payload has the shape of a known event but
+	// a field is missing or malformed (bad JSON, bad base64, bad method).
+	ErrInvalidEvent = errors.New("lambdafn: invalid event")
+	// ErrNoReplyClient means a turn names a reply_to queue but the
+	// Function has no SQS client (Config.SQS); the turn did not run.
+	ErrNoReplyClient = errors.New("lambdafn: reply_to given but no SQS client configured")
+)
+
+// A StatusError is how a direct invocation or an EventBridge event fails
+// when the handler answers with a non-2xx status: the turn did not
+// succeed, so the invocation must not either (Lambda then retries
+// asynchronous invocations and sends the last failure to the function's
+// on-failure destination).
+type StatusError struct {
+	// Code is the HTTP status the handler answered.
+	Code int
+	// Type and Message come from the JSON error body
+	// {"error":{"type":…,"message":…}}; Type is "http_<code>" when the body
+	// has none.
+	Type    string
+	Message string
+	// RetryAfter is the handler's Retry-After; zero if it sent none.
+	RetryAfter time.Duration
+}
+
+func (e *StatusError) Error() string {
+	s := fmt.Sprintf("lambdafn: status %d %s: %s", e.Code, e.Type, e.Message)
+	if e.RetryAfter > 0 {
+		s += fmt.Sprintf(" (retry after %v)", e.RetryAfter)
+	}
+	return s
+}
+
+// Retryable reports whether running the same request again may succeed:
+// everything but the permanent statuses 400, 413 and 422 (a malformed or
+// oversized request, an idempotency key reused for another request).
+func (e *StatusError) Retryable() bool { return !permanent(e.Code) }
+
+// permanent reports whether a status says the request itself is wrong, so
+// that delivering it again cannot help. Auth failures (401, 403), 404 and
+// 405 are not permanent: they mean the function is misconfigured, and the
+// message should survive until that is fixed (or reach the dead-letter
+// queue).
+func permanent(code int) bool {
+	return code == 400 || code == 413 || code == 422
+}

@@ -1,0 +1,226 @@
+package lambdafn
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambda/messages"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+)
+
+const (
+	// DefaultDeadlineMargin is Config.DeadlineMargin's default.
+	DefaultDeadlineMargin = 500 * time.Millisecond
+	// DefaultMaxConcurrency is Config.MaxConcurrency's default: Lambda's
+	// default SQS batch size, so a default batch runs all at once.
+	DefaultMaxConcurrency = 10
+)
+
+// Config tunes a [Function]. A zero field means its default.
+type Config struct {
+	// DeadlineMargin is how long before the invocation's deadline the
+	// handler's context ends. The handler answers 504 when its context
+	// ends and commits what is complete on a context of its own; the
+	// margin is the time that commit, an SQS reply and the answer to
+	// Lambda have before Lambda kills the process. Zero means
+	// DefaultDeadlineMargin.
+	DeadlineMargin time.Duration
+	// MaxConcurrency bounds how many records of one SQS batch run at
+	// once. Records of one session always run one after another. Zero
+	// means DefaultMaxConcurrency.
+	MaxConcurrency int
+	// SQS sends answers to the queue a turn names in reply_to. Nil means
+	// no replies: a turn asking for one fails without running (an SQS
+	// record is then redelivered until it reaches the dead-letter queue).
+	SQS SQSClient
+	// Logger receives what the adapter decides (dropped or failed records,
+	// handler panics). Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// A Function serves Lambda invocations with an http.Handler. It is safe
+// for concurrent use; build one at init and reuse it across invocations.
+type Function struct {
+	h       http.Handler
+	margin  time.Duration
+	maxConc int
+	sqs     SQSClient
+	log     *slog.Logger
+}
+
+var _ lambda.Handler = (*Function)(nil)
+
+// New returns a Function that feeds every event source through h.
+func New(h http.Handler, cfg Config) (*Function, error) {
+	if h == nil {
+		return nil, errors.New("lambdafn: nil http.Handler")
+	}
+	if cfg.DeadlineMargin < 0 {
+		return nil, fmt.Errorf("lambdafn: negative DeadlineMargin %v", cfg.DeadlineMargin)
+	}
+	if cfg.MaxConcurrency < 0 {
+		return nil, fmt.Errorf("lambdafn: negative MaxConcurrency %d", cfg.MaxConcurrency)
+	}
+	f := &Function{h: h, margin: cfg.DeadlineMargin, maxConc: cfg.MaxConcurrency, sqs: cfg.SQS, log: cfg.Logger}
+	if f.margin == 0 {
+		f.margin = DefaultDeadlineMargin
+	}
+	if f.maxConc == 0 {
+		f.maxConc = DefaultMaxConcurrency
+	}
+	if f.log == nil {
+		f.log = slog.Default()
+	}
+	return f, nil
+}
+
+// Invoke serves one invocation: it detects the event source from the
+// payload, runs the request or turns through the handler and answers in the
+// source's response shape. It implements lambda.Handler.
+//
+// A failed invocation carries an errorType Step Functions and
+// destinations can match: "lambdagent.<type>" with the handler's error
+// type for a non-2xx turn ("lambdagent.session_busy",
+// "lambdagent.timeout", …), or lambdagent.unknown_event,
+// lambdagent.unsupported_event, lambdagent.invalid_event,
+// lambdagent.no_reply_client.
+func (f *Function) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	out, err := f.invoke(ctx, payload)
+	if err != nil {
+		return nil, invokeError(err)
+	}
+	return out, nil
+}
+
+func (f *Function) invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	ev, err := decode(payload)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case ev.http != nil:
+		return f.serveHTTP(ctx, ev)
+	case ev.records != nil:
+		return f.serveSQS(ctx, ev.records)
+	default:
+		t := ev.turn
+		if t.key == "" && ev.kind == kindDirect {
+			// Lambda retries an asynchronous invocation with the same
+			// request id, so it names the request.
+			if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
+				t.key = "invoke:" + lc.AwsRequestID
+			}
+		}
+		return f.serveTurn(ctx, t)
+	}
+}
+
+// serveHTTP answers an API Gateway or Function URL request.
+func (f *Function) serveHTTP(ctx context.Context, ev *event) ([]byte, error) {
+	ctx, cancel := f.turnContext(ctx)
+	defer cancel()
+	return httpResponse(ev.kind, f.serve(ev.http.WithContext(ctx)))
+}
+
+// serveTurn runs an EventBridge event or a direct invocation: the answer is
+// the handler's body, a non-2xx answer is a *StatusError.
+func (f *Function) serveTurn(ctx context.Context, t turn) ([]byte, error) {
+	if t.replyTo != "" && f.sqs == nil {
+		return nil, fmt.Errorf("%w (reply_to %s)", ErrNoReplyClient, t.replyTo)
+	}
+	tctx, cancel := f.turnContext(ctx)
+	defer cancel()
+	res := f.serve(t.request(tctx))
+	if !res.ok() {
+		return nil, res.statusError()
+	}
+	if t.replyTo != "" {
+		// On the invocation's context, not the turn's: the margin is
+		// there for this.
+		if err := f.reply(ctx, t, res); err != nil {
+			return nil, err
+		}
+	}
+	return res.body, nil
+}
+
+// turnContext is the context handed to the handler: it ends
+// DeadlineMargin before the invocation's deadline.
+func (f *Function) turnContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, d.Add(-f.margin))
+	}
+	return context.WithCancel(ctx)
+}
+
+var internalError = []byte(`{"error":{"type":"internal_error","message":"internal error"}}` + "\n")
+
+// serve runs one request through the handler. A panic becomes a 500: in
+// an SQS batch it would otherwise take every other record down with it.
+func (f *Function) serve(r *http.Request) (res result) {
+	w := newRecorder()
+	defer func() {
+		if p := recover(); p != nil {
+			f.log.ErrorContext(r.Context(), "lambdafn: handler panicked", slog.String("method", r.Method),
+				slog.String("path", r.URL.Path), slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+			res = result{code: http.StatusInternalServerError, header: http.Header{"Content-Type": {"application/json"}}, body: internalError}
+		}
+	}()
+	f.h.ServeHTTP(w, r)
+	return w.result()
+}
+
+// invokeError gives a failed invocation its errorType.
+func invokeError(err error) error {
+	typ := "internal_error"
+	var se *StatusError
+	switch {
+	case errors.As(err, &se):
+		typ = se.Type
+	case errors.Is(err, ErrUnknownEvent):
+		typ = "unknown_event"
+	case errors.Is(err, ErrUnsupportedEvent):
+		typ = "unsupported_event"
+	case errors.Is(err, ErrInvalidEvent):
+		typ = "invalid_event"
+	case errors.Is(err, ErrNoReplyClient):
+		typ = "no_reply_client"
+	}
+	return messages.InvokeResponse_Error{Type: "lambdagent." + typ, Message: err.Error()}
+}
+
+// turn is one POST /agent request made from a non-HTTP event.
+type turn struct {
+	// body is the POST /agent body, without reply_to and idempotency_key.
+	body []byte
+	// sessionID orders the turns of an SQS batch; "" if the body has none.
+	sessionID string
+	// replyTo is the SQS queue URL the answer goes to; "" for none.
+	replyTo string
+	// key is the Idempotency-Key; "" for none.
+	key string
+	// source names the event source in the User-Agent: sqs, eventbridge
+	// or invoke.
+	source string
+}
+
+func (t turn) request(ctx context.Context) *http.Request {
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, "/agent", bytes.NewReader(t.body))
+	if err != nil {
+		panic(err) // constant method and URL
+	}
+	r.RequestURI = "/agent"
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("User-Agent", "lambdafn/"+t.source)
+	if t.key != "" {
+		r.Header.Set("Idempotency-Key", t.key)
+	}
+	return r
+}

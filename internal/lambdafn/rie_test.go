@@ -1,0 +1,198 @@
+//go:build unix
+
+package lambdafn
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/lambdagent/lambdagent/internal/lambdafn/rietest"
+)
+
+// buildBootstrap compiles internal/testfn as a provided.al2023 bootstrap
+// is built.
+func buildBootstrap(t *testing.T) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "bootstrap")
+	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", out, "./internal/testfn")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build bootstrap: %v\n%s", err, b)
+	}
+	return out
+}
+
+// functionError decodes a failed invocation's {"errorMessage","errorType"}.
+func functionError(payload []byte) (typ, msg string) {
+	var e struct{ ErrorType, ErrorMessage string }
+	_ = json.Unmarshal(payload, &e)
+	return e.ErrorType, e.ErrorMessage
+}
+
+func v2Event(method, path, body string) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+		"headers":        map[string]string{"host": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com", "content-type": "application/json"},
+		"requestContext": map[string]any{"domainName": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com", "stage": "$default", "http": map[string]string{"method": method, "path": path, "sourceIp": "203.0.113.9"}},
+		"body":           body, "isBase64Encoded": false,
+	})
+	return b
+}
+
+// TestEmulator runs the test bootstrap under the real Runtime Interface
+// Emulator and sends it one realistic event per source: the answers are
+// the same bytes the in-process tests check.
+func TestEmulator(t *testing.T) {
+	bootstrap := buildBootstrap(t)
+	peer := startSQSPeer(t)
+	rie := rietest.Start(t, bootstrap, map[string]string{
+		"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret",
+		"AWS_SESSION_TOKEN": "token", "AWS_ENDPOINT_URL_SQS": peer.URL,
+	}, 5*time.Second)
+	invoke := func(t *testing.T, payload []byte) []byte {
+		t.Helper()
+		res := rie.Invoke(t, payload)
+		if res.Status != 200 {
+			t.Fatalf("emulator answered %d: %s", res.Status, res.Payload)
+		}
+		return res.Payload
+	}
+
+	for _, name := range []string{"apigw-v1-agent", "apigw-v1-echo", "apigw-v1-binary", "apigw-v2-agent", "apigw-v2-echo-stage", "function-url-echo", "function-url-binary"} {
+		t.Run(name, func(t *testing.T) {
+			a, event := httpCase(t, name)
+			var want []byte
+			for _, f := range a.Files {
+				if f.Name == "response.json" {
+					want = f.Data
+				}
+			}
+			var got bytes.Buffer
+			if err := json.Indent(&got, invoke(t, event), "", "  "); err != nil {
+				t.Fatal(err)
+			}
+			got.WriteByte('\n')
+			if diff := cmp.Diff(string(want), got.String()); diff != "" {
+				t.Errorf("answer differs from response.json (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if d, ok := rie.InitDuration(); ok {
+		t.Logf("bootstrap init under the emulator: %v", d)
+	}
+
+	t.Run("sqs batch twice", func(t *testing.T) {
+		batch := readFile(t, "sqs-batch.json")
+		for delivery := 1; delivery <= 2; delivery++ {
+			var resp struct {
+				BatchItemFailures []struct{ ItemIdentifier string } `json:"batchItemFailures"`
+			}
+			out := invoke(t, batch)
+			if err := json.Unmarshal(out, &resp); err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "5c8c3e3a-5e3e-4c79-c3d7-4ed08a2a7f32" {
+				t.Errorf("delivery %d: %s, want only the busy record", delivery, out)
+			}
+		}
+		if n := len(peer.Sent()); n != 4 {
+			t.Errorf("%d replies sent through the SDK, want 2 per delivery", n)
+		}
+	})
+
+	t.Run("eventbridge twice", func(t *testing.T) {
+		for range 2 {
+			if out := invoke(t, readFile(t, "eventbridge.json")); !bytes.Contains(out, []byte(`"echo: summarise order 42"`)) {
+				t.Errorf("answer %s", out)
+			}
+		}
+	})
+
+	var directID string // the direct invocation's request id, its idempotency key
+	t.Run("direct", func(t *testing.T) {
+		res := rie.Invoke(t, readFile(t, "invoke.json"))
+		if string(res.Payload) != `{"response":"echo: hello from Invoke","session_id":"direct-1"}`+"\n" {
+			t.Errorf("answer %s", res.Payload)
+		}
+		directID = res.RequestID
+		typ, msg := functionError(invoke(t, []byte(turnBody("direct-2", "busy"))))
+		if typ != "lambdagent.session_busy" || !strings.Contains(msg, "409") {
+			t.Errorf("busy turn: errorType %q, errorMessage %q", typ, msg)
+		}
+		if typ, _ := functionError(invoke(t, []byte(`{"hello":"world"}`))); typ != "lambdagent.unknown_event" {
+			t.Errorf("unknown payload: errorType %q", typ)
+		}
+	})
+
+	// Each turn above ran exactly once, whatever the redeliveries.
+	t.Run("runs", func(t *testing.T) {
+		var resp struct {
+			StatusCode int
+			Body       string
+		}
+		if err := json.Unmarshal(invoke(t, v2Event("GET", "/runs", "")), &resp); err != nil {
+			t.Fatal(err)
+		}
+		var runs map[string]int
+		if err := json.Unmarshal([]byte(resp.Body), &runs); err != nil {
+			t.Fatalf("%v: %s", err, resp.Body)
+		}
+		for _, key := range []string{"sqs:059f36b4-87a3-44ab-83d2-661975830a7d", "sqs:2e1424d4-f796-459a-8184-9c92662be6da",
+			"sqs:3a6a1c1e-3c1c-4a57-a1b5-2cbe6e0e5d10", "eventbridge:6a7e8feb-b491-4cf7-a9f1-bf3703467718", "invoke:" + directID} {
+			if runs[key] != 1 {
+				t.Errorf("turn %s ran %d times, want 1 (runs: %v)", key, runs[key], runs)
+			}
+		}
+	})
+}
+
+// TestEmulatorTimeout gives the function a 2s timeout and turns that would
+// run for ever: every invocation answers before Lambda's deadline, with a
+// clear error, instead of being killed.
+func TestEmulatorTimeout(t *testing.T) {
+	rie := rietest.Start(t, buildBootstrap(t), nil, 2*time.Second)
+	tests := []struct {
+		name    string
+		payload []byte
+		check   func(t *testing.T, payload []byte)
+	}{
+		{"direct", []byte(turnBody("s1", "slow")), func(t *testing.T, payload []byte) {
+			if typ, msg := functionError(payload); typ != "lambdagent.timeout" || !strings.Contains(msg, "504") {
+				t.Errorf("errorType %q errorMessage %q, want lambdagent.timeout", typ, msg)
+			}
+		}},
+		{"http api", v2Event("POST", "/agent", turnBody("s2", "slow")), func(t *testing.T, payload []byte) {
+			if !bytes.Contains(payload, []byte(`"statusCode":504`)) || !bytes.Contains(payload, []byte(`timeout`)) {
+				t.Errorf("answer %s, want a 504 timeout", payload)
+			}
+		}},
+		{"sqs", sqsBatchJSON(t, sqsRecordJSON("slow", turnBody("s3", "slow"), nil), sqsRecordJSON("quick", turnBody("s4", "quick"), nil)),
+			func(t *testing.T, payload []byte) {
+				if string(payload) != `{"batchItemFailures":[{"itemIdentifier":"slow"}]}` {
+					t.Errorf("answer %s, want only the slow record failed", payload)
+				}
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := rie.Invoke(t, tc.payload)
+			if res.Status != 200 || bytes.Contains(res.Payload, []byte("Task timed out")) {
+				t.Fatalf("emulator answered %d: %s", res.Status, res.Payload)
+			}
+			tc.check(t, res.Payload)
+			// The deadline less the 500ms margin, never the full 2s.
+			if res.Duration < 1400*time.Millisecond || res.Duration >= 2*time.Second {
+				t.Errorf("invocation ran %v, want about 1.5s and under 2s", res.Duration)
+			}
+			t.Logf("ran %v under a 2s timeout", res.Duration)
+		})
+	}
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds the Lambda deployment package that deploy/template.yaml deploys:
+# ./cmd/lambdagent cross-compiled for linux/arm64 (provided.al2023) as
+# dist/lambda/bootstrap, zipped into dist/lambda.zip. Prints the sizes.
+#
+#   scripts/lambda/build.sh            # GOARCH=amd64 scripts/lambda/build.sh for x86_64
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+arch="${GOARCH:-arm64}"
+out=dist/lambda
+rm -rf "$out" dist/lambda.zip
+mkdir -p "$out"
+GOOS=linux GOARCH="$arch" CGO_ENABLED=0 \
+  go build -tags lambda.norpc -trimpath -ldflags="-s -w" -o "$out/bootstrap" ./cmd/lambdagent
+chmod 755 "$out/bootstrap"
+if command -v zip >/dev/null 2>&1; then
+  (cd "$out" && zip -q -X ../lambda.zip bootstrap)
+else
+  # No zip(1): the same archive with Go's archive/zip, which keeps the
+  # executable bit Lambda needs.
+  go run ./scripts/lambda/zipbootstrap "$out/bootstrap" dist/lambda.zip
+fi
+size() { wc -c <"$1" | tr -d ' '; }
+echo "dist/lambda/bootstrap $(size "$out/bootstrap") bytes (linux/$arch)"
+echo "dist/lambda.zip $(size dist/lambda.zip) bytes"
