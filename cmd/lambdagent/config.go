@@ -31,6 +31,9 @@ type config struct {
 	LogLevel  string // LAMBDAGENT_LOG_LEVEL
 
 	SimLatency time.Duration // LAMBDAGENT_SIM_LATENCY (dev and sim modes)
+
+	DeadlineMargin time.Duration // LAMBDAGENT_DEADLINE_MARGIN (Lambda)
+	onLambda       bool          // AWS_LAMBDA_RUNTIME_API is set: logs are JSON
 }
 
 // env reads variables for config, remembering the first bad one.
@@ -125,6 +128,8 @@ func loadConfig(get func(string) string) (config, error) {
 	c.LogFormat = e.oneOf("LAMBDAGENT_LOG_FORMAT", "text", "text", "json")
 	c.LogLevel = e.oneOf("LAMBDAGENT_LOG_LEVEL", "info", "debug", "info", "warn", "error")
 	c.SimLatency = e.dur("LAMBDAGENT_SIM_LATENCY", 0)
+	c.DeadlineMargin = e.dur("LAMBDAGENT_DEADLINE_MARGIN", 0)
+	c.onLambda = get("AWS_LAMBDA_RUNTIME_API") != ""
 	if e.err != nil {
 		return c, e.err
 	}

@@ -24,7 +24,7 @@ func runDev(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer)
 
 	cfg.BaseURL = "http://" + simLn.Addr().String()
 	cfg.APIKey = "dev-simulator-key"
-	a, err := newApp(cfg, log)
+	a, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

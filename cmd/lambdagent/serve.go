@@ -14,6 +14,7 @@ import (
 	"github.com/lambdagent/lambdagent/internal/agent"
 	"github.com/lambdagent/lambdagent/internal/claude"
 	"github.com/lambdagent/lambdagent/internal/httpapi"
+	"github.com/lambdagent/lambdagent/internal/mcptools"
 	"github.com/lambdagent/lambdagent/internal/session"
 	"github.com/lambdagent/lambdagent/internal/session/filestore"
 	"github.com/lambdagent/lambdagent/internal/session/redisstore"
@@ -65,8 +66,9 @@ func openStore(cfg config, log *slog.Logger) (session.Store, func() error, error
 	return st, rdb.Close, nil
 }
 
-// newApp builds the store, the Claude client and the HTTP handler.
-func newApp(cfg config, log *slog.Logger) (*app, error) {
+// newApp builds the store, the Claude client, the MCP connections and the
+// HTTP handler: everything a process builds once.
+func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	if cfg.APIKey == "" {
 		return nil, errors.New("ANTHROPIC_API_KEY is not set (use `lambdagent dev` to run without a key)")
 	}
@@ -79,12 +81,31 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a := &app{store: st, closers: []func() error{closeStore}}
-	a.agent, err = agent.New(st, model, nil, cfg.Agent)
+	tools, err := openTools(ctx, cfg, log)
 	if err != nil {
 		a.Close()
 		return nil, err
 	}
-	a.handler, err = httpapi.New(a.agent, st, httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, Logger: log})
+	var agentTools agent.Tools
+	if tools != nil {
+		a.closers = append(a.closers, tools.Close)
+		agentTools = tools
+	}
+	a.agent, err = agent.New(st, model, agentTools, cfg.Agent)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	// The agent itself, as an MCP tool (ask_agent) for other MCP hosts.
+	ask := func(ctx context.Context, sessionID, message string) (string, error) {
+		ans, err := a.agent.Run(ctx, agent.Request{SessionID: sessionID, Message: message})
+		if err != nil {
+			return "", err
+		}
+		return ans.Result.Response, nil
+	}
+	extra := map[string]http.Handler{"/mcp": mcptools.NewAgentHandler(ask, mcptools.AgentHandlerOptions{Name: "lambdagent", Logger: log})}
+	a.handler, err = httpapi.New(a.agent, st, httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, Logger: log, Extra: extra})
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -93,7 +114,7 @@ func newApp(cfg config, log *slog.Logger) (*app, error) {
 }
 
 func runServe(ctx context.Context, cfg config, log *slog.Logger) error {
-	a, err := newApp(cfg, log)
+	a, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
