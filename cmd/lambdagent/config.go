@@ -121,6 +121,7 @@ func loadConfig(get func(string) string) (config, error) {
 		QueueWait:     e.dur("LAMBDAGENT_QUEUE_WAIT", agent.DefaultQueueWait),
 		LeaseTTL:      e.dur("LAMBDAGENT_LEASE_TTL", agent.DefaultLeaseTTL),
 		MaxModelCalls: int(e.int("LAMBDAGENT_MAX_MODEL_CALLS", agent.DefaultMaxModelCalls)),
+		TurnTimeout:   e.dur("LAMBDAGENT_TURN_TIMEOUT", agent.DefaultTurnTimeout),
 		PromptCache:   e.oneOf("LAMBDAGENT_PROMPT_CACHE", "5m", "5m", "1h", "off"),
 	}
 	c.MaxBodyBytes = e.int("LAMBDAGENT_MAX_BODY_BYTES", 1<<20)

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -222,6 +223,11 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 	defer cancelTurn()
 	tctx, stopRenew := a.keepLease(tctx, req.SessionID, token)
 	res, msgs, counters, err := a.loop(tctx, req, st)
+	if cause := context.Cause(tctx); err != nil && errors.Is(cause, session.ErrLeaseLost) {
+		// keepLease stopped the turn: say why (409, retry), rather than the
+		// context.Canceled it surfaced as (499, as if the client left).
+		err = cause
+	}
 	stopRenew()
 	if err != nil {
 		return nil, err
@@ -246,11 +252,33 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 		RequestHash:    requestHash(req),
 		Response:       out,
 	})
+	if err != nil && a.landed(cctx, req.SessionID, st.Version, msgs) {
+		err = nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("commit turn %d of session %s: %w", res.Turn, req.SessionID, err)
 	}
 	committed = true
 	return &Answer{Result: res, JSON: out}, nil
+}
+
+// landed reports whether a commit that returned an error was in fact
+// applied. A client library that resends a command whose reply was lost
+// (go-redis does on a timeout or EOF) sees the second attempt fail, on a
+// lease the first attempt released, although the first one wrote the turn;
+// telling the client "nothing was saved" would make it send the turn again.
+// Only on the failure path: it costs one more read.
+func (a *Agent) landed(ctx context.Context, id string, from int64, msgs []json.RawMessage) bool {
+	st, err := a.store.Load(ctx, id)
+	if err != nil || st.Version < from+int64(len(msgs)) {
+		return false
+	}
+	for i, m := range msgs {
+		if !bytes.Equal(st.Messages[from+int64(i)], m) {
+			return false
+		}
+	}
+	return true
 }
 
 // turnContext returns the context a turn runs on once it holds the lease:
@@ -314,7 +342,7 @@ func (a *Agent) keepLease(ctx context.Context, id, token string) (context.Contex
 				return
 			case <-t.C:
 				if err := a.store.Renew(ctx, id, token, a.cfg.LeaseTTL); errors.Is(err, session.ErrLeaseLost) {
-					cancel(fmt.Errorf("renew lease of session %s: %w", id, err))
+					cancel(err) // the store's error names the session and the lease
 					return
 				}
 			}

@@ -22,6 +22,7 @@ import (
 
 type fixture struct {
 	simURL string
+	model  *claude.Client
 	sim    *claudesim.Server
 	store  session.Store
 	agent  *agent.Agent
@@ -45,7 +46,7 @@ func newFixture(t *testing.T, simCfg claudesim.Config, tools agent.Tools, cfg ag
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{simURL: srv.URL, sim: sim, store: st, agent: a}
+	return &fixture{simURL: srv.URL, model: model, sim: sim, store: st, agent: a}
 }
 
 func TestTurns(t *testing.T) {
