@@ -65,6 +65,20 @@ type Usage struct {
 	OutputTokens             int64 `json:"output_tokens"`
 	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+	// CacheCreation splits CacheCreationInputTokens by cache lifetime, as
+	// the API reports it; zero (and left out of JSON) when it sent none.
+	// Cache writes cost more for 1 hour than for 5 minutes.
+	CacheCreation CacheCreation `json:"cache_creation,omitzero"`
+	// CostUSD is what the reply cost at list prices. The API does not send
+	// it: internal/ratelimit fills it in from internal/pricing, so that a
+	// turn's answer reports its cost. Zero when unknown.
+	CostUSD float64 `json:"cost_usd,omitzero"`
+}
+
+// CacheCreation splits Usage.CacheCreationInputTokens by TTL.
+type CacheCreation struct {
+	Ephemeral5mInputTokens int64 `json:"ephemeral_5m_input_tokens"`
+	Ephemeral1hInputTokens int64 `json:"ephemeral_1h_input_tokens"`
 }
 
 // Add sums u and v.
@@ -74,6 +88,11 @@ func (u Usage) Add(v Usage) Usage {
 		OutputTokens:             u.OutputTokens + v.OutputTokens,
 		CacheCreationInputTokens: u.CacheCreationInputTokens + v.CacheCreationInputTokens,
 		CacheReadInputTokens:     u.CacheReadInputTokens + v.CacheReadInputTokens,
+		CacheCreation: CacheCreation{
+			Ephemeral5mInputTokens: u.CacheCreation.Ephemeral5mInputTokens + v.CacheCreation.Ephemeral5mInputTokens,
+			Ephemeral1hInputTokens: u.CacheCreation.Ephemeral1hInputTokens + v.CacheCreation.Ephemeral1hInputTokens,
+		},
+		CostUSD: u.CostUSD + v.CostUSD,
 	}
 }
 
@@ -150,7 +169,7 @@ func classify(ctx context.Context, err error) error {
 			se.Message = body.Error.Message
 		}
 		if apiErr.Response != nil {
-			se.Wait = retryAfter(apiErr.Response.Header)
+			se.Wait = retryAfter(apiErr.Response.Header, apiErr.StatusCode == http.StatusTooManyRequests)
 			se.Header = apiErr.Response.Header
 			if se.RequestID == "" {
 				se.RequestID = apiErr.Response.Header.Get("request-id")
@@ -165,8 +184,10 @@ func classify(ctx context.Context, err error) error {
 }
 
 // retryAfter reads the retry-after header (seconds or an HTTP date) and,
-// failing that, the earliest anthropic-ratelimit-*-reset (RFC 3339).
-func retryAfter(h http.Header) time.Duration {
+// failing that on a 429, the earliest anthropic-ratelimit-*-reset (RFC
+// 3339). Every reply carries the reset headers, but they say when a bucket
+// is full again, which is no reason to wait after a 529 or a 500.
+func retryAfter(h http.Header, limited bool) time.Duration {
 	if v := h.Get("retry-after"); v != "" {
 		if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
 			return time.Duration(s * float64(time.Second))
@@ -174,6 +195,9 @@ func retryAfter(h http.Header) time.Duration {
 		if t, err := http.ParseTime(v); err == nil {
 			return max(time.Until(t), 0)
 		}
+	}
+	if !limited {
+		return 0
 	}
 	var best time.Duration
 	for k, vs := range h {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lambdagent/lambdagent/internal/agent"
 	"github.com/lambdagent/lambdagent/internal/claude"
+	"github.com/lambdagent/lambdagent/internal/ratelimit"
 	"github.com/lambdagent/lambdagent/internal/session"
 )
 
@@ -51,6 +52,9 @@ func classify(err error) *Error {
 	var mbe *http.MaxBytesError
 	var se *claude.StatusError
 	var te *claude.TransportError
+	var limit *ratelimit.LimitError
+	var budget *ratelimit.BudgetError
+	var stopped *ratelimit.StoppedError
 	switch {
 	case errors.As(err, &mbe):
 		return &Error{Status: http.StatusRequestEntityTooLarge, Type: "request_too_large", Message: "request body is larger than " + strconv.FormatInt(mbe.Limit, 10) + " bytes", Err: err}
@@ -68,7 +72,18 @@ func classify(err error) *Error {
 		return &Error{Status: http.StatusConflict, Type: "conflict", Message: "the session changed while the turn ran; nothing was saved, retry", RetryAfter: time.Second, Err: err}
 	case errors.Is(err, agent.ErrBrokenHistory):
 		return &Error{Status: http.StatusConflict, Type: "invalid_history", Message: err.Error(), Err: err}
-	case errors.Is(err, session.ErrUnavailable):
+	case errors.As(err, &stopped):
+		return &Error{Status: http.StatusForbidden, Type: "stopped", Message: "this " + string(stopped.Scope) + " has been stopped by an operator", Err: err}
+	case errors.As(err, &budget):
+		return &Error{Status: http.StatusPaymentRequired, Type: "budget_exceeded", Err: err, RetryAfter: budget.RetryAfter,
+			Message: "the daily budget of this " + string(budget.Scope) + " is spent; it renews at 00:00 UTC"}
+	case errors.As(err, &limit):
+		typ, msg := "rate_limited", "the "+limit.Kind+" limit of this "+string(limit.Scope)+" is reached; nothing was saved, retry later"
+		if limit.Kind == ratelimit.KindConcurrency {
+			typ, msg = "too_many_turns", "too many turns are in progress; nothing was saved, retry later"
+		}
+		return &Error{Status: http.StatusTooManyRequests, Type: typ, Message: msg, RetryAfter: max(limit.RetryAfter, time.Second), Err: err}
+	case errors.Is(err, session.ErrUnavailable), errors.Is(err, ratelimit.ErrUnavailable):
 		return &Error{Status: http.StatusServiceUnavailable, Type: "store_unavailable", Message: "the session store is unavailable; nothing was saved, retry", RetryAfter: time.Second, Err: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Status: http.StatusGatewayTimeout, Type: "timeout", Message: "the turn did not finish in time; nothing was saved, retry", Err: err}

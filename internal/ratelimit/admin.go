@@ -1,0 +1,229 @@
+package ratelimit
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lambdagent/lambdagent/internal/session"
+)
+
+// Admin paths, to mount on the API (httpapi.Config.Extra):
+//
+//	POST /v1/admin/stop    {"session_id":"s1"} or {"tenant":"acme"}
+//	POST /v1/admin/resume  the same
+//	GET  /v1/usage?tenant=acme[&day=2026-11-24]  or ?session_id=s1
+const (
+	AdminPath = "/v1/admin/"
+	UsagePath = "/v1/usage"
+)
+
+// maxAdminBody bounds an admin request body.
+const maxAdminBody = 4 << 10
+
+// Admin returns the operators' HTTP handler for l: the kill switch (stop,
+// resume) and the usage of a session or tenant on a day, with its budget
+// and whether it is stopped. Every request must carry
+// "Authorization: Bearer <token>" (401 otherwise). An empty token disables
+// the handler: it answers 404 to everything, as if it were not mounted.
+// Errors are JSON, {"error":{"type":…,"message":…}}, like the API's.
+func (l *Limiter) Admin(token string, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	a := &admin{l: l, token: []byte(token), log: log, mux: http.NewServeMux()}
+	a.mux.HandleFunc(AdminPath+"stop", a.only("POST", func(w http.ResponseWriter, r *http.Request) { a.kill(w, r, true) }))
+	a.mux.HandleFunc(AdminPath+"resume", a.only("POST", func(w http.ResponseWriter, r *http.Request) { a.kill(w, r, false) }))
+	a.mux.HandleFunc(UsagePath, a.only("GET", a.usage))
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		a.fail(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path, nil)
+	})
+	return a
+}
+
+type admin struct {
+	l     *Limiter
+	token []byte
+	log   *slog.Logger
+	mux   *http.ServeMux
+}
+
+func (a *admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if len(a.token) == 0 {
+		a.fail(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path, nil)
+		return
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(got), a.token) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="lambdagent admin"`)
+		a.fail(w, r, http.StatusUnauthorized, "unauthorized", "a valid admin bearer token is required", nil)
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+func (a *admin) only(method string, f http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != method {
+			w.Header().Set("Allow", method)
+			a.fail(w, r, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use "+method, nil)
+			return
+		}
+		f(w, r)
+	}
+}
+
+// Target is the body of the stop and resume requests: exactly one field.
+type Target struct {
+	SessionID string `json:"session_id,omitempty"`
+	Tenant    string `json:"tenant,omitempty"`
+}
+
+// KillSwitch is the answer of the stop and resume requests.
+type KillSwitch struct {
+	Scope   Scope  `json:"scope"`
+	ID      string `json:"id"`
+	Stopped bool   `json:"stopped"`
+}
+
+func (a *admin) kill(w http.ResponseWriter, r *http.Request, stop bool) {
+	var t Target
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAdminBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&t); err != nil {
+		a.fail(w, r, http.StatusBadRequest, "invalid_request", "body must be {\"session_id\":…} or {\"tenant\":…}", err)
+		return
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		a.fail(w, r, http.StatusBadRequest, "invalid_request", "body must hold one JSON object", nil)
+		return
+	}
+	scope, id, ok := a.target(w, r, t.SessionID, t.Tenant)
+	if !ok {
+		return
+	}
+	var err error
+	if stop {
+		err = a.l.Stop(r.Context(), scope, id)
+	} else {
+		err = a.l.Resume(r.Context(), scope, id)
+	}
+	if err != nil {
+		a.redisFail(w, r, err)
+		return
+	}
+	a.log.LogAttrs(r.Context(), slog.LevelWarn, "ratelimit: kill switch", slog.String("scope", string(scope)), slog.String("id", id), slog.Bool("stopped", stop))
+	writeJSON(w, http.StatusOK, KillSwitch{Scope: scope, ID: id, Stopped: stop})
+}
+
+// target checks that exactly one of session and tenant is set and valid.
+func (a *admin) target(w http.ResponseWriter, r *http.Request, sessionID, tenant string) (Scope, string, bool) {
+	switch {
+	case (sessionID == "") == (tenant == ""):
+		a.fail(w, r, http.StatusBadRequest, "invalid_request", "give exactly one of session_id and tenant", nil)
+		return "", "", false
+	case sessionID != "":
+		if err := session.ValidID(sessionID); err != nil {
+			a.fail(w, r, http.StatusBadRequest, "invalid_request", err.Error(), err)
+			return "", "", false
+		}
+		return ScopeSession, sessionID, true
+	case len(tenant) > 256:
+		a.fail(w, r, http.StatusBadRequest, "invalid_request", "tenant is longer than 256 bytes", nil)
+		return "", "", false
+	}
+	return ScopeTenant, tenant, true
+}
+
+// UsageView is the answer of GET /v1/usage.
+type UsageView struct {
+	DayUsage
+	// Budget is the daily budget of the scope; absent when none is set.
+	Budget  *BudgetView `json:"budget,omitempty"`
+	Stopped bool        `json:"stopped"`
+}
+
+// BudgetView is a daily budget; a zero field is no limit.
+type BudgetView struct {
+	TokensPerDay int64   `json:"tokens_per_day,omitempty"`
+	USDPerDay    float64 `json:"usd_per_day,omitempty"`
+}
+
+func (a *admin) usage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	scope, id, ok := a.target(w, r, q.Get("session_id"), q.Get("tenant"))
+	if !ok {
+		return
+	}
+	t := a.l.now()
+	if d := q.Get("day"); d != "" {
+		var err error
+		if t, err = time.Parse(time.DateOnly, d); err != nil {
+			a.fail(w, r, http.StatusBadRequest, "invalid_request", "day must be YYYY-MM-DD", err)
+			return
+		}
+	}
+	u, err := a.l.Usage(r.Context(), scope, id, t)
+	if err != nil {
+		a.redisFail(w, r, err)
+		return
+	}
+	stopped, err := a.l.Stopped(r.Context(), scope, id)
+	if err != nil {
+		a.redisFail(w, r, err)
+		return
+	}
+	b := a.l.cfg.TenantBudget
+	if scope == ScopeSession {
+		b = a.l.cfg.SessionBudget
+	}
+	v := UsageView{DayUsage: u, Stopped: stopped}
+	if b != (Budget{}) {
+		v.Budget = &BudgetView{TokensPerDay: b.TokensPerDay, USDPerDay: b.USDPerDay}
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (a *admin) redisFail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, ErrUnavailable) {
+		w.Header().Set("Retry-After", "1")
+		a.fail(w, r, http.StatusServiceUnavailable, "store_unavailable", "the limiter's store is unavailable; retry", err)
+		return
+	}
+	a.fail(w, r, 499, "canceled", "the request was canceled", err)
+}
+
+func (a *admin) fail(w http.ResponseWriter, r *http.Request, status int, typ, msg string, err error) {
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	a.log.LogAttrs(r.Context(), level, "admin request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Int("status", status), slog.String("type", typ), slog.Any("err", err))
+	var body struct {
+		Error struct {
+			Type    string `json:"type"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	body.Error.Type, body.Error.Message = typ, msg
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":{"type":"internal_error","message":"encode response"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+	_, _ = w.Write([]byte{'\n'})
+}
