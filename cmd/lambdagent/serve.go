@@ -81,7 +81,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a := &app{store: st, closers: []func() error{closeStore}}
-	tools, err := openTools(ctx, cfg, log)
+	tools, err := openTools(ctx, cfg, st, log)
 	if err != nil {
 		a.Close()
 		return nil, err

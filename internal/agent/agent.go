@@ -159,6 +159,10 @@ type Result struct {
 	ModelCalls int          `json:"model_calls"`
 	Usage      claude.Usage `json:"usage"`
 	RequestID  string       `json:"request_id,omitempty"`
+	// Limit names the limit that ended the turn's tool loop:
+	// "max_model_calls" when the last allowed model call was made with
+	// tools off (see Config.MaxModelCalls). Empty when Claude ended it.
+	Limit string `json:"limit,omitempty"`
 }
 
 // Answer is a finished turn: its Result and the JSON encoding of it.
@@ -222,7 +226,9 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 	tctx, cancelTurn := a.turnContext(ctx)
 	defer cancelTurn()
 	tctx, stopRenew := a.keepLease(tctx, req.SessionID, token)
-	res, msgs, counters, err := a.loop(tctx, req, st)
+	// After checkpoints (a turn that ran tools), msgs are the messages
+	// since the last one and version is the session's version after it.
+	res, msgs, counters, version, err := a.loop(tctx, req, st, token)
 	if cause := context.Cause(tctx); err != nil && errors.Is(cause, session.ErrLeaseLost) {
 		// keepLease stopped the turn: say why (409, retry), rather than the
 		// context.Canceled it surfaced as (499, as if the client left).
@@ -243,7 +249,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 	_, err = a.store.Commit(cctx, session.Commit{
 		ID:             req.SessionID,
 		LeaseToken:     token,
-		Version:        st.Version,
+		Version:        version,
 		Messages:       msgs,
 		Turns:          1,
 		Counters:       counters,
@@ -252,7 +258,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 		RequestHash:    requestHash(req),
 		Response:       out,
 	})
-	if err != nil && a.landed(cctx, req.SessionID, st.Version, msgs) {
+	if err != nil && a.landed(cctx, req.SessionID, version, msgs) {
 		err = nil
 	}
 	if err != nil {

@@ -12,4 +12,9 @@
 // assistant message and each tool_result message are committed together
 // at the end, with the idempotency record, on a context detached from the
 // caller's (a client hanging up must not leave half a turn).
+//
+// A turn that runs tools also commits a checkpoint before each round of
+// tools and saves each tool result as its call returns, so that a retry
+// after a crash resumes the turn and never calls a tool twice (see
+// loop.go and #8). A turn without tools does neither.
 package agent

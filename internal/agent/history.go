@@ -31,11 +31,12 @@ func role(m json.RawMessage) (string, error) {
 
 // checkHistory makes sure a stored transcript can be sent to Claude: roles
 // alternate starting with the user, and it ends with an assistant message.
-// A trailing assistant tool_use without its tool_result (left by an older
-// version or a hand edit) is repaired: pending holds is_error tool_results
-// to send first in the next user message. Anything else is
-// ErrBrokenHistory with the position of the fault: it is never sent as is.
-func checkHistory(msgs []json.RawMessage) (history, pending []json.RawMessage, err error) {
+// A trailing assistant tool_use without its tool_result (a turn that died
+// after its checkpoint, an older version or a hand edit) is returned in
+// open: the next user message must answer those calls first (see
+// Agent.loop). Anything else is ErrBrokenHistory with the position of
+// the fault: it is never sent as is.
+func checkHistory(msgs []json.RawMessage) (history []json.RawMessage, open []ToolCall, err error) {
 	want := "user"
 	for i, m := range msgs {
 		r, err := role(m)
@@ -65,10 +66,36 @@ func checkHistory(msgs []json.RawMessage) (history, pending []json.RawMessage, e
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: last message: %v", ErrBrokenHistory, err)
 	}
-	for _, c := range calls {
-		pending = append(pending, toolError(c.ID, "This tool call was interrupted before it returned a result; it may or may not have run."))
+	return msgs, calls, nil
+}
+
+// interrupted is the result of a call whose turn died before the call
+// returned (or before its result was saved).
+const interrupted = "This tool call was interrupted before it returned a result; it may or may not have run."
+
+// closeCalls answers the calls of a turn that died: with the result saved
+// for a call when there is one (the tool ran), else with an is_error
+// result saying it was interrupted. Nothing is run again.
+func closeCalls(open []ToolCall, saved map[string]json.RawMessage) []json.RawMessage {
+	out := make([]json.RawMessage, len(open))
+	for i, c := range open {
+		if r, ok := savedResult(saved, c.ID); ok {
+			out[i] = r
+		} else {
+			out[i] = toolError(c.ID, interrupted)
+		}
 	}
-	return msgs, pending, nil
+	return out
+}
+
+// savedResult returns the saved result of a call if there is a usable one:
+// a JSON object, as Tools.Run returns them.
+func savedResult(saved map[string]json.RawMessage, id string) (json.RawMessage, bool) {
+	r, ok := saved[id]
+	if !ok || len(r) == 0 || r[0] != '{' || !json.Valid(r) {
+		return nil, false
+	}
+	return r, true
 }
 
 func contentOf(m json.RawMessage) json.RawMessage {

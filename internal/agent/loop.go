@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/lambdagent/lambdagent/internal/claude"
 	"github.com/lambdagent/lambdagent/internal/session"
@@ -30,71 +33,256 @@ type Tools interface {
 	Run(ctx context.Context, calls []ToolCall) []json.RawMessage
 }
 
+// EachRunner is an optional ability of [Tools]: reporting each result as
+// soon as its call returns, before the slower calls of the same reply
+// end, so that the turn saves it at once (see #8). Without it the results
+// are saved when Run returns.
+type EachRunner interface {
+	// RunEach runs calls as Run does and calls done(i, result) once per
+	// call as soon as calls[i] returns, from any goroutine. It returns
+	// after every done has returned.
+	RunEach(ctx context.Context, calls []ToolCall, done func(i int, result json.RawMessage))
+}
+
+// A turn is the state of one turn's loop.
+type turn struct {
+	id, token string
+	// mark is the pending mark of the turn's checkpoints: the request's
+	// hash and where the turn starts in the history (see parseMark).
+	mark    string
+	history []json.RawMessage // the messages before the turn
+	msgs    []json.RawMessage // the turn's messages
+	saved   int               // msgs[:saved] are committed
+	version int64             // the session's version after msgs[:saved]
+	// Model calls and usage not committed yet.
+	calls int
+	usage claude.Usage
+}
+
+// counters returns the sums not committed yet and forgets them.
+func (t *turn) counters() map[string]int64 {
+	c := map[string]int64{
+		"input_tokens":                t.usage.InputTokens,
+		"output_tokens":               t.usage.OutputTokens,
+		"cache_creation_input_tokens": t.usage.CacheCreationInputTokens,
+		"cache_read_input_tokens":     t.usage.CacheReadInputTokens,
+		"model_calls":                 int64(t.calls),
+	}
+	t.calls, t.usage = 0, claude.Usage{}
+	return c
+}
+
 // loop makes model calls until Claude answers without asking for tools,
-// running the tools in between. It returns the messages to commit.
-func (a *Agent) loop(ctx context.Context, req Request, st *session.State) (Result, []json.RawMessage, map[string]int64, error) {
+// running the tools in between. It returns the turn's messages not yet
+// committed, the version to commit them at and the counters not yet
+// committed.
+//
+// A tool call is not run twice for one request (see #8). Before running
+// the tools of a reply the loop commits the turn so far as a checkpoint
+// that marks the session pending with the request's hash, and it saves
+// each result as its call returns ([session.ToolResultStore]). A retry of
+// the request that finds its own mark resumes the turn: its user message
+// is in the history already, the saved results are reused, only the calls
+// without one are run, and the loop goes on from there. Another request
+// that finds the mark closes the dead turn's calls with their saved
+// results, or with is_error results for the calls that never returned,
+// runs none of them, and then adds its own message. A turn without tools
+// never checkpoints: Begin and Commit are all it costs.
+//
+// The answer of a resumed turn counts in ModelCalls the calls of every
+// attempt (the limit is per turn), but in Usage only this attempt's: the
+// usage of earlier calls went into the session's counters with the
+// checkpoints, and that of a call whose commit never happened is lost.
+func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token string) (Result, []json.RawMessage, map[string]int64, int64, error) {
 	res := Result{SessionID: req.SessionID}
-	history, pending, err := checkHistory(st.Messages)
-	if err != nil {
-		return res, nil, nil, fmt.Errorf("session %s: %w", req.SessionID, err)
+	fail := func(err error) (Result, []json.RawMessage, map[string]int64, int64, error) {
+		return res, nil, nil, 0, err
 	}
-	// The new user message; a dangling tool_use left in the history gets
-	// its tool_results first, in the same message, as the API requires.
-	user, err := userMessage(req.Message, pending)
+	history, open, err := checkHistory(st.Messages)
 	if err != nil {
-		return res, nil, nil, err
+		return fail(fmt.Errorf("session %s: %w", req.SessionID, err))
 	}
-	msgs := []json.RawMessage{user}
+	hash := requestHash(req)
+	t := &turn{id: req.SessionID, token: token, version: st.Version}
+	var calls []ToolCall // the calls to answer before the next model call
+	var saved map[string]json.RawMessage
+	if start, ok := resumable(st, hash, open); ok {
+		// This request's own turn, retried after it died: continue it.
+		t.mark = st.Pending
+		t.history = history[:start]
+		t.msgs = slices.Clone(history[start:]) // appended to below
+		t.saved = len(t.msgs)
+		for _, m := range t.msgs {
+			if r, _ := role(m); r == "assistant" {
+				res.ModelCalls++
+			}
+		}
+		calls, saved = open, st.ToolResults
+	} else {
+		// The new user message; a dangling tool_use left in the history
+		// gets its tool_results first, in the same message, as the API
+		// requires.
+		user, err := userMessage(req.Message, closeCalls(open, st.ToolResults))
+		if err != nil {
+			return fail(err)
+		}
+		t.mark = newMark(hash, int64(len(history)))
+		t.history = history
+		t.msgs = []json.RawMessage{user}
+	}
 	var defs json.RawMessage
 	if a.tools != nil {
 		defs = a.tools.Definitions()
 	}
-	var usage claude.Usage
-	for call := 1; ; call++ {
-		last := call == a.cfg.MaxModelCalls
-		body := a.requestBody(history, msgs, defs, last && len(defs) > 0)
+	var usage claude.Usage // of this attempt, for the answer
+	for {
+		if len(calls) > 0 {
+			m, err := toolResultMessage(a.runTools(ctx, t, calls, saved))
+			if err != nil {
+				return fail(err)
+			}
+			t.msgs = append(t.msgs, m)
+			saved = nil
+		}
+		res.ModelCalls++
+		last := res.ModelCalls >= a.cfg.MaxModelCalls
+		body := a.requestBody(t.history, t.msgs, defs, last && len(defs) > 0)
 		reply, err := a.model.Create(ctx, body)
 		if err != nil {
-			return res, nil, nil, err
+			return fail(err)
 		}
 		usage = usage.Add(reply.Usage)
-		res.ModelCalls = call
+		t.usage = t.usage.Add(reply.Usage)
+		t.calls++
 		res.RequestID = reply.RequestID
 		res.StopReason = reply.StopReason
-		msgs = append(msgs, assistantMessage(reply.Content))
-		calls, text, err := parseContent(reply.Content)
+		t.msgs = append(t.msgs, assistantMessage(reply.Content))
+		calls, res.Response, err = parseContent(reply.Content)
 		if err != nil {
-			return res, nil, nil, fmt.Errorf("reply %s: %w", reply.ID, err)
+			return fail(fmt.Errorf("reply %s: %w", reply.ID, err))
 		}
-		res.Response = text
+		if last && len(defs) > 0 {
+			// Tools were off for this call: the limit, not Claude, ended
+			// the tool loop. Say so in the answer.
+			res.Limit = "max_model_calls"
+		}
 		if reply.StopReason != "tool_use" || len(calls) == 0 {
 			break
 		}
 		if a.tools == nil {
-			return res, nil, nil, fmt.Errorf("reply %s asks for tool %s but no tools are configured", reply.ID, calls[0].Name)
+			return fail(fmt.Errorf("reply %s asks for tool %s but no tools are configured", reply.ID, calls[0].Name))
 		}
-		results := a.tools.Run(ctx, calls)
-		m, err := toolResultMessage(results)
-		if err != nil {
-			return res, nil, nil, err
-		}
-		msgs = append(msgs, m)
 		if last {
 			// Unreachable with tools disabled on the last call, unless the
 			// model ignores tool_choice none: stop rather than loop.
 			res.StopReason = "max_model_calls"
-			return res, nil, nil, fmt.Errorf("reply %s asked for tools on the last allowed model call", reply.ID)
+			return fail(fmt.Errorf("reply %s asked for tools on the last allowed model call", reply.ID))
+		}
+		if err := a.checkpoint(ctx, t); err != nil {
+			return fail(err)
 		}
 	}
 	res.Usage = usage
-	counters := map[string]int64{
-		"input_tokens":                usage.InputTokens,
-		"output_tokens":               usage.OutputTokens,
-		"cache_creation_input_tokens": usage.CacheCreationInputTokens,
-		"cache_read_input_tokens":     usage.CacheReadInputTokens,
-		"model_calls":                 int64(res.ModelCalls),
+	return res, t.msgs[t.saved:], t.counters(), t.version, nil
+}
+
+// resumable reports whether st holds this request's own unfinished turn,
+// and where in the history that turn starts.
+func resumable(st *session.State, hash string, open []ToolCall) (int, bool) {
+	if st.Pending == "" || len(open) == 0 {
+		return 0, false
 	}
-	return res, msgs, counters, nil
+	h, start, ok := parseMark(st.Pending)
+	if !ok || h != hash || start < 0 || start >= int64(len(st.Messages)) {
+		return 0, false
+	}
+	return int(start), true
+}
+
+// newMark renders a turn's pending mark: the request hash (hex, no '@')
+// and the turn's first message index.
+func newMark(hash string, start int64) string {
+	return hash + "@" + strconv.FormatInt(start, 10)
+}
+
+func parseMark(mark string) (hash string, start int64, ok bool) {
+	i := strings.LastIndexByte(mark, '@')
+	if i < 0 {
+		return "", 0, false
+	}
+	start, err := strconv.ParseInt(mark[i+1:], 10, 64)
+	return mark[:i], start, err == nil
+}
+
+// checkpoint commits the turn so far, keeping the lease and marking the
+// session pending, before the tools of the last reply run: from here a
+// crash leaves the turn for a retry to resume.
+func (a *Agent) checkpoint(ctx context.Context, t *turn) error {
+	msgs := t.msgs[t.saved:]
+	v, err := a.store.Commit(ctx, session.Commit{
+		ID:         t.id,
+		LeaseToken: t.token,
+		Version:    t.version,
+		Messages:   msgs,
+		Counters:   t.counters(),
+		Pending:    t.mark,
+	})
+	if err != nil && a.landed(ctx, t.id, t.version, msgs) {
+		v, err = t.version+int64(len(msgs)), nil
+	}
+	if err != nil {
+		return fmt.Errorf("checkpoint session %s before running tools: %w", t.id, err)
+	}
+	t.version, t.saved = v, len(t.msgs)
+	return nil
+}
+
+// runTools answers calls in order: with the result saved by an earlier
+// attempt of the turn when there is one, else by running the call and
+// saving its result as soon as it returns.
+func (a *Agent) runTools(ctx context.Context, t *turn, calls []ToolCall, saved map[string]json.RawMessage) []json.RawMessage {
+	out := make([]json.RawMessage, len(calls))
+	var todo []ToolCall
+	var at []int // at[j] is the index in calls of todo[j]
+	for i, c := range calls {
+		if r, ok := savedResult(saved, c.ID); ok {
+			out[i] = r
+			continue
+		}
+		todo = append(todo, c)
+		at = append(at, i)
+	}
+	if len(todo) == 0 {
+		return out
+	}
+	store, _ := a.store.(session.ToolResultStore)
+	var saves sync.WaitGroup
+	done := func(j int, r json.RawMessage) {
+		if j < 0 || j >= len(todo) {
+			return
+		}
+		out[at[j]] = r
+		if store != nil && len(r) > 0 {
+			// A failed save only loses the protection against running the
+			// call again after a crash; the result is in out either way,
+			// and a lost lease fails the turn through keepLease.
+			_ = store.SaveToolResult(ctx, t.id, t.token, todo[j].ID, r)
+		}
+	}
+	if each, ok := a.tools.(EachRunner); ok {
+		each.RunEach(ctx, todo, done)
+	} else {
+		for j, r := range a.tools.Run(ctx, todo) {
+			saves.Go(func() { done(j, r) })
+		}
+		saves.Wait()
+	}
+	for i, r := range out {
+		if r == nil {
+			out[i] = toolError(calls[i].ID, "The tool runner returned no result for this call.")
+		}
+	}
+	return out
 }
 
 // buildPrefix renders the constant head of every request body.

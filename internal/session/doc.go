@@ -16,6 +16,13 @@
 // append: the loser gets [ErrConflict] or [ErrLeaseLost] and writes nothing.
 // A process that dies mid-turn writes nothing; its lease expires by itself.
 //
+// A turn that runs tools is the exception (see #8): before its tools run
+// it commits a checkpoint (Release false) carrying a pending mark, saves
+// each tool result as the call returns ([ToolResultStore]), and a retry
+// of the turn after a crash finds the mark and the results in Begin's
+// State and resumes the turn rather than calling the tools again. A turn
+// without tools still costs exactly two round trips.
+//
 // Messages are kept as the raw JSON of Messages API message objects
 // ({"role":…,"content":…}). Nothing is decoded into SDK types and
 // re-encoded, so thinking blocks and their signatures go back to Claude

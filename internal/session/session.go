@@ -67,6 +67,16 @@ type State struct {
 	// Replay, when non-nil, is the answer stored under the request's
 	// idempotency key. Begin took no lease and the turn must not run.
 	Replay []byte
+	// Pending is the mark of an unfinished turn: Commit.Pending as the
+	// last checkpoint stored it, until a commit with Release clears it.
+	// A turn checkpoints before it runs tools, so a non-empty Pending
+	// after Begin means a turn died between its tools and its end (see
+	// #8). Empty when no turn is open. Begin and Load return it.
+	Pending string
+	// ToolResults are the results saved with [ToolResultStore] since the
+	// last commit, by tool_use id. Begin returns them (Load need not);
+	// nil when there are none. Read-only, like Messages.
+	ToolResults map[string]json.RawMessage
 }
 
 // Commit is what a turn writes with [Store.Commit].
@@ -90,6 +100,11 @@ type Commit struct {
 	IdempotencyKey string
 	RequestHash    string
 	Response       []byte
+	// Pending, when set on a commit without Release (a checkpoint), marks
+	// the session's open turn; Begin returns it in State.Pending until a
+	// commit with Release clears it. The store keeps it as opaque bytes.
+	// A checkpoint with Pending empty leaves the mark as it is.
+	Pending string
 }
 
 // A Store keeps sessions. Implementations are safe for concurrent use by
@@ -109,6 +124,9 @@ type Store interface {
 	// (else ErrLeaseLost) and the version is still c.Version (else
 	// ErrConflict), stores the idempotency record, refreshes the session's
 	// TTL and, if c.Release, ends the lease. It returns the new version.
+	// It drops the saved tool results (see [ToolResultStore]): they are
+	// in the committed messages now, or the turn is over. With c.Release
+	// it clears State.Pending; without, it sets it to c.Pending if set.
 	Commit(ctx context.Context, c Commit) (version int64, err error)
 
 	// Renew extends a held lease to ttl from now, or returns ErrLeaseLost.
@@ -121,8 +139,8 @@ type Store interface {
 	// Load reads a session without taking its lease (for display).
 	Load(ctx context.Context, id string) (*State, error)
 
-	// Delete removes a session, its lease and its counters. Deleting an
-	// unknown session is not an error. A turn in flight then fails its
-	// Commit with ErrLeaseLost.
+	// Delete removes a session, its lease, its counters, its pending mark
+	// and its saved tool results. Deleting an unknown session is not an
+	// error. A turn in flight then fails its Commit with ErrLeaseLost.
 	Delete(ctx context.Context, id string) error
 }

@@ -12,10 +12,15 @@
 // The layout mirrors the Redis store. Under the "sessions" bucket, each
 // session is a bucket holding:
 //
-//	meta   JSON: version, turns, counters, expiry (unix ns)
+//	meta   JSON: version, turns, counters, expiry (unix ns), pending mark
 //	lease  JSON: token, idempotency key, expiry (unix ns)
 //	msgs   bucket: message i under its 8-byte big-endian index
 //	idem   bucket: idempotency key → expiry, request hash, response
+//	tools  bucket: tool_use id → tool result of the open turn
+//	       ([session.ToolResultStore]); dropped by every commit
+//
+// Beside "sessions", the "kv" bucket holds the values of [session.KV],
+// each with its expiry.
 //
 // Messages are stored one per key and appended, so a commit writes its
 // new messages, not the history. Expiry is wall time stored in the file:
@@ -80,7 +85,11 @@ type Store struct {
 	closeErr  error
 }
 
-var _ session.Store = (*Store)(nil)
+var (
+	_ session.Store           = (*Store)(nil)
+	_ session.ToolResultStore = (*Store)(nil)
+	_ session.KV              = (*Store)(nil)
+)
 
 // Bucket and key names.
 var (
@@ -89,6 +98,8 @@ var (
 	keyLease       = []byte("lease")
 	bucketMsgs     = []byte("msgs")
 	bucketIdem     = []byte("idem")
+	bucketTools    = []byte("tools")
+	bucketKV       = []byte("kv")
 )
 
 // Open opens or creates the session file at path; its directory must
@@ -152,6 +163,7 @@ type meta struct {
 	Turns    int64            `json:"t"`
 	Counters map[string]int64 `json:"c,omitempty"`
 	Expires  int64            `json:"e"` // unix ns
+	Pending  string           `json:"p,omitempty"`
 }
 
 type lease struct {
@@ -257,7 +269,7 @@ func readState(sb *bolt.Bucket, m *meta) (*session.State, error) {
 	if m == nil {
 		return st, nil
 	}
-	st.Version, st.Turns = m.Version, m.Turns
+	st.Version, st.Turns, st.Pending = m.Version, m.Turns, m.Pending
 	if len(m.Counters) > 0 {
 		st.Counters = m.Counters
 	}
@@ -292,7 +304,7 @@ func expire(sb *bolt.Bucket, now int64, pruneIdem bool) error {
 			if err := sb.Delete(keyMeta); err != nil {
 				return err
 			}
-			for _, name := range [][]byte{bucketMsgs, bucketIdem} {
+			for _, name := range [][]byte{bucketMsgs, bucketIdem, bucketTools} {
 				if err := sb.DeleteBucket(name); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 					return err
 				}
@@ -430,7 +442,18 @@ func begin(tx *bolt.Tx, req session.BeginRequest, now int64, write bool) (st *se
 	if err := sb.Put(keyLease, b); err != nil {
 		return nil, false, err
 	}
-	st, err = readState(sb, m)
+	if st, err = readState(sb, m); err != nil {
+		return nil, false, err
+	}
+	if tb := sb.Bucket(bucketTools); tb != nil && m != nil {
+		err = tb.ForEach(func(k, v []byte) error {
+			if st.ToolResults == nil {
+				st.ToolResults = map[string]json.RawMessage{}
+			}
+			st.ToolResults[string(k)] = bytes.Clone(v)
+			return nil
+		})
+	}
 	return st, false, err
 }
 
@@ -485,6 +508,15 @@ func (s *Store) Commit(ctx context.Context, c session.Commit) (int64, error) {
 		}
 		m.Version += int64(len(c.Messages))
 		m.Turns += c.Turns
+		switch {
+		case c.Release:
+			m.Pending = ""
+		case c.Pending != "":
+			m.Pending = c.Pending
+		}
+		if err := sb.DeleteBucket(bucketTools); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+			return err
+		}
 		for name, n := range c.Counters {
 			if m.Counters == nil {
 				m.Counters = map[string]int64{}
@@ -522,6 +554,93 @@ func (s *Store) Commit(ctx context.Context, c session.Commit) (int64, error) {
 		return 0, fmt.Errorf("commit session %s at v%d: %w", c.ID, c.Version, err)
 	}
 	return version, nil
+}
+
+// SaveToolResult implements [session.ToolResultStore].
+func (s *Store) SaveToolResult(ctx context.Context, id, token, toolUseID string, result []byte) error {
+	if err := session.ValidID(id); err != nil {
+		return fmt.Errorf("save tool result %s of session %q: %w", toolUseID, id, err)
+	}
+	if toolUseID == "" {
+		return fmt.Errorf("save tool result of session %s: empty tool_use id", id)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("save tool result %s of session %s: %w", toolUseID, id, err)
+	}
+	// The results of parallel calls arrive together: Batch writes them in
+	// one transaction, with one fsync. It may run the function again,
+	// which only puts the same value again.
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		sb := tx.Bucket(bucketSessions).Bucket([]byte(id))
+		l, err := readLease(sb, time.Now().UnixNano())
+		if err != nil {
+			return err
+		}
+		if l == nil || l.Token != token {
+			return session.ErrLeaseLost
+		}
+		tb, err := sb.CreateBucketIfNotExists(bucketTools)
+		if err != nil {
+			return err
+		}
+		return tb.Put([]byte(toolUseID), result)
+	})
+	if err != nil {
+		return fmt.Errorf("save tool result %s of session %s: %w", toolUseID, id, err)
+	}
+	return nil
+}
+
+// Get implements [session.KV].
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		kb := tx.Bucket(bucketKV)
+		if kb == nil {
+			return nil
+		}
+		b := kb.Get([]byte(key))
+		if len(b) < 8 {
+			return nil
+		}
+		if exp := int64(binary.BigEndian.Uint64(b)); exp != 0 && exp <= time.Now().UnixNano() {
+			return nil
+		}
+		out = bytes.Clone(b[8:])
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	return out, nil
+}
+
+// Set implements [session.KV]. An expired value stays in the file, unseen,
+// until the key is set again: the keys are few and fixed.
+func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("set %s: %w", key, err)
+	}
+	var exp int64
+	if ttl > 0 {
+		exp = time.Now().Add(ttl).UnixNano()
+	}
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(value)), uint64(exp))
+	b = append(b, value...)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		kb, err := tx.CreateBucketIfNotExists(bucketKV)
+		if err != nil {
+			return err
+		}
+		return kb.Put([]byte(key), b)
+	})
+	if err != nil {
+		return fmt.Errorf("set %s: %w", key, err)
+	}
+	return nil
 }
 
 // Renew implements [session.Store.Renew].

@@ -15,18 +15,19 @@ import "github.com/redis/go-redis/v9"
 // them to the session package's errors.
 
 // beginScript checks the idempotency record, then the lease, then takes
-// the lease and reads the session.
+// the lease and reads the session, with the tool results saved by an
+// unfinished turn (usually none: HGETALL of a missing key).
 //
-//	KEYS: msgs, meta, lease[, idem record when ARGV[3] is set]
+//	KEYS: msgs, meta, lease, tools[, idem record when ARGV[3] is set]
 //	ARGV: lease token, lease TTL in ms, idempotency key, request hash
 //	→ {"replay", response} | {"mismatch"} | {"busy", lease PTTL, same key 0/1}
-//	  | {"ok", messages, meta as field/value pairs}
+//	  | {"ok", messages, meta as field/value pairs, tools as id/result pairs}
 //
 // A lease held with the caller's own token is taken again: that Begin is
 // a retry of one whose reply was lost.
 var beginScript = redis.NewScript(`
 if ARGV[3] ~= '' then
-  local rec = redis.call('HMGET', KEYS[4], 'h', 'r')
+  local rec = redis.call('HMGET', KEYS[5], 'h', 'r')
   if rec[1] then
     if rec[1] ~= ARGV[4] then return {'mismatch'} end
     return {'replay', rec[2]}
@@ -40,7 +41,7 @@ if held[1] and held[1] ~= ARGV[1] then
 end
 redis.call('HSET', KEYS[3], 't', ARGV[1], 'k', ARGV[3])
 redis.call('PEXPIRE', KEYS[3], ARGV[2])
-return {'ok', redis.call('LRANGE', KEYS[1], 0, -1), redis.call('HGETALL', KEYS[2])}
+return {'ok', redis.call('LRANGE', KEYS[1], 0, -1), redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[4])}
 `)
 
 // commitScript checks the lease token (fencing) and the version, then
@@ -49,11 +50,15 @@ return {'ok', redis.call('LRANGE', KEYS[1], 0, -1), redis.call('HGETALL', KEYS[2
 // bytes sent per turn do not grow with the history. All checks come
 // before the first write: Redis does not roll a script back.
 //
-//	KEYS: msgs, meta, lease, idemkeys[, idem record when ARGV[7] is set]
+// It also drops the saved tool results (now in the history, or the turn
+// is over) and keeps the pending mark in meta's "pending" field: cleared
+// by a release, set by a checkpoint that carries one.
+//
+//	KEYS: msgs, meta, lease, idemkeys, tools[, idem record when ARGV[7] is set]
 //	ARGV: 1 lease token, 2 version, 3 turns, 4 release "1"/"0",
 //	      5 session TTL ms, 6 idempotency TTL ms, 7 idempotency key,
-//	      8 request hash, 9 response, 10 counter count n,
-//	      11…10+2n counter name/delta pairs, then the messages
+//	      8 request hash, 9 response, 10 pending mark, 11 counter count n,
+//	      12…11+2n counter name/delta pairs, then the messages
 //	→ {"lost"} | {"conflict", current version} | {"ok", new version}
 //
 // idemkeys is a sorted set of the session's idempotency keys scored by
@@ -63,17 +68,23 @@ var commitScript = redis.NewScript(`
 if redis.call('HGET', KEYS[3], 't') ~= ARGV[1] then return {'lost'} end
 local len = redis.call('LLEN', KEYS[1])
 if len ~= tonumber(ARGV[2]) then return {'conflict', len} end
-local first = 11 + 2 * tonumber(ARGV[10])
+local first = 12 + 2 * tonumber(ARGV[11])
 for i = first, #ARGV, 1000 do
   len = redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
 redis.call('HINCRBY', KEYS[2], 'turns', ARGV[3])
-for i = 11, first - 1, 2 do
+for i = 12, first - 1, 2 do
   redis.call('HINCRBY', KEYS[2], 'c:' .. ARGV[i], ARGV[i + 1])
 end
+redis.call('DEL', KEYS[5])
+if ARGV[4] == '1' then
+  redis.call('HDEL', KEYS[2], 'pending')
+elseif ARGV[10] ~= '' then
+  redis.call('HSET', KEYS[2], 'pending', ARGV[10])
+end
 if ARGV[7] ~= '' then
-  redis.call('HSET', KEYS[5], 'h', ARGV[8], 'r', ARGV[9])
-  redis.call('PEXPIRE', KEYS[5], ARGV[6])
+  redis.call('HSET', KEYS[6], 'h', ARGV[8], 'r', ARGV[9])
+  redis.call('PEXPIRE', KEYS[6], ARGV[6])
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('ZADD', KEYS[4], now + tonumber(ARGV[6]), ARGV[7])
@@ -84,6 +95,19 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 if ARGV[4] == '1' then redis.call('DEL', KEYS[3]) end
 return {'ok', len}
+`)
+
+// saveToolScript saves one tool result of the open turn if the token
+// holds the lease (fencing: a turn that lost the session must not write
+// into the next one), with the session's TTL.
+//
+//	KEYS: lease, tools; ARGV: token, tool_use id, result, session TTL ms
+//	→ 1 saved | 0 not held
+var saveToolScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 't') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1
 `)
 
 // renewScript extends the lease if the token holds it.
@@ -115,11 +139,11 @@ return {redis.call('LRANGE', KEYS[1], 0, -1), redis.call('HGETALL', KEYS[2])}
 // deleteScript removes every key of a session. UNLINK frees a long
 // history in the background.
 //
-//	KEYS: msgs, meta, lease, idemkeys; ARGV: idempotency key prefix → 1
+//	KEYS: msgs, meta, lease, idemkeys, tools; ARGV: idempotency key prefix → 1
 var deleteScript = redis.NewScript(`
 for _, k in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
   redis.call('UNLINK', ARGV[1] .. k)
 end
-redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 return 1
 `)

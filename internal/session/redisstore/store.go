@@ -5,10 +5,15 @@
 // a session never spans slots:
 //
 //	<prefix>{<id>}:msgs        LIST of raw message JSON, appended with RPUSH
-//	<prefix>{<id>}:meta        HASH: turns, and c:<name> for each counter
+//	<prefix>{<id>}:meta        HASH: turns, c:<name> for each counter, and
+//	                           pending (the mark of an unfinished turn)
 //	<prefix>{<id>}:lease       HASH: t (token), k (idempotency key); PX expiry
 //	<prefix>{<id>}:idem:<key>  HASH: h (request hash), r (response); own TTL
 //	<prefix>{<id>}:idemkeys    ZSET of the idempotency keys, for Delete
+//	<prefix>{<id>}:tools       HASH: tool_use id → tool result of the open
+//	                           turn ([session.ToolResultStore]); dropped by
+//	                           every commit
+//	<prefix>kv:<key>           STRING: a value of [session.KV]
 //
 // Every method is one Lua script run with EVALSHA: one round trip, and
 // atomic, so the lease check (a fencing token) and the version check
@@ -65,7 +70,11 @@ type Store struct {
 	idemTTL time.Duration
 }
 
-var _ session.Store = (*Store)(nil)
+var (
+	_ session.Store           = (*Store)(nil)
+	_ session.ToolResultStore = (*Store)(nil)
+	_ session.KV              = (*Store)(nil)
+)
 
 // New returns a Store that keeps sessions in rdb, which may be a
 // standalone, Sentinel or Cluster client. It does no I/O.
@@ -95,8 +104,8 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 
 // keys names the keys of one session.
 type keys struct {
-	msgs, meta, lease, idemKeys string
-	idemPrefix                  string // + idempotency key
+	msgs, meta, lease, idemKeys, tools string
+	idemPrefix                         string // + idempotency key
 }
 
 func (s *Store) keys(id string) keys {
@@ -106,6 +115,7 @@ func (s *Store) keys(id string) keys {
 		meta:       base + "meta",
 		lease:      base + "lease",
 		idemKeys:   base + "idemkeys",
+		tools:      base + "tools",
 		idemPrefix: base + "idem:",
 	}
 }
@@ -119,7 +129,7 @@ func (s *Store) Begin(ctx context.Context, req session.BeginRequest) (*session.S
 		return nil, fmt.Errorf("begin session %s: %w", req.ID, err)
 	}
 	k := s.keys(req.ID)
-	ks := []string{k.msgs, k.meta, k.lease}
+	ks := []string{k.msgs, k.meta, k.lease, k.tools}
 	if req.IdempotencyKey != "" {
 		ks = append(ks, k.idemPrefix+req.IdempotencyKey)
 	}
@@ -132,11 +142,14 @@ func (s *Store) Begin(ctx context.Context, req session.BeginRequest) (*session.S
 	}
 	switch status(res) {
 	case "ok":
-		if len(res) != 3 {
+		if len(res) != 4 {
 			return bad()
 		}
 		st, ok := parseState(res[1], res[2])
 		if !ok {
+			return bad()
+		}
+		if st.ToolResults, ok = parseToolResults(res[3]); !ok {
 			return bad()
 		}
 		return st, nil
@@ -175,7 +188,7 @@ func (s *Store) Commit(ctx context.Context, c session.Commit) (int64, error) {
 		return 0, fmt.Errorf("commit session %q at v%d: %w", c.ID, c.Version, err)
 	}
 	k := s.keys(c.ID)
-	ks := []string{k.msgs, k.meta, k.lease, k.idemKeys}
+	ks := []string{k.msgs, k.meta, k.lease, k.idemKeys, k.tools}
 	if c.IdempotencyKey != "" {
 		ks = append(ks, k.idemPrefix+c.IdempotencyKey)
 	}
@@ -188,9 +201,9 @@ func (s *Store) Commit(ctx context.Context, c session.Commit) (int64, error) {
 		names = append(names, name)
 	}
 	slices.Sort(names) // the same commit is the same command, byte for byte
-	args := make([]any, 0, 10+2*len(names)+len(c.Messages))
+	args := make([]any, 0, 11+2*len(names)+len(c.Messages))
 	args = append(args, c.LeaseToken, c.Version, c.Turns, release, millis(s.ttl), millis(s.idemTTL),
-		c.IdempotencyKey, c.RequestHash, c.Response, len(names))
+		c.IdempotencyKey, c.RequestHash, c.Response, c.Pending, len(names))
 	for _, name := range names {
 		args = append(args, name, c.Counters[name])
 	}
@@ -269,8 +282,48 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return fmt.Errorf("delete session %q: %w", id, err)
 	}
 	k := s.keys(id)
-	if err := deleteScript.Run(ctx, s.rdb, []string{k.msgs, k.meta, k.lease, k.idemKeys}, k.idemPrefix).Err(); err != nil {
+	if err := deleteScript.Run(ctx, s.rdb, []string{k.msgs, k.meta, k.lease, k.idemKeys, k.tools}, k.idemPrefix).Err(); err != nil {
 		return wrap(err, "delete session %s", id)
+	}
+	return nil
+}
+
+// SaveToolResult implements [session.ToolResultStore].
+func (s *Store) SaveToolResult(ctx context.Context, id, token, toolUseID string, result []byte) error {
+	if err := session.ValidID(id); err != nil {
+		return fmt.Errorf("save tool result %s of session %q: %w", toolUseID, id, err)
+	}
+	if toolUseID == "" {
+		return fmt.Errorf("save tool result of session %s: empty tool_use id", id)
+	}
+	k := s.keys(id)
+	n, err := saveToolScript.Run(ctx, s.rdb, []string{k.lease, k.tools}, token, toolUseID, result, millis(s.ttl)).Int64()
+	if err != nil {
+		return wrap(err, "save tool result %s of session %s", toolUseID, id)
+	}
+	if n != 1 {
+		return fmt.Errorf("save tool result %s of session %s: %w", toolUseID, id, session.ErrLeaseLost)
+	}
+	return nil
+}
+
+// Get implements [session.KV].
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	b, err := s.rdb.Get(ctx, s.prefix+"kv:"+key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, wrap(err, "get %s", key)
+	}
+	return b, nil
+}
+
+// Set implements [session.KV].
+func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	// go-redis reads a negative expiration as KEEPTTL: no expiry is 0.
+	if err := s.rdb.Set(ctx, s.prefix+"kv:"+key, value, max(ttl, 0)).Err(); err != nil {
+		return wrap(err, "set %s", key)
 	}
 	return nil
 }
@@ -320,6 +373,10 @@ func parseState(msgs, meta any) (*session.State, bool) {
 	for i := 0; i < len(fields); i += 2 {
 		f, ok1 := fields[i].(string)
 		v, ok2 := fields[i+1].(string)
+		if ok1 && ok2 && f == "pending" {
+			st.Pending = v
+			continue
+		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if !ok1 || !ok2 || err != nil {
 			return nil, false
@@ -335,6 +392,28 @@ func parseState(msgs, meta any) (*session.State, bool) {
 		}
 	}
 	return st, true
+}
+
+// parseToolResults builds State.ToolResults from a script's HGETALL
+// reply: nil when there are none.
+func parseToolResults(fields any) (map[string]json.RawMessage, bool) {
+	fs, ok := fields.([]any)
+	if !ok || len(fs)%2 != 0 {
+		return nil, false
+	}
+	if len(fs) == 0 {
+		return nil, true
+	}
+	out := make(map[string]json.RawMessage, len(fs)/2)
+	for i := 0; i < len(fs); i += 2 {
+		id, ok1 := fs[i].(string)
+		r, ok2 := fs[i+1].(string)
+		if !ok1 || !ok2 {
+			return nil, false
+		}
+		out[id] = rawMessage(r)
+	}
+	return out, true
 }
 
 // wrap adds what was being done to err and marks it [session.ErrUnavailable]

@@ -64,6 +64,11 @@ func Run(t *testing.T, newStore func(t *testing.T, opts Options) session.Store) 
 		{"Delete", testDelete},
 		{"Concurrent", testConcurrent},
 		{"InvalidID", testInvalidID},
+		{"Pending", testPending},
+		{"ToolResults", testToolResults},
+		{"ToolResultFencing", testToolResultFencing},
+		{"DeletePending", testDeletePending},
+		{"KV", testKV},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t, Options{}))
@@ -77,6 +82,9 @@ func Run(t *testing.T, newStore func(t *testing.T, opts Options) session.Store) 
 	})
 	t.Run("IdempotencyTTL", func(t *testing.T) {
 		testIdempotencyTTL(t, newStore(t, Options{IdempotencyTTL: shortLease}))
+	})
+	t.Run("KVShared", func(t *testing.T) {
+		testKVShared(t, newStore(t, Options{}), newStore(t, Options{}))
 	})
 }
 
@@ -748,18 +756,27 @@ func testSharedBackend(t *testing.T, a, b session.Store) {
 // view is a State as the tests compare it: messages as strings, so a diff
 // shows text rather than bytes.
 type view struct {
-	Version  int64
-	Turns    int64
-	Messages []string
-	Counters map[string]int64
-	Replay   []byte
+	Version     int64
+	Turns       int64
+	Messages    []string
+	Counters    map[string]int64
+	Replay      []byte
+	Pending     string
+	ToolResults map[string]string
 }
 
 func viewOf(st *session.State) view {
 	if st == nil {
 		return view{Version: -1}
 	}
-	return view{Version: st.Version, Turns: st.Turns, Messages: strs(st.Messages...), Counters: st.Counters, Replay: st.Replay}
+	v := view{Version: st.Version, Turns: st.Turns, Messages: strs(st.Messages...), Counters: st.Counters, Replay: st.Replay, Pending: st.Pending}
+	if st.ToolResults != nil {
+		v.ToolResults = make(map[string]string, len(st.ToolResults))
+		for id, r := range st.ToolResults {
+			v.ToolResults[id] = string(r)
+		}
+	}
+	return v
 }
 
 // strs returns ms as strings, nil when there are none: a store may return
