@@ -2,11 +2,15 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/lambdagent/lambdagent/internal/agent"
+	"github.com/lambdagent/lambdagent/internal/pricing"
+	"github.com/lambdagent/lambdagent/internal/ratelimit"
+	"github.com/lambdagent/lambdagent/internal/telemetry"
 )
 
 // config is every setting lambdagent reads from the environment, read and
@@ -33,7 +37,18 @@ type config struct {
 	SimLatency time.Duration // LAMBDAGENT_SIM_LATENCY (dev and sim modes)
 
 	DeadlineMargin time.Duration // LAMBDAGENT_DEADLINE_MARGIN (Lambda)
-	onLambda       bool          // AWS_LAMBDA_RUNTIME_API is set: logs are JSON
+	TenantHeader   string        // LAMBDAGENT_TENANT_HEADER
+
+	// Observability (internal/telemetry).
+	Metrics       string // LAMBDAGENT_METRICS: emf, prometheus, both, off
+	TenantMetrics bool   // LAMBDAGENT_TENANT_METRICS
+	Tracing       bool   // OTEL_*: see telemetry.TracingFromEnv
+	Function      string // AWS_LAMBDA_FUNCTION_NAME: the EMF Function dimension
+
+	// Limits, budgets, kill switch (internal/ratelimit; need Redis).
+	Limits     ratelimit.Config
+	AdminToken string // LAMBDAGENT_ADMIN_TOKEN
+	onLambda   bool   // AWS_LAMBDA_RUNTIME_API is set: logs are JSON
 }
 
 // env reads variables for config, remembering the first bad one.
@@ -74,6 +89,18 @@ func (e *env) int(name string, def int64) int64 {
 		e.err = fmt.Errorf("%s=%q: want a non-negative whole number", name, v)
 	}
 	return n
+}
+
+func (e *env) float(name string, def float64) float64 {
+	v := e.get(name)
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if (err != nil || math.IsNaN(f) || math.IsInf(f, 0)) && e.err == nil {
+		e.err = fmt.Errorf("%s=%q: want a number", name, v)
+	}
+	return f
 }
 
 func (e *env) oneOf(name, def string, allowed ...string) string {
@@ -131,13 +158,68 @@ func loadConfig(get func(string) string) (config, error) {
 	c.SimLatency = e.dur("LAMBDAGENT_SIM_LATENCY", 0)
 	c.DeadlineMargin = e.dur("LAMBDAGENT_DEADLINE_MARGIN", 0)
 	c.onLambda = get("AWS_LAMBDA_RUNTIME_API") != ""
+	c.TenantHeader = e.str("LAMBDAGENT_TENANT_HEADER", "")
+	metrics := "prometheus"
+	if c.onLambda {
+		metrics = "emf"
+	}
+	c.Metrics = e.oneOf("LAMBDAGENT_METRICS", metrics, "emf", "prometheus", "both", "off")
+	c.TenantMetrics = e.oneOf("LAMBDAGENT_TENANT_METRICS", "false", "true", "false") == "true"
+	c.Function = e.str("AWS_LAMBDA_FUNCTION_NAME", "")
+	if tracing, err := telemetry.TracingFromEnv(get); err != nil {
+		if e.err == nil {
+			e.err = err
+		}
+	} else {
+		c.Tracing = tracing
+	}
+	c.Limits = ratelimit.Config{
+		Window:            e.dur("LAMBDAGENT_RATE_WINDOW", ratelimit.DefaultWindow),
+		Model:             ratelimit.Limits{Requests: e.int("LAMBDAGENT_RPM", 0), InputTokens: e.int("LAMBDAGENT_ITPM", 0), OutputTokens: e.int("LAMBDAGENT_OTPM", 0)},
+		Tenant:            ratelimit.Limits{Requests: e.int("LAMBDAGENT_TENANT_RPM", 0), InputTokens: e.int("LAMBDAGENT_TENANT_ITPM", 0), OutputTokens: e.int("LAMBDAGENT_TENANT_OTPM", 0)},
+		MaxWait:           e.dur("LAMBDAGENT_RATE_MAX_WAIT", ratelimit.DefaultMaxWait),
+		OutputEstimate:    e.int("LAMBDAGENT_OUTPUT_ESTIMATE", 0),
+		SlowBelow:         e.float("LAMBDAGENT_SLOW_BELOW", ratelimit.DefaultSlowBelow),
+		MaxTurns:          int(e.int("LAMBDAGENT_MAX_TURNS", 0)),
+		MaxTurnsPerTenant: int(e.int("LAMBDAGENT_MAX_TURNS_PER_TENANT", 0)),
+		SessionBudget:     ratelimit.Budget{TokensPerDay: e.int("LAMBDAGENT_SESSION_BUDGET_TOKENS", 0), USDPerDay: e.float("LAMBDAGENT_SESSION_BUDGET_USD", 0)},
+		TenantBudget:      ratelimit.Budget{TokensPerDay: e.int("LAMBDAGENT_TENANT_BUDGET_TOKENS", 0), USDPerDay: e.float("LAMBDAGENT_TENANT_BUDGET_USD", 0)},
+		UsageTTL:          e.dur("LAMBDAGENT_USAGE_TTL", ratelimit.DefaultUsageTTL),
+	}
+	c.AdminToken = e.str("LAMBDAGENT_ADMIN_TOKEN", "")
+	prices := e.get("LAMBDAGENT_PRICES")
 	if e.err != nil {
 		return c, e.err
+	}
+	var err error
+	if c.Limits.Prices, err = pricing.Parse(prices); err != nil {
+		return c, fmt.Errorf("LAMBDAGENT_PRICES: %w", err)
+	}
+	switch l := c.Limits; {
+	case l.SlowBelow >= 1:
+		return c, fmt.Errorf("LAMBDAGENT_SLOW_BELOW=%v: want a fraction below 1 (negative: off)", l.SlowBelow)
+	case l.SessionBudget.USDPerDay < 0:
+		return c, fmt.Errorf("LAMBDAGENT_SESSION_BUDGET_USD=%v: want ≥ 0", l.SessionBudget.USDPerDay)
+	case l.TenantBudget.USDPerDay < 0:
+		return c, fmt.Errorf("LAMBDAGENT_TENANT_BUDGET_USD=%v: want ≥ 0", l.TenantBudget.USDPerDay)
+	case l.Window > 0 && l.Window < time.Second:
+		return c, fmt.Errorf("LAMBDAGENT_RATE_WINDOW=%v: want at least 1s", l.Window)
+	}
+	if _, ok := c.Limits.Prices.Lookup(c.Agent.Model); !ok && (c.Limits.SessionBudget.USDPerDay > 0 || c.Limits.TenantBudget.USDPerDay > 0) {
+		return c, fmt.Errorf("LAMBDAGENT_MODEL=%q has no price, so USD budgets cannot work: add it to LAMBDAGENT_PRICES", c.Agent.Model)
 	}
 	if c.Agent.LeaseTTL > 0 && c.Agent.LeaseTTL < 300*time.Millisecond {
 		return c, fmt.Errorf("LAMBDAGENT_LEASE_TTL=%v: want at least 300ms", c.Agent.LeaseTTL)
 	}
 	return c, nil
+}
+
+// limitsSet reports whether any limit, budget or the admin API is asked
+// for: they keep their state in Redis.
+func (c config) limitsSet() bool {
+	l := c.Limits
+	return l.Model != (ratelimit.Limits{}) || l.Tenant != (ratelimit.Limits{}) || l.MaxTurns > 0 || l.MaxTurnsPerTenant > 0 ||
+		l.SessionBudget != (ratelimit.Budget{}) || l.TenantBudget != (ratelimit.Budget{}) || c.AdminToken != ""
 }
 
 // redact hides the password in a URL for error messages.

@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/lambdagent/lambdagent/internal/lambdafn"
+	"github.com/lambdagent/lambdagent/internal/telemetry"
 )
 
 // runLambda runs lambdagent as an AWS Lambda function (AWS_LAMBDA_RUNTIME_API
@@ -42,6 +43,8 @@ func runLambda(ctx context.Context, cfg config, log *slog.Logger, getenv func(st
 	}
 	// Lambda sends SIGTERM before it shuts a sandbox down (with an
 	// extension registered); close the store and MCP servers cleanly.
-	lambda.StartWithOptions(fn, lambda.WithEnableSIGTERM(func() { a.Close() }))
+	// WrapInvoker exports each invocation's spans before it returns: Lambda
+	// may freeze the process right after.
+	lambda.StartWithOptions(telemetry.WrapInvoker(fn, a.tel), lambda.WithEnableSIGTERM(func() { a.Close() }))
 	return nil
 }

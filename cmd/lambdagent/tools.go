@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"sync"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/lambdagent/lambdagent/internal/agent"
 	"github.com/lambdagent/lambdagent/internal/mcptools"
 	"github.com/lambdagent/lambdagent/internal/session"
+	"github.com/lambdagent/lambdagent/internal/telemetry"
 )
 
 // mcpSessionsKey is the store key (session.KV) under which processes keep
@@ -44,7 +46,7 @@ func openTools(ctx context.Context, cfg config, store session.Store, log *slog.L
 		return nil, fmt.Errorf("LAMBDAGENT_MCP_CONFIG: %w", err)
 	}
 	m := &mcpTools{log: log, maxParallel: mcptools.DefaultMaxParallel}
-	opts := mcptools.Options{Logger: log}
+	opts := mcptools.Options{Logger: log, HTTPClient: &http.Client{Transport: telemetry.Transport(nil)}}
 	if kv, ok := store.(session.KV); ok && hasHTTPServer(mc) {
 		m.kv = kv
 		opts.ResumeSessions = m.loadSessions(ctx)

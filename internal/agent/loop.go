@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,6 +68,8 @@ func (t *turn) counters() map[string]int64 {
 		"cache_creation_input_tokens": t.usage.CacheCreationInputTokens,
 		"cache_read_input_tokens":     t.usage.CacheReadInputTokens,
 		"model_calls":                 int64(t.calls),
+		// Counters are integers: cost is kept in micro-dollars.
+		"cost_micro_usd": int64(math.Round(t.usage.CostUSD * 1e6)),
 	}
 	t.calls, t.usage = 0, claude.Usage{}
 	return c

@@ -39,6 +39,10 @@ type Config struct {
 	MaxBodyBytes int64
 	// Logger receives one line per failed request. Nil means slog.Default().
 	Logger *slog.Logger
+	// TenantHeader, if set, names the request header whose value is the
+	// turn's tenant (for limits, budgets and metrics); empty means every
+	// turn is the default tenant's.
+	TenantHeader string
 	// Extra, if set, serves paths the API does not know (e.g. /metrics,
 	// /mcp) before the JSON 404.
 	Extra map[string]http.Handler
@@ -48,6 +52,7 @@ type handler struct {
 	turns    Turner
 	sessions Sessions
 	maxBody  int64
+	tenantH  string
 	log      *slog.Logger
 	mux      *http.ServeMux
 }
@@ -57,7 +62,7 @@ func New(t Turner, s Sessions, cfg Config) (http.Handler, error) {
 	if t == nil || s == nil {
 		return nil, errors.New("httpapi: nil Turner or Sessions")
 	}
-	h := &handler{turns: t, sessions: s, maxBody: cfg.MaxBodyBytes, log: cfg.Logger, mux: http.NewServeMux()}
+	h := &handler{turns: t, sessions: s, maxBody: cfg.MaxBodyBytes, tenantH: cfg.TenantHeader, log: cfg.Logger, mux: http.NewServeMux()}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
 	}
@@ -143,7 +148,11 @@ func (h *handler) turn(w http.ResponseWriter, r *http.Request, id, msg string) {
 		h.writeError(w, r, badRequest(IdempotencyKeyHeader+" is longer than 256 bytes"))
 		return
 	}
-	ans, err := h.turns.Run(r.Context(), agent.Request{SessionID: id, Message: msg, IdempotencyKey: key})
+	var tenant string
+	if h.tenantH != "" {
+		tenant = r.Header.Get(h.tenantH)
+	}
+	ans, err := h.turns.Run(r.Context(), agent.Request{SessionID: id, Message: msg, IdempotencyKey: key, Tenant: tenant})
 	if err != nil {
 		h.writeError(w, r, err)
 		return

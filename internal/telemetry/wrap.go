@@ -396,6 +396,17 @@ var _ agent.Tools = (*toolset)(nil)
 func (w *toolset) Definitions() json.RawMessage { return w.next.Definitions() }
 
 func (w *toolset) Run(ctx context.Context, calls []agent.ToolCall) []json.RawMessage {
+	out := make([]json.RawMessage, len(calls))
+	w.RunEach(ctx, calls, func(i int, r json.RawMessage) { out[i] = r })
+	return out
+}
+
+var _ agent.EachRunner = (*toolset)(nil)
+
+// RunEach keeps the wrapped tools' agent.EachRunner ability (the turn
+// saves each result as it returns, see #8) and reports each call as it
+// ends.
+func (w *toolset) RunEach(ctx context.Context, calls []agent.ToolCall, done func(int, json.RawMessage)) {
 	t := w.t
 	if st := statsFrom(ctx); st != nil {
 		st.addTools(len(calls))
@@ -415,19 +426,24 @@ func (w *toolset) Run(ctx context.Context, calls []agent.ToolCall) []json.RawMes
 				ctx = t.withTP(ctx, tp)
 			}
 		}
-		return w.next.Run(ctx, calls)
+		if each, ok := w.next.(agent.EachRunner); ok {
+			each.RunEach(ctx, calls, done)
+			return
+		}
+		for i, r := range w.next.Run(ctx, calls) {
+			done(i, r)
+		}
+		return
 	}
-	out := make([]json.RawMessage, len(calls))
 	var g errgroup.Group
 	g.SetLimit(t.maxTools)
 	for i, c := range calls {
 		g.Go(func() error {
-			out[i] = w.runOne(ctx, c)
+			done(i, w.runOne(ctx, c))
 			return nil
 		})
 	}
 	_ = g.Wait()
-	return out
 }
 
 func (w *toolset) runOne(ctx context.Context, c agent.ToolCall) json.RawMessage {
