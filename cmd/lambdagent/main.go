@@ -6,6 +6,9 @@
 //	lambdagent dev     zero-setup local server: embedded store + built-in Claude simulator
 //	lambdagent serve   production HTTP server (REDIS_URL, ANTHROPIC_API_KEY)
 //	lambdagent sim     the Claude Messages API simulator alone
+//	lambdagent load    closed-loop load with a history check; -cold for cold starts
+//	lambdagent chat    interactive terminal client for a session
+//	lambdagent cost    cost per 100K turns from measured figures
 //
 // With AWS_LAMBDA_RUNTIME_API set (inside AWS Lambda) it runs as a Lambda
 // function whatever the arguments. Configuration is read from environment
@@ -29,6 +32,9 @@ Usage:
   lambdagent dev     local server: embedded store + built-in Claude simulator, no keys needed
   lambdagent serve   production HTTP server (REDIS_URL, ANTHROPIC_API_KEY)
   lambdagent sim     the Claude Messages API simulator alone (-addr, -latency)
+  lambdagent load    closed-loop load against an endpoint, with a history check (-h for flags)
+  lambdagent chat    interactive client for a session (-url, -session)
+  lambdagent cost    cost per 100K turns from measured figures or a load report (-h for flags)
 
 Configuration is read from environment variables; see the README.
 `
@@ -68,6 +74,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runServe(ctx, cfg, log)
 	case "sim":
 		return runSim(ctx, args, cfg, log, stdout)
+	case "load":
+		return runLoad(ctx, args, stdout, stderr)
+	case "chat":
+		return runChat(ctx, args, os.Stdin, stdout, stderr)
+	case "cost":
+		return runCost(args, os.Stdin, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

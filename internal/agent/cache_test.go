@@ -8,6 +8,7 @@ import (
 	"github.com/lambdagent/lambdagent/internal/agent"
 	"github.com/lambdagent/lambdagent/internal/claude"
 	"github.com/lambdagent/lambdagent/internal/claudesim"
+	"github.com/lambdagent/lambdagent/internal/pricing"
 )
 
 // TestPromptCache runs a 50-turn conversation with caching on and off.
@@ -27,6 +28,16 @@ func TestPromptCache(t *testing.T) {
 		return out
 	}
 	on, off := run(t, "5m"), run(t, "off")
+	prices := pricing.Default()
+	var costOn, costOff float64
+	for i := range on {
+		costOn += prices.Cost(agent.DefaultModel, on[i])
+		costOff += prices.Cost(agent.DefaultModel, off[i])
+	}
+	t.Logf("50 turns on %s: $%.6f with caching (%.6f a turn), $%.6f without (%.6f a turn)", agent.DefaultModel, costOn, costOn/50, costOff, costOff/50)
+	if costOn >= costOff {
+		t.Errorf("caching made the conversation cost $%.6f, not less than $%.6f", costOn, costOff)
+	}
 	for i, u := range off {
 		if u.CacheReadInputTokens != 0 || u.CacheCreationInputTokens != 0 {
 			t.Fatalf("caching off, turn %d used the cache: %+v", i+1, u)

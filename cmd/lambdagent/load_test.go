@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lambdagent/lambdagent/internal/loadgen"
+)
+
+// lambdagent runs the built binary with args and the given environment,
+// and returns its output and exit code.
+func lambdagent(t *testing.T, stdin string, env []string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return out.String(), ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.String(), 0
+	case <-time.After(50 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("lambdagent %v did not finish in 50s; output:\n%s", args, out.String())
+		return "", -1
+	}
+}
+
+// TestLoadAgainstDev is the README's load run: `lambdagent load` against
+// `lambdagent dev` with a fresh database, 200 sessions × 10 turns, no
+// history violation.
+func TestLoadAgainstDev(t *testing.T) {
+	p := start(t, "dev", "LAMBDAGENT_DB="+filepath.Join(t.TempDir(), "dev.db"))
+	out, code := lambdagent(t, "", nil, "load", "-sessions", "200", "-turns", "10", "http://"+p.addr)
+	t.Logf("lambdagent load:\n%s", out)
+	if code != 0 {
+		t.Fatalf("exit code %d; output:\n%s", code, out)
+	}
+	for _, want := range []string{
+		"load: 200 sessions × 10 turns against http://" + p.addr + "/agent",
+		"turns       2000 answered, 0 failed",
+		"latency     min ",
+		"p99 ",
+		"errors      none",
+		"history     0 violations (200 sessions read back through the session API, 2000 answers' echoes)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "\r") {
+		t.Errorf("progress line printed although stdout is not a terminal")
+	}
+
+	// The JSON report feeds `lambdagent cost`.
+	js, code := lambdagent(t, "", nil, "load", "-json", "-sessions", "3", "-turns", "4", "-model-latency", "1ms", "http://"+p.addr+"/agent")
+	if code != 0 {
+		t.Fatalf("load -json: exit code %d; output:\n%s", code, js)
+	}
+	var rep loadgen.Report
+	if err := json.Unmarshal([]byte(js), &rep); err != nil {
+		t.Fatalf("load -json: %v\n%s", err, js)
+	}
+	if rep.Turns != 12 || rep.History.Method != "session_api+echo" || rep.History.Violations != 0 || rep.ModelLatMS != 1 || rep.TokensPerTurn.Output == 0 {
+		t.Errorf("JSON report %+v", rep)
+	}
+	out, code = lambdagent(t, js, nil, "cost", "-report", "-", "-redis-commands", "2")
+	if code != 0 || !strings.Contains(out, "model claude-sonnet-5-5") || !strings.Contains(out, "claude output (") || !strings.Contains(out, "seed article claims $0.08") {
+		t.Errorf("cost -report -: exit code %d; output:\n%s", code, out)
+	}
+}
+
+// TestLoadCold measures cold starts of `lambdagent dev`.
+func TestLoadCold(t *testing.T) {
+	addr := freeAddr(t)
+	env := []string{"LAMBDAGENT_ADDR=" + addr, "LAMBDAGENT_DB=" + filepath.Join(t.TempDir(), "cold.db"), "LAMBDAGENT_LOG_LEVEL=warn"}
+	out, code := lambdagent(t, "", env, "load", "-cold", "3", "-json", "http://"+addr, binary, "dev")
+	if code != 0 {
+		t.Fatalf("exit code %d; output:\n%s", code, out)
+	}
+	var rep loadgen.ColdReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if rep.StartToTurn.Count != 3 || rep.StartToTurn.Min <= 0 || rep.PeakRSSKiB <= 0 {
+		t.Errorf("cold report %+v", rep)
+	}
+}
+
+func TestLoadUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no URL", []string{"load"}, 2, "no URL given"},
+		{"bad flag", []string{"load", "-sessionz", "3", "http://x"}, 2, "flag provided but not defined"},
+		{"command without -cold", []string{"load", "http://127.0.0.1:1", "lambdagent", "dev"}, 2, "needs -cold"},
+		{"cold without command", []string{"load", "-cold", "2", "http://127.0.0.1:1"}, 2, "no server command"},
+		{"bad URL", []string{"load", "127.0.0.1:1"}, 1, "bad configuration: URL"},
+		{"server down", []string{"load", "-sessions", "2", "-turns", "2", "-retries", "0", "http://127.0.0.1:1"}, 1, "2 turns failed"},
+		{"help", []string{"load", "-h"}, 0, "-history-check"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, code := lambdagent(t, "", nil, tc.args...)
+			if code != tc.code || !strings.Contains(out, tc.want) {
+				t.Errorf("exit code %d, want %d; output (want %q):\n%s", code, tc.code, tc.want, out)
+			}
+		})
+	}
+}
