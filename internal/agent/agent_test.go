@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,7 +15,7 @@ import (
 	"github.com/lambdagent/lambdagent/internal/claudesim"
 	"github.com/lambdagent/lambdagent/internal/retry"
 	"github.com/lambdagent/lambdagent/internal/session"
-	"github.com/lambdagent/lambdagent/internal/session/filestore"
+	"github.com/lambdagent/lambdagent/internal/stacktest"
 )
 
 type fixture struct {
@@ -30,23 +28,8 @@ type fixture struct {
 
 func newFixture(t *testing.T, simCfg claudesim.Config, tools agent.Tools, cfg agent.Config) *fixture {
 	t.Helper()
-	sim := claudesim.New(simCfg)
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	model, err := claude.New(claude.Config{APIKey: "test", BaseURL: srv.URL, Retry: retry.Policy{Attempts: 2, Base: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := filestore.Open(filepath.Join(t.TempDir(), "s.db"), filestore.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	a, err := agent.New(st, model, tools, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{simURL: srv.URL, model: model, sim: sim, store: st, agent: a}
+	s := stacktest.Start(t, stacktest.Options{Sim: simCfg, Retry: retry.Policy{Attempts: 2, Base: 1}, Tools: tools, Agent: cfg})
+	return &fixture{simURL: s.SimURL, model: s.Model, sim: s.Sim, store: s.Store, agent: s.Agent}
 }
 
 func TestTurns(t *testing.T) {

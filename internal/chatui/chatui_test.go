@@ -3,50 +3,22 @@ package chatui_test
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/lambdagent/lambdagent/internal/agent"
 	"github.com/lambdagent/lambdagent/internal/chatui"
-	"github.com/lambdagent/lambdagent/internal/claude"
-	"github.com/lambdagent/lambdagent/internal/claudesim"
-	"github.com/lambdagent/lambdagent/internal/httpapi"
-	"github.com/lambdagent/lambdagent/internal/session/filestore"
+	"github.com/lambdagent/lambdagent/internal/stacktest"
 )
 
-// startStack serves lambdagent's handler with the embedded store and the
-// simulator, and returns its URL.
+// startStack serves lambdagent with the embedded store and the simulator,
+// and returns its URL.
 func startStack(t *testing.T) string {
-	t.Helper()
-	sim := httptest.NewServer(claudesim.New(claudesim.Config{}))
-	t.Cleanup(sim.Close)
-	model, err := claude.New(claude.Config{APIKey: "k", BaseURL: sim.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := filestore.Open(filepath.Join(t.TempDir(), "db"), filestore.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	a, err := agent.New(st, model, nil, agent.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := httpapi.New(a, st, httpapi.Config{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv.URL
+	return stacktest.Start(t, stacktest.Options{}).URL
 }
 
 // TestScript drives a chat through plain lines, as `lambdagent chat`

@@ -4,45 +4,20 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/lambdagent/lambdagent/internal/agent"
-	"github.com/lambdagent/lambdagent/internal/claude"
 	"github.com/lambdagent/lambdagent/internal/claudesim"
 	"github.com/lambdagent/lambdagent/internal/httpapi"
 	"github.com/lambdagent/lambdagent/internal/retry"
-	"github.com/lambdagent/lambdagent/internal/session/filestore"
+	"github.com/lambdagent/lambdagent/internal/stacktest"
 )
 
 // newServer wires the real pieces: simulator over HTTP, Claude client,
 // file store, agent and the API handler.
-func newServer(t *testing.T, simCfg claudesim.Config) *httptest.Server {
+func newServer(t *testing.T, simCfg claudesim.Config) string {
 	t.Helper()
-	sim := httptest.NewServer(claudesim.New(simCfg))
-	t.Cleanup(sim.Close)
-	model, err := claude.New(claude.Config{APIKey: "k", BaseURL: sim.URL, Retry: retry.Policy{Attempts: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := filestore.Open(filepath.Join(t.TempDir(), "s.db"), filestore.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	a, err := agent.New(st, model, nil, agent.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := httpapi.New(a, st, httpapi.Config{MaxBodyBytes: 1024})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv
+	return stacktest.Start(t, stacktest.Options{Sim: simCfg, Retry: retry.Policy{Attempts: 1}, HTTP: httpapi.Config{MaxBodyBytes: 1024}}).URL
 }
 
 type reply struct {
@@ -51,16 +26,16 @@ type reply struct {
 	body   string
 }
 
-func do(t *testing.T, srv *httptest.Server, method, path, body string, hdr ...string) reply {
+func do(t *testing.T, srv string, method, path, body string, hdr ...string) reply {
 	t.Helper()
-	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, srv+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := srv.Client().Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

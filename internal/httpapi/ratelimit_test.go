@@ -87,7 +87,7 @@ func TestLimitErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, lim := limitedServer(t, addr, tc.cfg)
 			tc.setup(t, srv, lim)
-			r := do(t, srv, "POST", "/agent", `{"session_id":"s","message":"hi"}`)
+			r := do(t, srv.URL, "POST", "/agent", `{"session_id":"s","message":"hi"}`)
 			if r.status != tc.status || errType(t, r) != tc.typ {
 				t.Fatalf("got %d %s, want %d %s", r.status, r.body, tc.status, tc.typ)
 			}
@@ -102,7 +102,7 @@ func TestLimitErrors(t *testing.T) {
 // firstTurn runs one turn of another session, to spend a budget or fill
 // a window.
 func firstTurn(t *testing.T, srv *httptest.Server, _ *ratelimit.Limiter) {
-	if r := do(t, srv, "POST", "/agent", `{"session_id":"first","message":"hi"}`); r.status != 200 {
+	if r := do(t, srv.URL, "POST", "/agent", `{"session_id":"first","message":"hi"}`); r.status != 200 {
 		t.Fatalf("first turn: %d %s", r.status, r.body)
 	}
 }
@@ -113,7 +113,7 @@ func TestLimiterUnavailable(t *testing.T) {
 	redis := redistest.StartServer(t)
 	srv, _ := limitedServer(t, redis.Addr, ratelimit.Config{})
 	redis.Kill()
-	r := do(t, srv, "POST", "/agent", `{"session_id":"s","message":"hi"}`)
+	r := do(t, srv.URL, "POST", "/agent", `{"session_id":"s","message":"hi"}`)
 	if r.status != 503 || errType(t, r) != "store_unavailable" || r.header.Get("Retry-After") == "" {
 		t.Errorf("got %d %s, want 503 store_unavailable with Retry-After", r.status, r.body)
 	}

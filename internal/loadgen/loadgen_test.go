@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -16,12 +14,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/lambdagent/lambdagent/internal/agent"
-	"github.com/lambdagent/lambdagent/internal/claude"
 	"github.com/lambdagent/lambdagent/internal/claudesim"
-	"github.com/lambdagent/lambdagent/internal/httpapi"
 	"github.com/lambdagent/lambdagent/internal/loadgen"
-	"github.com/lambdagent/lambdagent/internal/session/filestore"
+	"github.com/lambdagent/lambdagent/internal/stacktest"
 )
 
 // TestRealStack runs the load against the real handler, agent, embedded
@@ -57,32 +52,10 @@ func TestRealStack(t *testing.T) {
 	}
 }
 
-// startStack serves lambdagent's handler (embedded store, simulator with
-// the given latency) and returns its URL.
+// startStack serves lambdagent (embedded store, simulator with the given
+// latency) and returns its URL.
 func startStack(t *testing.T, latency time.Duration) string {
-	t.Helper()
-	sim := httptest.NewServer(claudesim.New(claudesim.Config{Latency: latency}))
-	t.Cleanup(sim.Close)
-	model, err := claude.New(claude.Config{APIKey: "k", BaseURL: sim.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := filestore.Open(filepath.Join(t.TempDir(), "db"), filestore.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	a, err := agent.New(st, model, nil, agent.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := httpapi.New(a, st, httpapi.Config{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv.URL
+	return stacktest.Start(t, stacktest.Options{Sim: claudesim.Config{Latency: latency}}).URL
 }
 
 // TestBrokenServers runs the load against servers that break histories on
