@@ -96,7 +96,9 @@ type Commit struct {
 	// Release ends the lease with the commit. A checkpoint keeps it.
 	Release bool
 	// IdempotencyKey, RequestHash and Response, when the key is set, store
-	// the turn's answer so a repeat gets it back byte for byte.
+	// the turn's answer so a repeat gets it back byte for byte. Set them
+	// only on a turn's final commit: a record stored by a checkpoint would
+	// replay a partial answer.
 	IdempotencyKey string
 	RequestHash    string
 	Response       []byte
@@ -139,8 +141,8 @@ type Store interface {
 	// Load reads a session without taking its lease (for display).
 	Load(ctx context.Context, id string) (*State, error)
 
-	// Delete removes a session, its lease, its counters, its pending mark
-	// and its saved tool results. Deleting an unknown session is not an
+	// Delete removes a session: its history, lease, counters, pending mark,
+	// saved tool results and idempotency records. Deleting an unknown session is not an
 	// error. A turn in flight then fails its Commit with ErrLeaseLost.
 	Delete(ctx context.Context, id string) error
 }
