@@ -215,7 +215,7 @@ func loadConfig(get func(string) string) (config, error) {
 }
 
 // limitsSet reports whether any limit, budget or the admin API is asked
-// for: they keep their state in Redis.
+// for: they keep their state in Redis, and turn the limiter on.
 func (c config) limitsSet() bool {
 	l := c.Limits
 	return l.Model != (ratelimit.Limits{}) || l.Tenant != (ratelimit.Limits{}) || l.MaxTurns > 0 || l.MaxTurnsPerTenant > 0 ||

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/lambdagent/lambdagent/internal/claudesim"
 	"github.com/lambdagent/lambdagent/internal/redistest"
+	"github.com/redis/go-redis/v9"
 )
 
 // binary is the lambdagent executable built once for the process tests.
@@ -183,12 +185,25 @@ func TestTwoServersShareRedis(t *testing.T) {
 		"ANTHROPIC_BASE_URL=" + simSrv.URL,
 	}
 	servers := []*proc{start(t, "serve", env...), start(t, "serve", env...)}
+	rdb := redistest.Client(t, redisAddr)
+	// Warm both servers' script caches, so the count below is the steady
+	// state, then count the commands Redis runs for the turns.
+	postAgent(t, servers[0].addr, "warm", "hi")
+	postAgent(t, servers[1].addr, "warm", "hi")
+	before := redisCalls(t, rdb)
 	const turns = 50
 	for i := range turns {
 		a := postAgent(t, servers[i%2].addr, "shared", fmt.Sprintf("turn-%d", i))
 		if a.Turn != int64(i+1) {
 			t.Fatalf("turn %d answered as turn %d", i+1, a.Turn)
 		}
+	}
+	if calls := redisCalls(t, rdb) - before; calls != 2*turns {
+		t.Errorf("Redis ran %d scripts for %d turns, want 2 a turn (Begin, Commit)", calls, turns)
+	}
+	sim.Reset()
+	for i := range turns {
+		postAgent(t, servers[i%2].addr, "shared-check", fmt.Sprintf("turn-%d", i))
 	}
 	reqs := sim.Requests()
 	if len(reqs) != turns {
@@ -256,4 +271,30 @@ func TestBadUsage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// redisCalls is the number of scripts (EVALSHA, EVAL) Redis has run. Each
+// store operation and each rate-limiter step is one script, one round trip
+// (INFO commandstats also counts the commands inside scripts, so they
+// cannot be told from round trips; the scripts can).
+func redisCalls(t *testing.T, rdb *redis.Client) int {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok || (name != "cmdstat_evalsha" && name != "cmdstat_eval" && name != "cmdstat_evalsha_ro") {
+			continue
+		}
+		c, _, _ := strings.Cut(rest, ",")
+		v, err := strconv.Atoi(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += v
+	}
+	return n
 }

@@ -112,14 +112,18 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	}
 	var model agent.Model = client
 	var lim *ratelimit.Limiter
-	if rdb != nil {
+	// The limiter costs two Redis round trips per model call (reserve and
+	// settle), so it runs only when something asks for it: a limit, a
+	// budget or the admin API (kill switch, usage). Otherwise a turn stays
+	// at the store's two round trips (see #4).
+	if rdb != nil && cfg.limitsSet() {
 		lc := cfg.Limits
 		lc.Prefix, lc.Logger = cfg.RedisPrefix, log // limiter keys go on with "rl:{rl}:"
 		if lim, err = ratelimit.New(rdb, lc); err != nil {
 			return fail(err)
 		}
 		model = ratelimit.WrapModel(client, lim)
-	} else if cfg.limitsSet() {
+	} else if rdb == nil && cfg.limitsSet() {
 		return fail(errors.New("LAMBDAGENT_RPM/ITPM/…/BUDGET/ADMIN_TOKEN: limits, budgets and the kill switch keep their state in Redis: set REDIS_URL"))
 	} else {
 		model = pricedModel{next: client, model: cfg.Agent.Model, prices: cfg.Limits.Prices}
