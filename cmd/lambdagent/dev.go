@@ -20,7 +20,15 @@ func runDev(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer)
 		return fmt.Errorf("listen for the simulator: %w", err)
 	}
 	sim := claudesim.New(claudesim.Config{Latency: cfg.SimLatency})
-	go serveHTTP(ctx, simLn, sim, log)
+	// The simulator outlives the API server: turns still running during
+	// the API's graceful shutdown need it. It stops when runDev returns.
+	simCtx, stopSim := context.WithCancel(context.WithoutCancel(ctx))
+	simDone := make(chan struct{})
+	go func() {
+		defer close(simDone)
+		_ = serveHTTP(simCtx, simLn, sim, log)
+	}()
+	defer func() { stopSim(); <-simDone }()
 
 	cfg.BaseURL = "http://" + simLn.Addr().String()
 	cfg.APIKey = "dev-simulator-key"
