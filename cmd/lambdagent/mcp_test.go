@@ -17,21 +17,19 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/lambdagent/lambdagent/internal/claudesim"
+	"github.com/lambdagent/lambdagent/internal/mcptools/mcptest"
 )
 
 // testServerEnv, set to "tools", makes this test binary an MCP server on
@@ -350,85 +348,11 @@ func results(t *testing.T, response string) map[string]string {
 	return out
 }
 
-// everythingEntry returns server-everything's dist/index.js, pinned in
-// testdata/mcp, installing it with npm ci when it is missing. -short
-// skips the tests that need it.
-func everythingEntry(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: skipping tests against @modelcontextprotocol/server-everything")
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatal("node not found: the tests against @modelcontextprotocol/server-everything need Node.js 20+ (or run go test -short)")
-	}
-	dir, err := filepath.Abs("../../testdata/mcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	entry := filepath.Join(dir, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js")
-	everythingOnce.Do(func() {
-		if _, err := os.Stat(entry); err == nil {
-			return
-		}
-		out, err := exec.Command("npm", "ci", "--prefix", dir, "--no-audit", "--no-fund").CombinedOutput()
-		if err != nil {
-			everythingErr = fmt.Errorf("npm ci --prefix testdata/mcp: %v\n%s", err, out)
-		}
-	})
-	if everythingErr != nil {
-		t.Fatal(everythingErr)
-	}
-	return entry
-}
-
-var (
-	everythingOnce sync.Once
-	everythingErr  error
-)
-
-// startEverythingHTTP runs server-everything in Streamable HTTP mode on a
-// free port and returns its endpoint.
-func startEverythingHTTP(t *testing.T, entry string) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command("node", entry, "streamableHttp")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port))
-	out := new(syncBuffer)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGINT)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(out.String(), "listening on port") {
-		if time.Now().After(deadline) {
-			t.Fatalf("server-everything did not start listening in 30s:\n%s", out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Sprintf("http://127.0.0.1:%d/mcp", port)
-}
-
 // TestTurnEverything runs a turn whose reply calls server-everything's
 // echo and get-sum, over stdio and over Streamable HTTP, and checks the
 // answer made from their results and the history stored.
 func TestTurnEverything(t *testing.T) {
-	entry := everythingEntry(t)
+	entry := mcptest.Everything(t)
 	for _, tc := range []struct {
 		name   string
 		server func(t *testing.T) string
@@ -437,7 +361,7 @@ func TestTurnEverything(t *testing.T) {
 			return fmt.Sprintf(`{"command": "node", "args": [%q, "stdio"]}`, entry)
 		}},
 		{"HTTP", func(t *testing.T) string {
-			return fmt.Sprintf(`{"type": "http", "url": %q}`, startEverythingHTTP(t, entry))
+			return fmt.Sprintf(`{"type": "http", "url": %q}`, mcptest.StartEverythingHTTP(t, entry))
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,16 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lambdagent/lambdagent/internal/mcptools/mcptest"
 )
 
 // These tests run a third-party server, the reference
@@ -24,62 +20,8 @@ import (
 //
 // which needs Node.js 20+ and the npm registry. -short skips them.
 
-// everythingVersion is the version pinned in testdata/mcp/package-lock.json.
-const everythingVersion = "2026.8.31"
-
-var (
-	everythingOnce sync.Once
-	everythingErr  error
-)
-
-// everythingEntry returns the path of server-everything's dist/index.js,
-// installing the package if needed.
-func everythingEntry(t testing.TB) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: skipping tests against @modelcontextprotocol/server-everything")
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatal("node not found: the tests against @modelcontextprotocol/server-everything need Node.js 20+ (or run go test -short)")
-	}
-	dir, err := filepath.Abs("../../testdata/mcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkg := filepath.Join(dir, "node_modules", "@modelcontextprotocol", "server-everything")
-	everythingOnce.Do(func() {
-		if installedVersion(pkg) == everythingVersion {
-			return
-		}
-		cmd := exec.Command("npm", "ci", "--prefix", dir, "--no-audit", "--no-fund")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			everythingErr = fmt.Errorf("installing the test MCP server failed; run `npm ci --prefix testdata/mcp` from the repository root: %v\n%s", err, out)
-			return
-		}
-		if v := installedVersion(pkg); v != everythingVersion {
-			everythingErr = fmt.Errorf("npm ci --prefix testdata/mcp installed server-everything %q, want %s", v, everythingVersion)
-		}
-	})
-	if everythingErr != nil {
-		t.Fatal(everythingErr)
-	}
-	return filepath.Join(pkg, "dist", "index.js")
-}
-
-func installedVersion(pkg string) string {
-	data, err := os.ReadFile(filepath.Join(pkg, "package.json"))
-	if err != nil {
-		return ""
-	}
-	var p struct {
-		Version string `json:"version"`
-	}
-	json.Unmarshal(data, &p)
-	return p.Version
-}
-
 func TestEverythingStdio(t *testing.T) {
-	entry := everythingEntry(t)
+	entry := mcptest.Everything(t)
 	// A secret in our environment must not reach third-party servers.
 	t.Setenv("MCPTEST_PARENT_SECRET", "do-not-pass-me-on")
 	t.Setenv("MCPTEST_GIVEN", "passed-on-by-config")
@@ -158,8 +100,8 @@ func TestEverythingStdio(t *testing.T) {
 }
 
 func TestEverythingHTTP(t *testing.T) {
-	entry := everythingEntry(t)
-	url := startEverythingHTTP(t, entry)
+	entry := mcptest.Everything(t)
+	url := mcptest.StartEverythingHTTP(t, entry)
 	config := httpConfig(url, "")
 
 	ts1 := open(t, config, Options{KeepSessions: true})
@@ -198,63 +140,4 @@ func TestEverythingHTTP(t *testing.T) {
 			t.Errorf("session = %v, want a new one", got)
 		}
 	})
-}
-
-// startEverythingHTTP runs server-everything in Streamable HTTP mode on a
-// free port and returns its endpoint.
-func startEverythingHTTP(t testing.TB, entry string) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-
-	cmd := exec.Command("node", entry, "streamableHttp")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port))
-	listening := make(chan struct{})
-	cmd.Stderr = &watchWriter{want: "listening on port", seen: listening}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGINT)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	select {
-	case <-listening:
-	case <-time.After(30 * time.Second):
-		t.Fatal("server-everything did not start listening in 30s")
-	}
-	return fmt.Sprintf("http://127.0.0.1:%d/mcp", port)
-}
-
-// A watchWriter closes seen once want has been written to it.
-type watchWriter struct {
-	want string
-	seen chan struct{}
-
-	mu   sync.Mutex // guards buf and done
-	buf  strings.Builder
-	done bool
-}
-
-func (w *watchWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.buf.Write(p)
-		if strings.Contains(w.buf.String(), w.want) {
-			w.done = true
-			close(w.seen)
-		}
-	}
-	return len(p), nil
 }
