@@ -45,7 +45,8 @@ type Principal struct {
 	// KeyID is the API key's public id (MethodKey); empty otherwise.
 	KeyID string
 	// Subject is the JWT's sub claim, or the authorizer's principal,
-	// when there is one: for logs, never for access decisions.
+	// when there is one: for logs, never for access decisions. It comes
+	// from the IdP unchecked; quote it, and cut it short, when logging.
 	Subject string
 	// Limits are the API key's own limits; zero for other methods.
 	Limits Limits

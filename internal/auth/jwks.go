@@ -66,6 +66,25 @@ func (v *JWTVerifier) key(ctx context.Context, kid string) (jwk, error) {
 	return k, nil
 }
 
+// Refresh fetches the JWKS now, whatever RefetchInterval says, and keeps
+// it if it holds a usable key. Startup may call it to fail fast on a
+// wrong JWKS URL; Verify does not need it.
+func (v *JWTVerifier) Refresh(ctx context.Context) error {
+	v.fetchMu.Lock()
+	defer v.fetchMu.Unlock()
+	now := v.now()
+	keys, err := v.fetch(ctx)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.tried = now
+	if err != nil {
+		v.lastErr = err
+		return err
+	}
+	v.keys, v.fetched, v.lastErr = keys, now, nil
+	return nil
+}
+
 // cachedKey looks kid up in the last JWKS fetched, and reports whether
 // that JWKS is younger than JWKSMaxAge.
 func (v *JWTVerifier) cachedKey(kid string) (k jwk, ok, fresh bool) {
@@ -76,9 +95,12 @@ func (v *JWTVerifier) cachedKey(kid string) (k jwk, ok, fresh bool) {
 	return k, ok, age >= 0 && age < v.cfg.JWKSMaxAge
 }
 
-// fetch GETs and parses the JWKS.
+// fetch GETs and parses the JWKS. It ignores ctx's cancellation (but
+// keeps its values) and has its own timeout: a fetch serves every request
+// waiting for it, and a client that hangs up must not record a failure
+// that refuses everyone until the next fetch may happen.
 func (v *JWTVerifier) fetch(ctx context.Context) (map[string]jwk, error) {
-	ctx, cancel := context.WithTimeout(ctx, v.cfg.FetchTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.cfg.FetchTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.cfg.JWKSURL, nil)
 	if err != nil {

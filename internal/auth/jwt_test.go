@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -295,6 +296,39 @@ func TestJWTKeyRotation(t *testing.T) {
 	_, err := v.Verify(t.Context(), tok("k3", rsaKey2()))
 	if !errors.Is(err, ErrJWKSUnavailable) || Status(err) != 0 {
 		t.Errorf("IdP down, unknown kid: Verify = %v (status %d), want ErrJWKSUnavailable, status 0", err, Status(err))
+	}
+}
+
+// A client that hangs up while its request fetches the JWKS must not
+// leave a failure that refuses everyone else.
+func TestJWTFetchOutlivesCaller(t *testing.T) {
+	c := newClock()
+	p := newIdP(t, map[string]crypto.PublicKey{"e1": &ecKey1().PublicKey})
+	v := newVerifier(t, p, c, nil)
+	tok := sign(t, map[string]any{"alg": "ES256", "kid": "e1"},
+		map[string]any{"iss": testIssuer, "aud": testAudience, "tenant": "acme", "exp": c.Now().Unix() + 60}, ecKey1())
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	v.Verify(gone, tok)
+	if _, err := v.Verify(t.Context(), tok); err != nil || p.fetches.Load() != 1 {
+		t.Errorf("Verify after a caller hung up = %v after %d fetches, want success after 1", err, p.fetches.Load())
+	}
+}
+
+func TestJWTRefresh(t *testing.T) {
+	c := newClock()
+	p := newIdP(t, map[string]crypto.PublicKey{"e1": &ecKey1().PublicKey})
+	v := newVerifier(t, p, c, nil)
+	for i, want := range []bool{true, true, false} {
+		if i == 2 {
+			p.setStatus(http.StatusNotFound)
+		}
+		if err := v.Refresh(t.Context()); (err == nil) != want {
+			t.Errorf("Refresh %d = %v, want ok %v", i, err, want)
+		}
+	}
+	if n := p.fetches.Load(); n != 3 {
+		t.Errorf("%d fetches, want 3: Refresh ignores RefetchInterval", n)
 	}
 }
 
