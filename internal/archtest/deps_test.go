@@ -188,7 +188,7 @@ func (r rule) find(g graph, p string) []string {
 			found = append(found, q)
 			continue
 		}
-		if r.direct {
+		if r.direct || r.tests { // the graph has no test-only packages to walk
 			continue
 		}
 		for _, next := range g[q].pkg {
