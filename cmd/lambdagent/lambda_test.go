@@ -53,10 +53,11 @@ var coldStarts = flag.Int("coldstarts", 3, "cold starts TestLambdaColdStart meas
 const lambdaAPIKey = "sk-ant-lambda-test"
 
 // lambdaTags are the build tags of the bootstrap, as in
-// scripts/lambda/build.sh: lambda.norpc leaves out aws-lambda-go's RPC
-// mode (the go1.x runtime), grpcnotrace keeps gRPC from linking
+// scripts/lambda/build.sh: lambda leaves out the developer-only modes
+// (modes_lambda.go), lambda.norpc leaves out aws-lambda-go's RPC mode
+// (the go1.x runtime), grpcnotrace keeps gRPC from linking
 // golang.org/x/net/trace (see build.sh).
-const lambdaTags = "lambda.norpc,grpcnotrace"
+const lambdaTags = "lambda,lambda.norpc,grpcnotrace"
 
 // buildBootstrap compiles ./cmd/lambdagent as a provided.al2023 bootstrap
 // for this machine, once per test binary, next to the binary TestMain

@@ -15,9 +15,13 @@ mkdir -p "$out"
 # html/template (reflect.Value.MethodByName) stops the linker from
 # dropping unused methods: the arm64 bootstrap was 43 MB instead of 22 MB
 # (zip 12.3 MB instead of 7.2 MB) and its init used ~6 ms more CPU.
+# lambda: leaves out the modes that only run on a developer's machine (dev,
+# sim, load, chat, cost), so the bootstrap does not link the simulator, the
+# load generator or the chat UI (cmd/lambdagent/modes_lambda.go;
+# internal/archtest checks it). lambda.norpc: no RPC mode (the go1.x runtime).
 # cmd/lambdagent/lambda_test.go builds with the same tags.
 GOOS=linux GOARCH="$arch" CGO_ENABLED=0 \
-  go build -tags lambda.norpc,grpcnotrace -trimpath -ldflags="-s -w" -o "$out/bootstrap" ./cmd/lambdagent
+  go build -tags lambda,lambda.norpc,grpcnotrace -trimpath -ldflags="-s -w" -o "$out/bootstrap" ./cmd/lambdagent
 chmod 755 "$out/bootstrap"
 if command -v zip >/dev/null 2>&1; then
   (cd "$out" && zip -q -X ../lambda.zip bootstrap)
