@@ -152,13 +152,10 @@ func (ft *funcTools) Definitions() json.RawMessage {
 	return b
 }
 
-func (ft *funcTools) Run(ctx context.Context, calls []agent.ToolCall) []json.RawMessage {
-	out := make([]json.RawMessage, len(calls))
-	for i, c := range calls {
-		ft.calls.Add(1)
-		text := ft.fns[c.Name](c.Input)
-		out[i], _ = json.Marshal(map[string]any{"type": "tool_result", "tool_use_id": c.ID, "content": text})
-	}
+func (ft *funcTools) Call(ctx context.Context, c agent.ToolCall) json.RawMessage {
+	ft.calls.Add(1)
+	text := ft.fns[c.Name](c.Input)
+	out, _ := json.Marshal(map[string]any{"type": "tool_result", "tool_use_id": c.ID, "content": text})
 	return out
 }
 
@@ -237,7 +234,8 @@ func TestBrokenHistory(t *testing.T) {
 	f = newFixture(t, claudesim.Config{}, tools, agent.Config{})
 	model, _ := claude.New(claude.Config{APIKey: "test", BaseURL: f.simURL})
 	user := `{"content":[{"type":"text","text":"[[tool send]]"}],"role":"user"}`
-	reply, err := model.Create(t.Context(), []byte(`{"model":"claude-sonnet-5-5","max_tokens":100,"tools":`+string(tools.Definitions())+`,"messages":[`+user+`]}`))
+	reply, err := model.Create(t.Context(), claude.Request{Model: "claude-sonnet-5-5", MaxTokens: 100,
+		Body: []byte(`{"model":"claude-sonnet-5-5","max_tokens":100,"tools":` + string(tools.Definitions()) + `,"messages":[` + user + `]}`)})
 	if err != nil || reply.StopReason != "tool_use" {
 		t.Fatalf("tool_use reply: %+v, %v", reply, err)
 	}
