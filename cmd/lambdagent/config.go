@@ -24,8 +24,9 @@ type config struct {
 	SessionTTL  time.Duration // LAMBDAGENT_SESSION_TTL
 	IdemTTL     time.Duration // LAMBDAGENT_IDEMPOTENCY_TTL
 
-	APIKey  string // ANTHROPIC_API_KEY
-	BaseURL string // ANTHROPIC_BASE_URL
+	APIKey  string        // ANTHROPIC_API_KEY
+	BaseURL string        // ANTHROPIC_BASE_URL
+	Prices  pricing.Table // LAMBDAGENT_PRICES: the Claude client prices each reply
 
 	Agent        agent.Config
 	MaxBodyBytes int64  // LAMBDAGENT_MAX_BODY_BYTES
@@ -192,7 +193,7 @@ func loadConfig(get func(string) string) (config, error) {
 		return c, e.err
 	}
 	var err error
-	if c.Limits.Prices, err = pricing.Parse(prices); err != nil {
+	if c.Prices, err = pricing.Parse(prices); err != nil {
 		return c, fmt.Errorf("LAMBDAGENT_PRICES: %w", err)
 	}
 	switch l := c.Limits; {
@@ -205,7 +206,7 @@ func loadConfig(get func(string) string) (config, error) {
 	case l.Window > 0 && l.Window < time.Second:
 		return c, fmt.Errorf("LAMBDAGENT_RATE_WINDOW=%v: want at least 1s", l.Window)
 	}
-	if _, ok := c.Limits.Prices.Lookup(c.Agent.Model); !ok && (c.Limits.SessionBudget.USDPerDay > 0 || c.Limits.TenantBudget.USDPerDay > 0) {
+	if _, ok := c.Prices.Lookup(c.Agent.Model); !ok && (c.Limits.SessionBudget.USDPerDay > 0 || c.Limits.TenantBudget.USDPerDay > 0) {
 		return c, fmt.Errorf("LAMBDAGENT_MODEL=%q has no price, so USD budgets cannot work: add it to LAMBDAGENT_PRICES", c.Agent.Model)
 	}
 	if c.Agent.LeaseTTL > 0 && c.Agent.LeaseTTL < 300*time.Millisecond {

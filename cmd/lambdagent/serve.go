@@ -77,7 +77,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	if cfg.APIKey == "" {
 		return nil, errors.New("ANTHROPIC_API_KEY is not set (use `lambdagent dev` to run without a key)")
 	}
-	client, err := claude.New(claude.Config{APIKey: cfg.APIKey, BaseURL: cfg.BaseURL})
+	client, err := claude.New(claude.Config{APIKey: cfg.APIKey, BaseURL: cfg.BaseURL, Prices: cfg.Prices})
 	if err != nil {
 		return nil, err
 	}
@@ -125,8 +125,6 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 		model = ratelimit.WrapModel(client, lim)
 	} else if rdb == nil && cfg.limitsSet() {
 		return fail(errors.New("LAMBDAGENT_RPM/ITPM/…/BUDGET/ADMIN_TOKEN: limits, budgets and the kill switch keep their state in Redis: set REDIS_URL"))
-	} else {
-		model = pricedModel{next: client, model: cfg.Agent.Model, prices: cfg.Limits.Prices}
 	}
 	observed := telemetry.WrapStore(st, tel)
 	a.agent, err = agent.New(observed, telemetry.WrapModel(model, tel), agentTools, cfg.Agent)

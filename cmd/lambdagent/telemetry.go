@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/lambdagent/lambdagent/internal/claude"
 	"github.com/lambdagent/lambdagent/internal/mcptools"
 	"github.com/lambdagent/lambdagent/internal/telemetry"
 )
@@ -18,16 +17,9 @@ func newTelemetry(cfg config, log *slog.Logger) (*telemetry.Telemetry, error) {
 	if cfg.Metrics == "emf" || cfg.Metrics == "both" {
 		emf = os.Stdout // Lambda sends stdout to CloudWatch Logs, which reads EMF
 	}
-	prices := cfg.Limits.Prices
 	return telemetry.New(telemetry.Config{
 		Logger: log, EMF: emf, Prometheus: cfg.Metrics == "prometheus" || cfg.Metrics == "both",
 		Function: cfg.Function, Model: cfg.Agent.Model, TenantLabel: cfg.TenantMetrics,
 		Tracing: cfg.Tracing, WithTraceparent: mcptools.WithTraceparent,
-		Cost: func(model string, u claude.Usage) float64 {
-			if u.CostUSD > 0 {
-				return u.CostUSD // priced by the rate limiter already
-			}
-			return prices.Cost(model, u)
-		},
 	})
 }

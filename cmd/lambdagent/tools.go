@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/lambdagent/lambdagent/internal/agent"
 	"github.com/lambdagent/lambdagent/internal/mcptools"
 	"github.com/lambdagent/lambdagent/internal/session"
@@ -45,7 +43,7 @@ func openTools(ctx context.Context, cfg config, store session.Store, log *slog.L
 	if err != nil {
 		return nil, fmt.Errorf("LAMBDAGENT_MCP_CONFIG: %w", err)
 	}
-	m := &mcpTools{log: log, maxParallel: mcptools.DefaultMaxParallel}
+	m := &mcpTools{log: log}
 	opts := mcptools.Options{Logger: log, HTTPClient: &http.Client{Transport: telemetry.Transport(nil)}}
 	if kv, ok := store.(session.KV); ok && hasHTTPServer(mc) {
 		m.kv = kv
@@ -70,45 +68,26 @@ func hasHTTPServer(mc mcptools.Config) bool {
 	return false
 }
 
-// mcpTools lets the agent run MCP tools. It reports each result as its
-// call returns (agent.EachRunner), so the turn saves it at once.
+// mcpTools lets the agent run MCP tools, one call at a time (the turn
+// runs the calls of a reply in parallel).
 type mcpTools struct {
-	ts          *mcptools.Toolset
-	log         *slog.Logger
-	maxParallel int
-	kv          session.KV // nil: MCP sessions are not kept in the store
+	ts  *mcptools.Toolset
+	log *slog.Logger
+	kv  session.KV // nil: MCP sessions are not kept in the store
 
 	mu    sync.Mutex                  // guards saved
 	saved map[string]mcptools.Session // what the store holds, as far as we know
 }
 
-var (
-	_ agent.Tools      = (*mcpTools)(nil)
-	_ agent.EachRunner = (*mcpTools)(nil)
-)
+var _ agent.Tools = (*mcpTools)(nil)
 
 func (m *mcpTools) Definitions() json.RawMessage { return m.ts.Definitions() }
 
-func (m *mcpTools) Run(ctx context.Context, calls []agent.ToolCall) []json.RawMessage {
-	out := make([]json.RawMessage, len(calls))
-	m.RunEach(ctx, calls, func(i int, r json.RawMessage) { out[i] = r })
-	return out
-}
-
-// RunEach runs the calls in parallel, at most maxParallel at once.
-func (m *mcpTools) RunEach(ctx context.Context, calls []agent.ToolCall, done func(int, json.RawMessage)) {
-	var g errgroup.Group
-	g.SetLimit(m.maxParallel)
-	for i, c := range calls {
-		g.Go(func() error {
-			r := m.ts.Run(ctx, []mcptools.Call{{ID: c.ID, Name: c.Name, Input: c.Input}})
-			done(i, r[0].Block)
-			return nil
-		})
-	}
-	g.Wait()
-	// A call may have renewed a session the server had forgotten.
+func (m *mcpTools) Call(ctx context.Context, c agent.ToolCall) json.RawMessage {
+	r := m.ts.Call(ctx, mcptools.Call{ID: c.ID, Name: c.Name, Input: c.Input})
+	// The call may have renewed a session the server had forgotten.
 	m.saveSessions(ctx)
+	return r.Block
 }
 
 func (m *mcpTools) Close() error { return m.ts.Close() }
@@ -139,9 +118,11 @@ func (m *mcpTools) saveSessions(ctx context.Context) {
 	if m.kv == nil {
 		return
 	}
-	cur := m.ts.Sessions()
+	// Read the sessions under mu, so that of two calls ending together
+	// the later reading is the one written.
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	cur := m.ts.Sessions()
 	if m.saved != nil && maps.Equal(cur, m.saved) {
 		return
 	}

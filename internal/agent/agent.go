@@ -25,6 +25,9 @@ const (
 	DefaultMaxModelCalls = 10
 	DefaultCommitTimeout = 5 * time.Second
 	DefaultTurnTimeout   = 10 * time.Minute
+	// DefaultMaxParallelTools bounds the tool calls of one reply that run
+	// at once.
+	DefaultMaxParallelTools = 8
 )
 
 // BusyPolicy says what a turn does when another turn of the same session
@@ -70,12 +73,19 @@ type Config struct {
 	// [Agent.Run]), so this, or the caller's deadline if sooner, is what
 	// stops them. Zero means DefaultTurnTimeout.
 	TurnTimeout time.Duration
+	// MaxParallelTools bounds the tool calls of one reply that run at
+	// once; the others wait for a free place. Zero means
+	// DefaultMaxParallelTools.
+	MaxParallelTools int
 }
 
-// Model is the part of the Claude client a turn uses.
+// Model is the part of the Claude client a turn uses. Decorators (limits,
+// telemetry) wrap it; they read the request's model and max_tokens from
+// [claude.Request] rather than parse its body.
 type Model interface {
-	// Create sends a Messages API request body and returns the reply.
-	Create(ctx context.Context, body []byte) (*claude.Reply, error)
+	// Create sends a Messages API request and returns the reply, whose
+	// Usage.CostUSD says what it cost.
+	Create(ctx context.Context, req claude.Request) (*claude.Reply, error)
 }
 
 // Agent runs turns. It is safe for concurrent use; build one per process.
@@ -129,6 +139,9 @@ func New(store session.Store, model Model, tools Tools, cfg Config) (*Agent, err
 	}
 	if cfg.TurnTimeout <= 0 {
 		cfg.TurnTimeout = DefaultTurnTimeout
+	}
+	if cfg.MaxParallelTools <= 0 {
+		cfg.MaxParallelTools = DefaultMaxParallelTools
 	}
 	a := &Agent{store: store, model: model, tools: tools, cfg: cfg}
 	a.prefix = a.buildPrefix()

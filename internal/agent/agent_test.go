@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -152,13 +156,10 @@ func (ft *funcTools) Definitions() json.RawMessage {
 	return b
 }
 
-func (ft *funcTools) Run(ctx context.Context, calls []agent.ToolCall) []json.RawMessage {
-	out := make([]json.RawMessage, len(calls))
-	for i, c := range calls {
-		ft.calls.Add(1)
-		text := ft.fns[c.Name](c.Input)
-		out[i], _ = json.Marshal(map[string]any{"type": "tool_result", "tool_use_id": c.ID, "content": text})
-	}
+func (ft *funcTools) Call(ctx context.Context, c agent.ToolCall) json.RawMessage {
+	ft.calls.Add(1)
+	text := ft.fns[c.Name](c.Input)
+	out, _ := json.Marshal(map[string]any{"type": "tool_result", "tool_use_id": c.ID, "content": text})
 	return out
 }
 
@@ -237,7 +238,8 @@ func TestBrokenHistory(t *testing.T) {
 	f = newFixture(t, claudesim.Config{}, tools, agent.Config{})
 	model, _ := claude.New(claude.Config{APIKey: "test", BaseURL: f.simURL})
 	user := `{"content":[{"type":"text","text":"[[tool send]]"}],"role":"user"}`
-	reply, err := model.Create(t.Context(), []byte(`{"model":"claude-sonnet-5-5","max_tokens":100,"tools":`+string(tools.Definitions())+`,"messages":[`+user+`]}`))
+	reply, err := model.Create(t.Context(), claude.Request{Model: "claude-sonnet-5-5", MaxTokens: 100,
+		Body: []byte(`{"model":"claude-sonnet-5-5","max_tokens":100,"tools":` + string(tools.Definitions()) + `,"messages":[` + user + `]}`)})
 	if err != nil || reply.StopReason != "tool_use" {
 		t.Fatalf("tool_use reply: %+v, %v", reply, err)
 	}
@@ -252,5 +254,81 @@ func TestBrokenHistory(t *testing.T) {
 	turns := f.sim.Requests()[0].Turns()
 	if last := turns[len(turns)-1]; last.Role != "user" || strings.Join(last.Blocks, ",") != "tool_result,text" {
 		t.Errorf("repaired message = %+v, want user [tool_result text]", last)
+	}
+}
+
+// gateTools has one tool, w, whose calls each wait for need calls to run
+// at once (or for every call to have started), so a test sees how many
+// the turn runs in parallel; later calls return first.
+type gateTools struct {
+	need, total int
+
+	mu               sync.Mutex
+	running, started int // guarded by mu
+	peak             int // guarded by mu
+}
+
+func (g *gateTools) Definitions() json.RawMessage {
+	return json.RawMessage(`[{"name":"w","description":"test tool","input_schema":{"type":"object"}}]`)
+}
+
+func (g *gateTools) Call(ctx context.Context, c agent.ToolCall) json.RawMessage {
+	var in struct{ N int }
+	_ = json.Unmarshal(c.Input, &in)
+	g.mu.Lock()
+	g.running++
+	g.started++
+	g.peak = max(g.peak, g.running)
+	g.mu.Unlock()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		g.mu.Lock()
+		ok := g.running >= g.need || g.started == g.total
+		g.mu.Unlock()
+		if ok {
+			break
+		}
+	}
+	time.Sleep(time.Duration(g.total-in.N) * 5 * time.Millisecond)
+	g.mu.Lock()
+	g.running--
+	g.mu.Unlock()
+	out, _ := json.Marshal(map[string]any{"type": "tool_result", "tool_use_id": c.ID, "content": strconv.Itoa(in.N)})
+	return out
+}
+
+// The turn runs the calls of one reply in parallel, at most
+// Config.MaxParallelTools at once, and answers them in call order.
+func TestParallelTools(t *testing.T) {
+	const calls = 5
+	tests := []struct {
+		name     string
+		max      int
+		wantPeak int
+	}{
+		{"default runs all five at once", 0, calls},
+		{"limit of two", 2, 2},
+		{"one at a time", 1, 1},
+	}
+	var msg strings.Builder
+	for n := 1; n <= calls; n++ {
+		fmt.Fprintf(&msg, `[[tool w {"n":%d}]] `, n)
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tools := &gateTools{need: tc.wantPeak, total: calls}
+			f := newFixture(t, claudesim.Config{}, tools, agent.Config{MaxParallelTools: tc.max})
+			ans, err := f.agent.Run(t.Context(), agent.Request{SessionID: "p", Message: msg.String()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "tool results: w=1; w=2; w=3; w=4; w=5"; ans.Result.Response != want {
+				t.Errorf("answer = %q, want %q (the results in call order)", ans.Result.Response, want)
+			}
+			tools.mu.Lock()
+			defer tools.mu.Unlock()
+			if tools.peak != tc.wantPeak || tools.started != calls {
+				t.Errorf("%d calls, at most %d at once; want %d, at most %d", tools.started, tools.peak, calls, tc.wantPeak)
+			}
+		})
 	}
 }

@@ -31,8 +31,8 @@ func TestPromptCache(t *testing.T) {
 	prices := pricing.Default()
 	var costOn, costOff float64
 	for i := range on {
-		costOn += prices.Cost(agent.DefaultModel, on[i])
-		costOff += prices.Cost(agent.DefaultModel, off[i])
+		costOn += prices.Cost(agent.DefaultModel, on[i].Tokens())
+		costOff += prices.Cost(agent.DefaultModel, off[i].Tokens())
 	}
 	t.Logf("50 turns on %s: $%.6f with caching (%.6f a turn), $%.6f without (%.6f a turn)", agent.DefaultModel, costOn, costOn/50, costOff, costOff/50)
 	if costOn >= costOff {

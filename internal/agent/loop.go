@@ -9,7 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/lambdagent/lambdagent/internal/claude"
 	"github.com/lambdagent/lambdagent/internal/session"
@@ -22,27 +23,20 @@ type ToolCall struct {
 	Input json.RawMessage `json:"input"`
 }
 
-// Tools runs the tools Claude may call. Implementations are safe for
+// Tools runs the tools Claude may call, one call at a time: the turn owns
+// the fan-out. It runs the calls of one reply in parallel, at most
+// Config.MaxParallelTools at once, keeps their results in call order and
+// saves each result as soon as its call returns (see #8), so that a tool
+// runtime needs no batching of its own. Implementations are safe for
 // concurrent use.
 type Tools interface {
 	// Definitions returns the Messages API "tools" array as raw JSON, or
 	// nil when there are no tools.
 	Definitions() json.RawMessage
-	// Run executes calls (in parallel where it can) and returns one
-	// tool_result content block per call, in call order. A failing tool
-	// yields an is_error result, never a Go error.
-	Run(ctx context.Context, calls []ToolCall) []json.RawMessage
-}
-
-// EachRunner is an optional ability of [Tools]: reporting each result as
-// soon as its call returns, before the slower calls of the same reply
-// end, so that the turn saves it at once (see #8). Without it the results
-// are saved when Run returns.
-type EachRunner interface {
-	// RunEach runs calls as Run does and calls done(i, result) once per
-	// call as soon as calls[i] returns, from any goroutine. It returns
-	// after every done has returned.
-	RunEach(ctx context.Context, calls []ToolCall, done func(i int, result json.RawMessage))
+	// Call runs one tool call and returns its tool_result content block.
+	// A failing tool yields an is_error block, never a Go error.
+	// Cancelling ctx cancels the call.
+	Call(ctx context.Context, call ToolCall) json.RawMessage
 }
 
 // A turn is the state of one turn's loop.
@@ -149,8 +143,11 @@ func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token 
 		}
 		res.ModelCalls++
 		last := res.ModelCalls >= a.cfg.MaxModelCalls
-		body := a.requestBody(t.history, t.msgs, defs, last && len(defs) > 0)
-		reply, err := a.model.Create(ctx, body)
+		reply, err := a.model.Create(ctx, claude.Request{
+			Model:     a.cfg.Model,
+			MaxTokens: a.cfg.MaxTokens,
+			Body:      a.requestBody(t.history, t.msgs, defs, last && len(defs) > 0),
+		})
 		if err != nil {
 			return fail(err)
 		}
@@ -242,49 +239,39 @@ func (a *Agent) checkpoint(ctx context.Context, t *turn) error {
 
 // runTools answers calls in order: with the result saved by an earlier
 // attempt of the turn when there is one, else by running the call and
-// saving its result as soon as it returns.
+// saving its result as soon as it returns, while the slower calls of the
+// reply still run. The calls run in parallel, at most
+// Config.MaxParallelTools at once.
 func (a *Agent) runTools(ctx context.Context, t *turn, calls []ToolCall, saved map[string]json.RawMessage) []json.RawMessage {
 	out := make([]json.RawMessage, len(calls))
-	var todo []ToolCall
-	var at []int // at[j] is the index in calls of todo[j]
+	store, _ := a.store.(session.ToolResultStore)
+	var g errgroup.Group
+	g.SetLimit(a.cfg.MaxParallelTools)
 	for i, c := range calls {
 		if r, ok := savedResult(saved, c.ID); ok {
 			out[i] = r
 			continue
 		}
-		todo = append(todo, c)
-		at = append(at, i)
+		g.Go(func() error {
+			r := a.tools.Call(ctx, c)
+			if len(r) == 0 {
+				// Not saved: the call may not have run, and a retry may
+				// run it.
+				out[i] = toolError(c.ID, "The tool runner returned no result for this call.")
+				return nil
+			}
+			out[i] = r
+			if store != nil {
+				// A failed save only loses the protection against running
+				// the call again after a crash; the result is in out
+				// either way, and a lost lease fails the turn through
+				// keepLease.
+				_ = store.SaveToolResult(ctx, t.id, t.token, c.ID, r)
+			}
+			return nil
+		})
 	}
-	if len(todo) == 0 {
-		return out
-	}
-	store, _ := a.store.(session.ToolResultStore)
-	var saves sync.WaitGroup
-	done := func(j int, r json.RawMessage) {
-		if j < 0 || j >= len(todo) {
-			return
-		}
-		out[at[j]] = r
-		if store != nil && len(r) > 0 {
-			// A failed save only loses the protection against running the
-			// call again after a crash; the result is in out either way,
-			// and a lost lease fails the turn through keepLease.
-			_ = store.SaveToolResult(ctx, t.id, t.token, todo[j].ID, r)
-		}
-	}
-	if each, ok := a.tools.(EachRunner); ok {
-		each.RunEach(ctx, todo, done)
-	} else {
-		for j, r := range a.tools.Run(ctx, todo) {
-			saves.Go(func() { done(j, r) })
-		}
-		saves.Wait()
-	}
-	for i, r := range out {
-		if r == nil {
-			out[i] = toolError(calls[i].ID, "The tool runner returned no result for this call.")
-		}
-	}
+	_ = g.Wait() // the calls return no error: a failing tool is an is_error block
 	return out
 }
 

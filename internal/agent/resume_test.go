@@ -80,14 +80,11 @@ func (ct *countingTools) Definitions() json.RawMessage {
 	return b
 }
 
-func (ct *countingTools) Run(ctx context.Context, calls []agent.ToolCall) []json.RawMessage {
-	out := make([]json.RawMessage, len(calls))
-	for i, c := range calls {
-		ct.mu.Lock()
-		ct.calls[c.Name]++
-		ct.mu.Unlock()
-		out[i], _ = json.Marshal(map[string]any{"type": "tool_result", "tool_use_id": c.ID, "content": ct.fns[c.Name](c.Input)})
-	}
+func (ct *countingTools) Call(ctx context.Context, c agent.ToolCall) json.RawMessage {
+	ct.mu.Lock()
+	ct.calls[c.Name]++
+	ct.mu.Unlock()
+	out, _ := json.Marshal(map[string]any{"type": "tool_result", "tool_use_id": c.ID, "content": ct.fns[c.Name](c.Input)})
 	return out
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/anthropics/anthropic-sdk-go"
 	"github.com/anthropics/anthropic-sdk-go/option"
 
+	"github.com/lambdagent/lambdagent/internal/pricing"
 	"github.com/lambdagent/lambdagent/internal/retry"
 )
 
@@ -28,13 +29,18 @@ type Config struct {
 	HTTPClient *http.Client
 	// Retry is the one retry policy for model calls.
 	Retry retry.Policy
+	// Prices prices each reply (Usage.CostUSD), so that limits, telemetry
+	// and the turn's answer all read one figure (see #12). Nil or empty
+	// means pricing.Default(), the list prices.
+	Prices pricing.Table
 }
 
 // Client sends Messages API requests. Build one per process and share it:
 // it is safe for concurrent use and keeps its connections warm.
 type Client struct {
-	sdk   anthropic.Client
-	retry retry.Policy
+	sdk    anthropic.Client
+	retry  retry.Policy
+	prices pricing.Table
 }
 
 // New builds a Client.
@@ -56,7 +62,24 @@ func New(cfg Config) (*Client, error) {
 	if cfg.BaseURL != "" {
 		opts = append(opts, option.WithBaseURL(cfg.BaseURL))
 	}
-	return &Client{sdk: anthropic.NewClient(opts...), retry: cfg.Retry}, nil
+	prices := cfg.Prices
+	if len(prices) == 0 {
+		prices = pricing.Default()
+	}
+	return &Client{sdk: anthropic.NewClient(opts...), retry: cfg.Retry, prices: prices}, nil
+}
+
+// A Request is one Messages API call. Body is what is sent; Model and
+// MaxTokens repeat two of its fields so that what wraps a model client
+// (limits, telemetry) reads them here instead of parsing Body.
+type Request struct {
+	// Model is the body's "model".
+	Model string
+	// MaxTokens is the body's "max_tokens".
+	MaxTokens int
+	// Body is the whole Messages API request body, as JSON. It is sent as
+	// is: nothing checks that it agrees with Model and MaxTokens.
+	Body []byte
 }
 
 // Usage is the token accounting of one reply.
@@ -69,10 +92,23 @@ type Usage struct {
 	// the API reports it; zero (and left out of JSON) when it sent none.
 	// Cache writes cost more for 1 hour than for 5 minutes.
 	CacheCreation CacheCreation `json:"cache_creation,omitzero"`
-	// CostUSD is what the reply cost at list prices. The API does not send
-	// it: internal/ratelimit fills it in from internal/pricing, so that a
-	// turn's answer reports its cost. Zero when unknown.
+	// CostUSD is what the reply cost, in US dollars. The API does not send
+	// it: [Client.Create] computes it once from Config.Prices, and
+	// everything else (limits, telemetry, the turn's answer) reads it
+	// here. Zero when the model has no price.
 	CostUSD float64 `json:"cost_usd,omitzero"`
+}
+
+// Tokens returns the token counts of u in the form the pricing package
+// prices.
+func (u Usage) Tokens() pricing.Tokens {
+	return pricing.Tokens{
+		Input:        u.InputTokens,
+		Output:       u.OutputTokens,
+		CacheWrite:   u.CacheCreationInputTokens,
+		CacheWrite1h: u.CacheCreation.Ephemeral1hInputTokens,
+		CacheRead:    u.CacheReadInputTokens,
+	}
 }
 
 // CacheCreation splits Usage.CacheCreationInputTokens by TTL.
@@ -114,13 +150,18 @@ type Reply struct {
 }
 
 // Create sends a Messages API request whose JSON body the caller built,
-// retrying transient failures, and decodes the reply.
-func (c *Client) Create(ctx context.Context, body []byte) (*Reply, error) {
+// retrying transient failures, and decodes the reply. It prices the reply
+// (Usage.CostUSD) at the reply's model, or at req.Model when Config.Prices
+// has no price for that one.
+func (c *Client) Create(ctx context.Context, req Request) (*Reply, error) {
+	if len(req.Body) == 0 {
+		return nil, errEmptyBody
+	}
 	var reply *Reply
 	attempts := 0
 	err := c.retry.Do(ctx, func(ctx context.Context) error {
 		attempts++
-		r, err := c.create(ctx, body)
+		r, err := c.create(ctx, req.Body)
 		reply = r
 		return err
 	})
@@ -128,6 +169,11 @@ func (c *Client) Create(ctx context.Context, body []byte) (*Reply, error) {
 		return nil, err
 	}
 	reply.Attempts = attempts
+	model := reply.Model
+	if _, ok := c.prices.Lookup(model); !ok {
+		model = req.Model
+	}
+	reply.Usage.CostUSD = c.prices.Cost(model, reply.Usage.Tokens())
 	return reply, nil
 }
 

@@ -1,10 +1,14 @@
 package claude
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
 )
+
+// errEmptyBody is returned for a request without a body; nothing is sent.
+var errEmptyBody = errors.New("claude: empty request body")
 
 // A StatusError reports a non-2xx reply from the Messages API.
 type StatusError struct {

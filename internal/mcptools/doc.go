@@ -5,10 +5,11 @@
 // instance reuses its server processes and HTTP sessions (see #8). Per turn
 // the agent needs two cheap things: [Toolset.Definitions], the "tools" array
 // as raw JSON to splice into a request body (cached, rebuilt only when a
-// server's tool list changes), and [Toolset.Run], which runs Claude's
-// tool_use blocks in parallel and returns tool_result blocks as raw JSON.
+// server's tool list changes), and [Toolset.Call], which runs one of
+// Claude's tool_use blocks and returns its tool_result block as raw JSON.
+// The agent makes the calls of one reply at once; Call is safe for that.
 //
-// Run never returns a Go error: an unknown tool, a timeout, a crashed or
+// Call never returns a Go error: an unknown tool, a timeout, a crashed or
 // unreachable server or a result we cannot convert all become a tool_result
 // with "is_error": true and a message Claude can act on, and the turn goes
 // on. A stdio server that died is restarted on the next call; an HTTP server

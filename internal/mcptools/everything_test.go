@@ -49,7 +49,7 @@ func TestEverythingStdio(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rs := ts.Run(ctx, calls)
+	rs := runAll(ctx, ts, calls)
 	for i, r := range rs {
 		if r.ToolUseID != calls[i].ID {
 			t.Fatalf("result %d answers %q, want %q", i, r.ToolUseID, calls[i].ID)
@@ -105,7 +105,7 @@ func TestEverythingHTTP(t *testing.T) {
 	config := httpConfig(url, "")
 
 	ts1 := open(t, config, Options{KeepSessions: true})
-	rs := ts1.Run(context.Background(), []Call{
+	rs := runAll(context.Background(), ts1, []Call{
 		{ID: "1", Name: "echo", Input: json.RawMessage(`{"message": "over http"}`)},
 		{ID: "2", Name: "get-sum", Input: json.RawMessage(`{"a": 40, "b": 2}`)},
 	})

@@ -28,8 +28,8 @@ func TestHTTPHeadersAndTraceparent(t *testing.T) {
 
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	ctx := WithTraceparent(context.Background(), tp)
-	rs := ts.Run(ctx, []Call{{ID: "1", Name: "echo", Input: json.RawMessage(`{"message": "over http"}`)}})
-	if got := text(t, rs[0]); got != "http-test: over http" {
+	r := ts.Call(ctx, Call{ID: "1", Name: "echo", Input: json.RawMessage(`{"message": "over http"}`)})
+	if got := text(t, r); got != "http-test: over http" {
 		t.Fatalf("echo = %q", got)
 	}
 	var sawCall bool

@@ -205,11 +205,23 @@ func run1(t testing.TB, ts *Toolset, name, input string) Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rs := ts.Run(ctx, []Call{{ID: "toolu_" + name, Name: name, Input: json.RawMessage(input)}})
-	if len(rs) != 1 {
-		t.Fatalf("Run returned %d results, want 1", len(rs))
+	r := ts.Call(ctx, Call{ID: "toolu_" + name, Name: name, Input: json.RawMessage(input)})
+	if r.ToolUseID != "toolu_"+name {
+		t.Fatalf("result answers %q, want toolu_%s", r.ToolUseID, name)
 	}
-	return rs[0]
+	return r
+}
+
+// runAll makes the calls at once, as the agent makes those of one reply,
+// and returns their results in call order.
+func runAll(ctx context.Context, ts *Toolset, calls []Call) []Result {
+	out := make([]Result, len(calls))
+	var wg sync.WaitGroup
+	for i, c := range calls {
+		wg.Go(func() { out[i] = ts.Call(ctx, c) })
+	}
+	wg.Wait()
+	return out
 }
 
 // toolNames lists the names in Definitions.

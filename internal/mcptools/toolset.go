@@ -20,7 +20,6 @@ import (
 
 // Defaults for zero [Options] fields.
 const (
-	DefaultMaxParallel    = 8
 	DefaultCallTimeout    = 60 * time.Second
 	DefaultConnectTimeout = 30 * time.Second
 	DefaultRedialDelay    = time.Second
@@ -31,9 +30,6 @@ const maxRedialDelay = time.Minute
 
 // Options tunes a [Toolset]. A zero field means its default.
 type Options struct {
-	// MaxParallel bounds the tool calls one Run makes at once. Zero means
-	// DefaultMaxParallel.
-	MaxParallel int
 	// CallTimeout bounds each tool call of a server whose config has no
 	// "timeout". Zero means DefaultCallTimeout.
 	CallTimeout time.Duration
@@ -134,9 +130,6 @@ type toolRef struct {
 //
 // ctx bounds the connecting only; call Close to stop the servers.
 func Open(ctx context.Context, cfg Config, opts Options) (*Toolset, error) {
-	if opts.MaxParallel <= 0 {
-		opts.MaxParallel = DefaultMaxParallel
-	}
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = DefaultCallTimeout
 	}
@@ -209,22 +202,14 @@ func (t *Toolset) Definitions() json.RawMessage {
 	return t.snap.Load().defs
 }
 
-// Run runs calls in parallel, at most Options.MaxParallel at once, and
-// returns their results in the order of calls. A call that fails, for any
-// reason, gets a result with is_error set and a message saying what went
-// wrong; Run itself does not fail. Cancelling ctx cancels the calls.
-func (t *Toolset) Run(ctx context.Context, calls []Call) []Result {
-	out := make([]Result, len(calls))
-	var g errgroup.Group
-	g.SetLimit(t.opts.MaxParallel)
-	for i, call := range calls {
-		g.Go(func() error { out[i] = t.run(ctx, call); return nil })
-	}
-	g.Wait()
-	return out
-}
-
-func (t *Toolset) run(ctx context.Context, call Call) Result {
+// Call runs one tool call and returns its result. A call that fails, for
+// any reason, gets a result with is_error set and a message saying what
+// went wrong; Call itself does not fail. Cancelling ctx cancels the call.
+//
+// Call is safe for concurrent use, and concurrent calls, to one server or
+// several, run at once: the caller decides how many (the agent runs the
+// calls of one reply in parallel, see agent.Config.MaxParallelTools).
+func (t *Toolset) Call(ctx context.Context, call Call) Result {
 	fail := func(msg string) Result {
 		return Result{ToolUseID: call.ID, Block: errorBlock(call.ID, msg), IsError: true}
 	}

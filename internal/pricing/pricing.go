@@ -20,8 +20,6 @@ import (
 	"maps"
 	"math"
 	"strings"
-
-	"github.com/lambdagent/lambdagent/internal/claude"
 )
 
 // Rates are prices in USD per million tokens.
@@ -49,20 +47,40 @@ type Price struct {
 	LongPrompt       Rates
 }
 
-// Cost is what a reply with usage u costs at p, in USD. Cache writes the
+// Tokens are the tokens one reply used, as the Messages API counts them
+// in its usage object. (The package keeps its own type rather than
+// claude.Usage so that the Claude client, which prices its replies, can
+// import it.)
+type Tokens struct {
+	// Input is input_tokens: base input, neither written to nor read from
+	// the cache.
+	Input int64
+	// Output is output_tokens.
+	Output int64
+	// CacheWrite is cache_creation_input_tokens, all lifetimes.
+	CacheWrite int64
+	// CacheWrite1h is the part of CacheWrite written for 1 hour
+	// (cache_creation.ephemeral_1h_input_tokens); the rest is priced as
+	// 5-minute writes.
+	CacheWrite1h int64
+	// CacheRead is cache_read_input_tokens.
+	CacheRead int64
+}
+
+// Cost is what a reply that used n costs at p, in USD. Cache writes the
 // API did not split by lifetime are priced as 5-minute writes.
-func (p Price) Cost(u claude.Usage) float64 {
+func (p Price) Cost(n Tokens) float64 {
 	r := p.Rates
-	if p.LongPromptTokens > 0 && u.InputTokens+u.CacheCreationInputTokens+u.CacheReadInputTokens > p.LongPromptTokens {
+	if p.LongPromptTokens > 0 && n.Input+n.CacheWrite+n.CacheRead > p.LongPromptTokens {
 		r = p.LongPrompt
 	}
-	w1h := min(max(u.CacheCreation.Ephemeral1hInputTokens, 0), u.CacheCreationInputTokens)
-	w5m := u.CacheCreationInputTokens - w1h
-	return (float64(u.InputTokens)*r.Input +
-		float64(u.OutputTokens)*r.Output +
+	w1h := min(max(n.CacheWrite1h, 0), n.CacheWrite)
+	w5m := n.CacheWrite - w1h
+	return (float64(n.Input)*r.Input +
+		float64(n.Output)*r.Output +
 		float64(w5m)*r.CacheWrite5m +
 		float64(w1h)*r.CacheWrite1h +
-		float64(u.CacheReadInputTokens)*r.CacheRead) / 1e6
+		float64(n.CacheRead)*r.CacheRead) / 1e6
 }
 
 // A Table maps model names to prices. The entry "*", if present, prices
@@ -85,11 +103,11 @@ func (t Table) Lookup(model string) (p Price, ok bool) {
 	return p, ok
 }
 
-// Cost is what a reply of model with usage u costs, in USD; zero for a
+// Cost is what a reply of model that used n costs, in USD; zero for a
 // model the table cannot price (see [Table.Lookup]).
-func (t Table) Cost(model string, u claude.Usage) float64 {
+func (t Table) Cost(model string, n Tokens) float64 {
 	p, _ := t.Lookup(model)
-	return p.Cost(u)
+	return p.Cost(n)
 }
 
 func isDigits(s string) bool {

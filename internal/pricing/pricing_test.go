@@ -9,7 +9,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/lambdagent/lambdagent/internal/claude"
 	"github.com/lambdagent/lambdagent/internal/pricing"
 )
 
@@ -18,23 +17,21 @@ func TestCost(t *testing.T) {
 	tests := []struct {
 		name  string
 		model string
-		usage claude.Usage
+		usage pricing.Tokens
 		want  float64
 	}{
-		{"sonnet 5.5 input and output", "claude-sonnet-5-5", claude.Usage{InputTokens: m, OutputTokens: m}, 2 + 10},
-		{"sonnet 5.5 cache read is 0.1x input", "claude-sonnet-5-5", claude.Usage{CacheReadInputTokens: m}, 0.20},
-		{"sonnet 5.5 unsplit write is 5m", "claude-sonnet-5-5", claude.Usage{CacheCreationInputTokens: m}, 2.50},
-		{"sonnet 5.5 split write", "claude-sonnet-5-5", claude.Usage{
-			CacheCreationInputTokens: 2 * m,
-			CacheCreation:            claude.CacheCreation{Ephemeral5mInputTokens: m, Ephemeral1hInputTokens: m},
-		}, 2.50 + 4},
-		{"opus 5.5", "claude-opus-5-5", claude.Usage{InputTokens: m, OutputTokens: m, CacheReadInputTokens: m}, 4 + 20 + 0.20},
-		{"sonnet 4.5", "claude-sonnet-4-5", claude.Usage{InputTokens: m, OutputTokens: m, CacheCreationInputTokens: m, CacheReadInputTokens: m}, 3 + 15 + 3.75 + 0.30},
-		{"dated name falls back to undated", "claude-sonnet-4-5-20250929", claude.Usage{InputTokens: m}, 3},
-		{"haiku 5.5 short prompt", "claude-haiku-5-5", claude.Usage{InputTokens: 100_000, OutputTokens: m}, 0.01 + 0.50},
-		{"haiku 5.5 long prompt bills every token higher", "claude-haiku-5-5", claude.Usage{InputTokens: 50_000, CacheReadInputTokens: 50_001, OutputTokens: m}, (50_000*0.50+50_001*0.05)/m + 2.50},
-		{"unknown model is free", "gpt-9", claude.Usage{InputTokens: m}, 0},
-		{"nothing used", "claude-sonnet-5-5", claude.Usage{}, 0},
+		{"sonnet 5.5 input and output", "claude-sonnet-5-5", pricing.Tokens{Input: m, Output: m}, 2 + 10},
+		{"sonnet 5.5 cache read is 0.1x input", "claude-sonnet-5-5", pricing.Tokens{CacheRead: m}, 0.20},
+		{"sonnet 5.5 unsplit write is 5m", "claude-sonnet-5-5", pricing.Tokens{CacheWrite: m}, 2.50},
+		{"sonnet 5.5 split write", "claude-sonnet-5-5", pricing.Tokens{CacheWrite: 2 * m, CacheWrite1h: m}, 2.50 + 4},
+		{"1h part above the total is cut to it", "claude-sonnet-5-5", pricing.Tokens{CacheWrite: m, CacheWrite1h: 2 * m}, 4},
+		{"opus 5.5", "claude-opus-5-5", pricing.Tokens{Input: m, Output: m, CacheRead: m}, 4 + 20 + 0.20},
+		{"sonnet 4.5", "claude-sonnet-4-5", pricing.Tokens{Input: m, Output: m, CacheWrite: m, CacheRead: m}, 3 + 15 + 3.75 + 0.30},
+		{"dated name falls back to undated", "claude-sonnet-4-5-20250929", pricing.Tokens{Input: m}, 3},
+		{"haiku 5.5 short prompt", "claude-haiku-5-5", pricing.Tokens{Input: 100_000, Output: m}, 0.01 + 0.50},
+		{"haiku 5.5 long prompt bills every token higher", "claude-haiku-5-5", pricing.Tokens{Input: 50_000, CacheRead: 50_001, Output: m}, (50_000*0.50+50_001*0.05)/m + 2.50},
+		{"unknown model is free", "gpt-9", pricing.Tokens{Input: m}, 0},
+		{"nothing used", "claude-sonnet-5-5", pricing.Tokens{}, 0},
 	}
 	tab := pricing.Default()
 	for _, tc := range tests {

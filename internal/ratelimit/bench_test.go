@@ -82,7 +82,7 @@ func call(b *testing.B, l *ratelimit.Limiter, k ratelimit.Key) {
 	if r == nil {
 		b.Fatal(err)
 	}
-	if _, err := r.Reconcile(b.Context(), claude.Usage{InputTokens: 400, OutputTokens: 50, CacheReadInputTokens: 1000}, nil); err != nil {
+	if err := r.Reconcile(b.Context(), claude.Usage{InputTokens: 400, OutputTokens: 50, CacheReadInputTokens: 1000}, nil); err != nil {
 		b.Fatal(err)
 	}
 }

@@ -69,8 +69,8 @@ type DayUsage struct {
 	// written for an hour.
 	CacheCreation1hInputTokens int64 `json:"cache_creation_1h_input_tokens"`
 	CacheReadInputTokens       int64 `json:"cache_read_input_tokens"`
-	// CostUSD is the cost at list prices (Config.Prices), summed per call
-	// in µUSD.
+	// CostUSD is the cost of the calls as the model client priced them
+	// (claude.Usage.CostUSD), summed per call in µUSD.
 	CostUSD float64 `json:"cost_usd"`
 }
 

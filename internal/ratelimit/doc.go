@@ -17,7 +17,8 @@
 //     with Retry-After).
 //   - After: the estimate is replaced by the usage the API counts against
 //     its limits (input plus cache writes; cache reads do not count), the
-//     usage and its cost ([pricing]) are added to the session's and
+//     usage and its cost (claude.Usage.CostUSD, priced once by the
+//     model client) are added to the session's and
 //     tenant's sums for the UTC day, and the reply's
 //     anthropic-ratelimit-*-{limit,remaining,reset} headers are learnt
 //     from: when one shows less than Config.SlowBelow of a limit left,

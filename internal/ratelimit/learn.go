@@ -1,8 +1,6 @@
 package ratelimit
 
 import (
-	"bytes"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -38,43 +36,4 @@ func (l *Limiter) slowUntil(h http.Header, now time.Time) time.Time {
 		}
 	}
 	return until
-}
-
-// peek reads the model and max_tokens of a Messages API request body. The
-// agent writes both first, so this reads a few tokens, not the history;
-// it gives up (returning what it found) at the first other large field.
-func peek(body []byte) (model string, maxTokens int64) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return "", 0
-	}
-	for dec.More() && (model == "" || maxTokens == 0) {
-		t, err := dec.Token()
-		if err != nil {
-			return model, maxTokens
-		}
-		switch t {
-		case "model":
-			var s string
-			if dec.Decode(&s) != nil {
-				return model, maxTokens
-			}
-			model = s
-		case "max_tokens":
-			var n json.Number
-			if dec.Decode(&n) != nil {
-				return model, maxTokens
-			}
-			maxTokens, _ = n.Int64()
-		case "messages", "system", "tools":
-			return model, maxTokens
-		default:
-			var skip json.RawMessage
-			if dec.Decode(&skip) != nil {
-				return model, maxTokens
-			}
-		}
-	}
-	return model, maxTokens
 }

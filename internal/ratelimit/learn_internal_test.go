@@ -1,11 +1,9 @@
 package ratelimit
 
 import (
-	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
-	"unicode/utf8"
 )
 
 func TestSlowUntil(t *testing.T) {
@@ -55,46 +53,4 @@ func TestSlowUntil(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestPeek(t *testing.T) {
-	tests := []struct {
-		body  string
-		model string
-		max   int64
-	}{
-		{`{"model":"claude-sonnet-5-5","max_tokens":4096,"messages":[]}`, "claude-sonnet-5-5", 4096},
-		{`{"max_tokens":10,"stream":false,"model":"m"}`, "m", 10},
-		{`{"messages":[{"role":"user","content":"x"}],"model":"m","max_tokens":1}`, "", 0}, // gives up at messages
-		{`{"model":5}`, "", 0},
-		{`[]`, "", 0},
-		{``, "", 0},
-		{`{"model":"m","max_tokens":1e3}`, "m", 0},
-	}
-	for _, tc := range tests {
-		m, n := peek([]byte(tc.body))
-		if m != tc.model || n != tc.max {
-			t.Errorf("peek(%s) = %q, %d; want %q, %d", tc.body, m, n, tc.model, tc.max)
-		}
-	}
-}
-
-// FuzzPeek checks that peek never panics on any body, and that it finds
-// the model and max_tokens of the agent's bodies, which put them first,
-// whatever follows.
-func FuzzPeek(f *testing.F) {
-	f.Add([]byte(`{"model":"claude-sonnet-5-5","max_tokens":4096,"messages":[]}`))
-	f.Add([]byte(`{"max_tokens":-1,"model":""}`))
-	f.Fuzz(func(t *testing.T, body []byte) {
-		peek(body)
-		model := string(body[:min(len(body), 40)])
-		if !utf8.ValidString(model) {
-			return
-		}
-		q, _ := json.Marshal(model)
-		agentBody := append([]byte(`{"model":`+string(q)+`,"max_tokens":7,`), body...)
-		if m, n := peek(agentBody); m != model || n != 7 {
-			t.Errorf("peek(%q) = %q, %d; want %q, 7", agentBody, m, n, model)
-		}
-	})
 }

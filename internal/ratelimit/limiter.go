@@ -17,7 +17,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lambdagent/lambdagent/internal/claude"
-	"github.com/lambdagent/lambdagent/internal/pricing"
 )
 
 // Defaults for a zero [Config].
@@ -94,8 +93,6 @@ type Config struct {
 	// tenant's daily spend.
 	SessionBudget Budget
 	TenantBudget  Budget
-	// Prices turns usage into dollars. Nil means pricing.Default().
-	Prices pricing.Table
 	// UsageTTL is how long a day's usage sums are kept. Zero means
 	// DefaultUsageTTL (35 days).
 	UsageTTL time.Duration
@@ -128,7 +125,6 @@ type Limiter struct {
 	rdb    redis.UniversalClient
 	cfg    Config
 	prefix string // Prefix + "rl:{rl}:"
-	prices pricing.Table
 	now    func() time.Time
 	log    *slog.Logger
 }
@@ -200,10 +196,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
 	if cfg.DefaultTenant == "" {
 		cfg.DefaultTenant = DefaultTenant
 	}
-	l := &Limiter{rdb: rdb, cfg: cfg, prefix: cfg.Prefix + "rl:{rl}:", prices: cfg.Prices, now: cfg.Now, log: cfg.Logger}
-	if l.prices == nil {
-		l.prices = pricing.Default()
-	}
+	l := &Limiter{rdb: rdb, cfg: cfg, prefix: cfg.Prefix + "rl:{rl}:", now: cfg.Now, log: cfg.Logger}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -223,9 +216,6 @@ func allLimits(cfg Config) map[string]Limits {
 
 // Config returns the limiter's configuration with defaults applied.
 func (l *Limiter) Config() Config { return l.cfg }
-
-// Prices returns the price table the limiter records costs with.
-func (l *Limiter) Prices() pricing.Table { return l.prices }
 
 // A Key names whose call a reservation is for.
 type Key struct {
@@ -457,31 +447,30 @@ func jitter(d time.Duration) time.Duration {
 // Reconcile ends the reservation of a call that succeeded with usage u:
 // the windows count the input tokens the API counts (input plus cache
 // writes; cache reads do not count against its limits) and u's output
-// tokens, from now until a window from now. It adds u and its cost to
-// the session's and tenant's sums for today, and learns from the reply's
-// anthropic-ratelimit-* headers h (see Config.SlowBelow). It returns the
-// cost, in USD, which it knows even when Redis fails.
-func (r *Reservation) Reconcile(ctx context.Context, u claude.Usage, h http.Header) (float64, error) {
-	cost := r.l.prices.Cost(r.key.Model, u)
+// tokens, from now until a window from now. It adds u and its cost
+// (u.CostUSD, as the model client priced the reply) to the session's and
+// tenant's sums for today, and learns from the reply's
+// anthropic-ratelimit-* headers h (see Config.SlowBelow).
+func (r *Reservation) Reconcile(ctx context.Context, u claude.Usage, h http.Header) error {
 	actual := Tokens{Input: u.InputTokens + u.CacheCreationInputTokens, Output: u.OutputTokens}
-	return cost, r.settle(ctx, actual, &u, cost, h)
+	return r.settle(ctx, actual, &u, h)
 }
 
 // Cancel ends the reservation of a call the API refused (any error
 // status): its tokens are released, the request still counts. h, the
 // error's headers, are learnt from.
 func (r *Reservation) Cancel(ctx context.Context, h http.Header) error {
-	return r.settle(ctx, Tokens{}, nil, 0, h)
+	return r.settle(ctx, Tokens{}, nil, h)
 }
 
 // Hold ends the reservation of a call whose outcome is unknown (the
 // connection broke, the deadline passed): the API may have counted it, so
 // the estimate stays, counted from now.
 func (r *Reservation) Hold(ctx context.Context) error {
-	return r.settle(ctx, r.est, nil, 0, nil)
+	return r.settle(ctx, r.est, nil, nil)
 }
 
-func (r *Reservation) settle(ctx context.Context, actual Tokens, u *claude.Usage, cost float64, h http.Header) error {
+func (r *Reservation) settle(ctx context.Context, actual Tokens, u *claude.Usage, h http.Header) error {
 	l := r.l
 	now := l.now()
 	ks := l.callKeys(r.key, day(now))
@@ -495,7 +484,7 @@ func (r *Reservation) settle(ctx context.Context, actual Tokens, u *claude.Usage
 		args = append(args,
 			"in", u.InputTokens, "out", u.OutputTokens, "cw", u.CacheCreationInputTokens,
 			"cw1h", u.CacheCreation.Ephemeral1hInputTokens, "cr", u.CacheReadInputTokens,
-			"calls", 1, "usd", microUSD(cost))
+			"calls", 1, "usd", microUSD(u.CostUSD))
 	}
 	err := settleScript.Run(ctx, l.rdb,
 		[]string{ks.modelZ, ks.modelH, ks.tenantZ, ks.tenantH, ks.useSession, ks.useTenant, ks.slow}, args...).Err()

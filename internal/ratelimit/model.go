@@ -19,11 +19,11 @@ const settleTimeout = 5 * time.Second
 // before it, the kill switches, the day's budgets, the model's shared
 // slowdown and the rate windows ([Limiter.Wait]: it waits for room if the
 // wait fits the deadline); after it, the reservation is reconciled with
-// the reply's usage, the usage and its cost are added to the session's
-// and tenant's sums for today, the reply's anthropic-ratelimit-* headers
-// are learnt from, and the cost is set in reply.Usage.CostUSD (so the
-// turn's answer reports it). The session and tenant come from
-// [agent.RequestFromContext]; the model and max_tokens from the body.
+// the reply's usage, the usage and its cost (reply.Usage.CostUSD, priced
+// by the model client) are added to the session's and tenant's sums for
+// today, and the reply's anthropic-ratelimit-* headers are learnt from.
+// The session and tenant come from [agent.RequestFromContext]; the model
+// and max_tokens from the [claude.Request].
 //
 // Because the kill switch is checked before every call, stopping a
 // session takes effect at its next model call, even within a running
@@ -37,23 +37,23 @@ type model struct {
 	l    *Limiter
 }
 
-func (w *model) Create(ctx context.Context, body []byte) (*claude.Reply, error) {
+func (w *model) Create(ctx context.Context, mreq claude.Request) (*claude.Reply, error) {
 	l := w.l
 	req, _ := agent.RequestFromContext(ctx)
-	name, maxTokens := peek(body)
+	name := mreq.Model
 	if name == "" {
 		name = "unknown"
 	}
 	k := Key{Model: name, Tenant: req.Tenant, SessionID: req.SessionID}
-	est := Tokens{Input: l.EstimateInput(body), Output: l.cfg.OutputEstimate}
+	est := Tokens{Input: l.EstimateInput(mreq.Body), Output: l.cfg.OutputEstimate}
 	if est.Output == 0 {
-		est.Output = maxTokens
+		est.Output = int64(mreq.MaxTokens)
 	}
 	res, err := l.Wait(ctx, k, est)
 	if err != nil {
 		return nil, err
 	}
-	reply, err := w.next.Create(ctx, body)
+	reply, err := w.next.Create(ctx, mreq)
 
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
@@ -70,13 +70,11 @@ func (w *model) Create(ctx context.Context, body []byte) (*claude.Reply, error) 
 		}
 		return nil, err
 	}
-	cost, err := res.Reconcile(sctx, reply.Usage, reply.Header)
-	reply.Usage.CostUSD = cost
-	if err != nil {
+	if err := res.Reconcile(sctx, reply.Usage, reply.Header); err != nil {
 		// The call succeeded and is paid for: answer it, and let the
 		// operator know the sums missed it.
 		l.log.LogAttrs(ctx, slog.LevelWarn, "ratelimit: reconcile", slog.String("session", k.SessionID),
-			slog.String("tenant", res.key.Tenant), slog.Float64("cost_usd", cost), slog.Any("err", err))
+			slog.String("tenant", res.key.Tenant), slog.Float64("cost_usd", reply.Usage.CostUSD), slog.Any("err", err))
 	}
 	return reply, nil
 }

@@ -104,16 +104,13 @@ func (h haltTools) Definitions() json.RawMessage {
 	return json.RawMessage(`[{"name":"halt","description":"stop this session","input_schema":{"type":"object"}}]`)
 }
 
-func (h haltTools) Run(ctx context.Context, calls []agent.ToolCall) []json.RawMessage {
+func (h haltTools) Call(ctx context.Context, c agent.ToolCall) json.RawMessage {
 	req, _ := agent.RequestFromContext(ctx)
-	out := make([]json.RawMessage, len(calls))
-	for i, c := range calls {
-		text := "stopped"
-		if err := h.lim.Stop(ctx, ratelimit.ScopeSession, req.SessionID); err != nil {
-			text = err.Error()
-		}
-		out[i], _ = json.Marshal(map[string]any{"type": "tool_result", "tool_use_id": c.ID, "content": text})
+	text := "stopped"
+	if err := h.lim.Stop(ctx, ratelimit.ScopeSession, req.SessionID); err != nil {
+		text = err.Error()
 	}
+	out, _ := json.Marshal(map[string]any{"type": "tool_result", "tool_use_id": c.ID, "content": text})
 	return out
 }
 
@@ -178,7 +175,7 @@ func TestCostInAnswer(t *testing.T) {
 	rec := sim.Requests()[0].Usage
 	u := claude.Usage{InputTokens: int64(rec.InputTokens), OutputTokens: int64(rec.OutputTokens),
 		CacheCreationInputTokens: int64(rec.CacheCreationInputTokens), CacheReadInputTokens: int64(rec.CacheReadInputTokens)}
-	want := pricing.Default().Cost(sonnet, u)
+	want := pricing.Default().Cost(sonnet, u.Tokens())
 	if got := ans.Result.Usage.CostUSD; want == 0 || !near(got, want) {
 		t.Errorf("answer cost = %v, want %v", got, want)
 	}
@@ -252,7 +249,7 @@ func TestSessionBudgetRenews(t *testing.T) {
 		l := newLimiter(t, addr, ratelimit.Config{SessionBudget: ratelimit.Budget{USDPerDay: 0.01}})
 		k := ratelimit.Key{Model: sonnet, Tenant: "acme", SessionID: "s1"}
 		_, r := reserve(t, l, k, ratelimit.Tokens{})
-		if _, err := r.Reconcile(t.Context(), claude.Usage{OutputTokens: 1000}, nil); err != nil { // $0.01
+		if err := r.Reconcile(t.Context(), claude.Usage{OutputTokens: 1000, CostUSD: 0.01}, nil); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(23 * time.Hour)
@@ -293,11 +290,11 @@ func TestCacheCost(t *testing.T) {
 	l := newLimiter(t, addr, ratelimit.Config{})
 	m := ratelimit.WrapModel(newClient(t, url, retry.Policy{}, false), l)
 	system := strings.Repeat("You are terse. ", 200) // 3,000 bytes: 750 tokens, over Sonnet 5.5's 512 minimum
-	body := []byte(`{"model":"claude-sonnet-5-5","max_tokens":100,"system":[{"type":"text","text":"` + system +
-		`","cache_control":{"type":"ephemeral","ttl":"1h"}}],"messages":[{"role":"user","content":"hi"}]}`)
+	req := claude.Request{Model: sonnet, MaxTokens: 100, Body: []byte(`{"model":"claude-sonnet-5-5","max_tokens":100,"system":[{"type":"text","text":"` + system +
+		`","cache_control":{"type":"ephemeral","ttl":"1h"}}],"messages":[{"role":"user","content":"hi"}]}`)}
 	var replies []*claude.Reply
 	for range 2 {
-		r, err := m.Create(t.Context(), body)
+		r, err := m.Create(t.Context(), req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -359,7 +356,7 @@ func TestRetryWaits(t *testing.T) {
 				start := time.Now()
 				for i := range 10 {
 					body := fmt.Sprintf(`{"model":"claude-sonnet-5-5","max_tokens":100,"messages":[{"role":"user","content":"call %d"}]}`, i)
-					if _, err := m.Create(t.Context(), []byte(body)); err != nil {
+					if _, err := m.Create(t.Context(), claude.Request{Model: sonnet, MaxTokens: 100, Body: []byte(body)}); err != nil {
 						t.Fatal(err)
 					}
 				}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/lambdagent/lambdagent/internal/claude"
 	"github.com/lambdagent/lambdagent/internal/claudesim"
 	"github.com/lambdagent/lambdagent/internal/telemetry"
 )
@@ -218,9 +217,6 @@ func emfRecords(t *testing.T, f *fixture) ([][]byte, []map[string]any) {
 // The EMF records of real turns: a tool loop, a replay and a failure, each
 // checked against the specification and against what the turn did.
 func TestEMFOfRealTurns(t *testing.T) {
-	price := func(model string, u claude.Usage) float64 {
-		return float64(u.InputTokens)*3e-6 + float64(u.OutputTokens)*15e-6
-	}
 	tests := []struct {
 		name   string
 		sim    claudesim.Config
@@ -256,7 +252,7 @@ func TestEMFOfRealTurns(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, fixtureConfig{
-				tel: telemetry.Config{Function: "agent-fn", Model: "claude-sonnet-5-5", Cost: price},
+				tel: telemetry.Config{Function: "agent-fn", Model: "claude-sonnet-5-5"},
 				sim: tc.sim,
 			})
 			code, body := f.post(t, "s1", tc.msg, nil)
@@ -295,8 +291,9 @@ func TestEMFOfRealTurns(t *testing.T) {
 				if got := values["OutputTokens"]; len(got) != 1 || got[0] != float64(r.Usage.OutputTokens) {
 					t.Errorf("OutputTokens %v, want the turn's %d", got, r.Usage.OutputTokens)
 				}
-				if got, want := values["Cost"], price("", r.Usage); len(got) != 1 || math.Abs(got[0]-want) > 1e-12 {
-					t.Errorf("Cost %v, want %v", got, want)
+				// The client priced each reply; the record sums those.
+				if got, want := values["Cost"], r.Usage.CostUSD; len(got) != 1 || want == 0 || math.Abs(got[0]-want) > 1e-12 {
+					t.Errorf("Cost %v, want the turn's %v", got, want)
 				}
 			}
 			if td := values["TurnDuration"]; len(td) != 1 || td[0] <= 0 {

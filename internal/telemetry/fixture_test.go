@@ -87,16 +87,13 @@ func (ft *funcTools) Definitions() json.RawMessage {
 	return b
 }
 
-func (ft *funcTools) Run(ctx context.Context, calls []agent.ToolCall) []json.RawMessage {
-	out := make([]json.RawMessage, len(calls))
-	for i, c := range calls {
-		ft.mu.Lock()
-		ft.seen[c.ID] = telemetry.Traceparent(ctx)
-		ft.given[c.ID], _ = ctx.Value(tpKey{}).(string)
-		ft.mu.Unlock()
-		text := ft.fns[c.Name](c.Input)
-		out[i], _ = json.Marshal(map[string]any{"type": "tool_result", "tool_use_id": c.ID, "content": text})
-	}
+func (ft *funcTools) Call(ctx context.Context, c agent.ToolCall) json.RawMessage {
+	ft.mu.Lock()
+	ft.seen[c.ID] = telemetry.Traceparent(ctx)
+	ft.given[c.ID], _ = ctx.Value(tpKey{}).(string)
+	ft.mu.Unlock()
+	text := ft.fns[c.Name](c.Input)
+	out, _ := json.Marshal(map[string]any{"type": "tool_result", "tool_use_id": c.ID, "content": text})
 	return out
 }
 

@@ -29,10 +29,7 @@ func TestTurnLogLineHasNoSecrets(t *testing.T) {
 	)
 	f := newFixture(t, fixtureConfig{
 		trace: true,
-		tel: telemetry.Config{
-			Prometheus: true,
-			Cost:       func(string, claude.Usage) float64 { return 0.0125 },
-		},
+		tel:   telemetry.Config{Prometheus: true},
 	})
 	msg := secretMsg + ` [[tool add {"token":"` + secretTool + `"}]]`
 	code, body := f.post(t, "sess-42", msg, http.Header{"Idempotency-Key": {"idem-1"}})
@@ -60,7 +57,7 @@ func TestTurnLogLineHasNoSecrets(t *testing.T) {
 		"input_tokens": float64(res.Usage.InputTokens), "output_tokens": float64(res.Usage.OutputTokens),
 		"cache_read_tokens":  float64(res.Usage.CacheReadInputTokens),
 		"cache_write_tokens": float64(res.Usage.CacheCreationInputTokens),
-		"cost_usd":           0.025, // two model calls
+		"cost_usd":           res.Usage.CostUSD, // as the client priced the two model calls
 		"request_id":         res.RequestID,
 	}
 	ignore := cmpopts.IgnoreMapEntries(func(k string, _ any) bool {

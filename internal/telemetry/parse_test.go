@@ -8,52 +8,6 @@ import (
 	"time"
 )
 
-func TestRequestParams(t *testing.T) {
-	tests := []struct {
-		body      string
-		model     string
-		maxTokens int
-	}{
-		{`{"model":"claude-sonnet-5-5","max_tokens":4096,"messages":[]}`, "claude-sonnet-5-5", 4096},
-		{`{"model":"claude-sonnet-5-5","max_tokens":1}`, "claude-sonnet-5-5", 1},
-		{`{"max_tokens":7,"model":"m"}`, "m", 7},
-		{`{"model":"a\"b","max_tokens":2,"messages":[]}`, `a"b`, 2},
-		{`{"model":"x","max_tokens":12345678901234,"messages":[]}`, "x", 12345678901234}, // too long for the fast path
-		{`not json`, "unknown", 0},
-		{`{"model":"` + strings.Repeat("m", 300) + `","max_tokens":3}`, strings.Repeat("m", maxModelLabel), 3},
-	}
-	for _, tc := range tests {
-		model, n := requestParams([]byte(tc.body))
-		if model != tc.model || n != tc.maxTokens {
-			t.Errorf("requestParams(%.60s) = %q, %d; want %q, %d", tc.body, model, n, tc.model, tc.maxTokens)
-		}
-	}
-}
-
-// The fast path agrees with decoding for every body shaped as the agent
-// builds it, and nothing panics on any input.
-func FuzzRequestParams(f *testing.F) {
-	f.Add("claude-sonnet-5-5", uint32(4096), []byte(`{"model":"a","max_tokens":1}`))
-	f.Add(`we"ird\model`, uint32(0), []byte(`{"model":`))
-	f.Add("", uint32(1<<31), []byte(`{"model":"m","max_tokens":-1,"messages":[]}`))
-	f.Fuzz(func(t *testing.T, model string, maxTokens uint32, raw []byte) {
-		requestParams(raw) // must not panic
-		m, _ := json.Marshal(model)
-		body := fmt.Appendf(nil, `{"model":%s,"max_tokens":%d,"messages":[{"role":"user","content":"hi"}]}`, m, maxTokens)
-		var want struct {
-			Model     string `json:"model"`
-			MaxTokens int    `json:"max_tokens"`
-		}
-		if err := json.Unmarshal(body, &want); err != nil {
-			t.Skip()
-		}
-		gotModel, gotN := requestParams(body)
-		if gotModel != modelLabel(want.Model) || gotN != want.MaxTokens {
-			t.Errorf("requestParams(%s) = %q, %d; decoding says %q, %d", body, gotModel, gotN, modelLabel(want.Model), want.MaxTokens)
-		}
-	})
-}
-
 func TestParseXRay(t *testing.T) {
 	tests := []struct {
 		h      string

@@ -13,15 +13,12 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/lambdagent/lambdagent/internal/claude"
 )
 
 // Defaults for a zero [Config].
 const (
-	DefaultServiceName      = "lambdagent"
-	DefaultNamespace        = "lambdagent"
-	DefaultMaxParallelTools = 8 // mcptools.DefaultMaxParallel
+	DefaultServiceName = "lambdagent"
+	DefaultNamespace   = "lambdagent"
 )
 
 // Config tunes a [Telemetry]. A zero field means its default: the zero
@@ -65,22 +62,12 @@ type Config struct {
 	// SpanExporter, if set, receives the spans instead of OTLP, and turns
 	// tracing on (tests use tracetest.NewInMemoryExporter).
 	SpanExporter sdktrace.SpanExporter
-	// MaxParallelTools bounds the tool calls of one batch run at once
-	// while tracing, when WrapTools runs each call on its own so that each
-	// gets its span (see [WrapTools]). Zero means DefaultMaxParallelTools.
-	MaxParallelTools int
 	// WithTraceparent, if set, gives each tool call's context the W3C
 	// traceparent of its span (or of the incoming request when tracing is
 	// off): mcptools.WithTraceparent, which passes it on to HTTP and
 	// stdio MCP servers. Nil means tool calls get only the span itself in
 	// their context (enough for [Transport]).
 	WithTraceparent func(ctx context.Context, traceparent string) context.Context
-
-	// Cost prices one model call in US dollars; it is logged per turn and
-	// counted in lambdagent_cost_usd_total and the EMF Cost metric. It is
-	// called once per model call and must be safe for concurrent use. Nil
-	// means no cost is reported.
-	Cost func(model string, u claude.Usage) float64
 }
 
 // Telemetry observes turns. It is safe for concurrent use; build one per
@@ -93,9 +80,7 @@ type Telemetry struct {
 	function    string
 	model       string
 	tenantLabel bool
-	cost        func(string, claude.Usage) float64
 	withTP      func(context.Context, string) context.Context
-	maxTools    int
 
 	reg *registry // nil without Config.Prometheus
 
@@ -121,9 +106,7 @@ func New(cfg Config) (*Telemetry, error) {
 		function:    cfg.Function,
 		model:       cfg.Model,
 		tenantLabel: cfg.TenantLabel,
-		cost:        cfg.Cost,
 		withTP:      cfg.WithTraceparent,
-		maxTools:    cfg.MaxParallelTools,
 		emf:         cfg.EMF,
 		prop:        propagation.NewCompositeTextMapPropagator(xrayPropagator{}, propagation.TraceContext{}),
 	}
@@ -145,9 +128,6 @@ func New(cfg Config) (*Telemetry, error) {
 	t.function = dimValue(t.function, t.service)
 	if t.model == "" {
 		t.model = "unknown"
-	}
-	if t.maxTools <= 0 {
-		t.maxTools = DefaultMaxParallelTools
 	}
 	if cfg.Prometheus {
 		t.reg = newRegistry()

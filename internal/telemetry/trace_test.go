@@ -331,8 +331,7 @@ func TestTracingOffPassesTraceparentOn(t *testing.T) {
 	}
 }
 
-// A trace the sampler drops costs no spans, and tool batches go through
-// whole.
+// A trace the sampler drops costs no spans, and the tool calls still run.
 func TestSampledOut(t *testing.T) {
 	t.Setenv("OTEL_TRACES_SAMPLER", "always_off")
 	f := newFixture(t, fixtureConfig{trace: true})

@@ -52,8 +52,7 @@ type turnStats struct {
 	modelCalls int
 	retries    int
 	toolCalls  int
-	usage      claude.Usage
-	cost       float64
+	usage      claude.Usage // its CostUSD sums the calls' costs
 	requestID  string
 	stopReason string
 }
@@ -72,7 +71,7 @@ func (s *turnStats) addStore(d time.Duration) {
 	s.mu.Unlock()
 }
 
-func (s *turnStats) addModel(model string, d time.Duration, retries int, r *claude.Reply, cost float64) {
+func (s *turnStats) addModel(model string, d time.Duration, retries int, r *claude.Reply) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.model == "" {
@@ -82,7 +81,6 @@ func (s *turnStats) addModel(model string, d time.Duration, retries int, r *clau
 	s.modelTotal += d
 	s.modelCalls++
 	s.retries += retries
-	s.cost += cost
 	if r != nil {
 		s.usage = s.usage.Add(r.Usage)
 		s.requestID = r.RequestID
@@ -139,7 +137,6 @@ type turnRecord struct {
 	modelMS, storeMS             []float64
 	modelCalls, retries, tools   int
 	usage                        claude.Usage
-	cost                         float64
 }
 
 func (t *Telemetry) endTurn(ctx context.Context, span trace.Span, req agent.Request, st *turnStats, ans *agent.Answer, err error, d time.Duration) {
@@ -149,7 +146,7 @@ func (t *Telemetry) endTurn(ctx context.Context, span trace.Span, req agent.Requ
 		dur: d, modelTotal: st.modelTotal, storeTotal: st.storeTotal,
 		modelMS: slices.Clone(st.modelMS), storeMS: slices.Clone(st.storeMS),
 		modelCalls: st.modelCalls, retries: st.retries, tools: st.toolCalls,
-		usage: st.usage, cost: st.cost,
+		usage: st.usage,
 	}
 	st.mu.Unlock()
 	rec.outcome, rec.kind = "ok", ErrorKind(err)
@@ -235,9 +232,7 @@ func (t *Telemetry) logTurn(ctx context.Context, req agent.Request, r *turnRecor
 		slog.Int64("cache_read_tokens", r.usage.CacheReadInputTokens),
 		slog.Int64("cache_write_tokens", r.usage.CacheCreationInputTokens),
 	)
-	if t.cost != nil {
-		attrs = append(attrs, slog.Float64("cost_usd", r.cost))
-	}
+	attrs = append(attrs, slog.Float64("cost_usd", r.usage.CostUSD))
 	if r.requestID != "" {
 		attrs = append(attrs, slog.String("request_id", r.requestID))
 	}
@@ -296,9 +291,7 @@ func (t *Telemetry) emitTurn(r *turnRecord) {
 		emfMetric{name: "CacheReadTokens", unit: "Count", value: float64(r.usage.CacheReadInputTokens)},
 		emfMetric{name: "CacheWriteTokens", unit: "Count", value: float64(r.usage.CacheCreationInputTokens)},
 	)
-	if t.cost != nil {
-		metrics = append(metrics, emfMetric{name: "Cost", unit: "None", value: r.cost})
-	}
+	metrics = append(metrics, emfMetric{name: "Cost", unit: "None", value: r.usage.CostUSD})
 	dirs := []emfDirective{{dims: dims, metrics: metrics}}
 	if r.kind != "" {
 		dirs = append(dirs, emfDirective{dims: [][]string{{"Function", "ErrorKind"}}, metrics: []emfMetric{{name: "Errors", unit: "Count", value: 1}}})

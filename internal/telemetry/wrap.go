@@ -1,17 +1,14 @@
 package telemetry
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"strconv"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/lambdagent/lambdagent/internal/agent"
 	"github.com/lambdagent/lambdagent/internal/claude"
@@ -207,7 +204,8 @@ func (s *store) Delete(ctx context.Context, id string) error {
 
 // WrapModel observes every model call: duration, retries, tokens and cost
 // (metrics, and the turn's figures), and a "chat MODEL" span with the GenAI
-// attributes. Retries are counted from claude.Reply.Attempts; those of a
+// attributes. The cost is the reply's Usage.CostUSD, as the model client
+// priced it. Retries are counted from claude.Reply.Attempts; those of a
 // call that failed in the end only if its error has an Attempts() int
 // method. A nil Telemetry returns m.
 func WrapModel(m agent.Model, t *Telemetry) agent.Model {
@@ -229,17 +227,17 @@ var _ agent.Model = (*model)(nil)
 // counts its retries only if they do.
 type attempter interface{ Attempts() int }
 
-func (m *model) Create(ctx context.Context, body []byte) (*claude.Reply, error) {
+func (m *model) Create(ctx context.Context, req claude.Request) (*claude.Reply, error) {
 	t := m.t
-	name, maxTokens := requestParams(body)
+	name := modelLabel(req.Model)
 	var span trace.Span
 	if t.tracing {
 		ctx, span = t.tracer.Start(ctx, "chat "+name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
 			attrOpChat, attrProvider, attrSystem,
-			attribute.String(keyRequestModel, name), attribute.Int(keyRequestMaxTokens, maxTokens)))
+			attribute.String(keyRequestModel, name), attribute.Int(keyRequestMaxTokens, req.MaxTokens)))
 	}
 	start := time.Now()
-	r, err := m.next.Create(ctx, body)
+	r, err := m.next.Create(ctx, req)
 	d := time.Since(start)
 
 	retries := 0
@@ -250,12 +248,8 @@ func (m *model) Create(ctx context.Context, body []byte) (*claude.Reply, error) 
 	case errors.As(err, &a):
 		retries = max(a.Attempts()-1, 0)
 	}
-	var cost float64
-	if r != nil && t.cost != nil {
-		cost = t.cost(name, r.Usage)
-	}
 	if st := statsFrom(ctx); st != nil {
-		st.addModel(name, d, retries, r, cost)
+		st.addModel(name, d, retries, r)
 	}
 	if t.reg != nil {
 		t.reg.add(mModelCalls, 1, "model", name)
@@ -264,7 +258,7 @@ func (m *model) Create(ctx context.Context, body []byte) (*claude.Reply, error) 
 			t.reg.add(mModelRetries, float64(retries), "model", name)
 		}
 		if r != nil {
-			t.recordTokens(ctx, name, r.Usage, cost)
+			t.recordTokens(ctx, name, r.Usage)
 		}
 	}
 	if span != nil {
@@ -294,7 +288,7 @@ func (m *model) Create(ctx context.Context, body []byte) (*claude.Reply, error) 
 	return r, err
 }
 
-func (t *Telemetry) recordTokens(ctx context.Context, model string, u claude.Usage, cost float64) {
+func (t *Telemetry) recordTokens(ctx context.Context, model string, u claude.Usage) {
 	kinds := [...]struct {
 		kind string
 		n    int64
@@ -315,13 +309,10 @@ func (t *Telemetry) recordTokens(ctx context.Context, model string, u claude.Usa
 			t.reg.add(mTokens, float64(k.n), "model", model, "kind", k.kind)
 		}
 	}
-	if t.cost == nil {
-		return
-	}
 	if tenant != "" {
-		t.reg.add(mCost, cost, "model", model, "tenant", tenant)
+		t.reg.add(mCost, u.CostUSD, "model", model, "tenant", tenant)
 	} else {
-		t.reg.add(mCost, cost, "model", model)
+		t.reg.add(mCost, u.CostUSD, "model", model)
 	}
 }
 
@@ -335,33 +326,6 @@ func tenantOf(ctx context.Context) string {
 // maxModelLabel bounds a model name used as a label; real ones are short.
 const maxModelLabel = 128
 
-// requestParams reads model and max_tokens from a Messages API request
-// body. The agent writes both first ({"model":…,"max_tokens":…,…}), so
-// they are read from the head of the body without decoding the history;
-// any other body is decoded whole.
-func requestParams(body []byte) (model string, maxTokens int) {
-	const head, next = `{"model":"`, `","max_tokens":`
-	if rest, ok := bytes.CutPrefix(body, []byte(head)); ok {
-		if i := bytes.IndexByte(rest, '"'); i >= 0 && bytes.IndexByte(rest[:i], '\\') < 0 {
-			if digits, ok := bytes.CutPrefix(rest[i:], []byte(next)); ok {
-				end := 0
-				for end < len(digits) && end < 9 && '0' <= digits[end] && digits[end] <= '9' {
-					end++
-				}
-				if n, err := strconv.Atoi(string(digits[:end])); err == nil && end < len(digits) && (digits[end] == ',' || digits[end] == '}') {
-					return modelLabel(string(rest[:i])), n
-				}
-			}
-		}
-	}
-	var v struct {
-		Model     string `json:"model"`
-		MaxTokens int    `json:"max_tokens"`
-	}
-	_ = json.Unmarshal(body, &v)
-	return modelLabel(v.Model), v.MaxTokens
-}
-
 func modelLabel(s string) string {
 	if s == "" {
 		return "unknown"
@@ -372,13 +336,13 @@ func modelLabel(s string) string {
 	return s
 }
 
-// WrapTools observes tool calls: it counts them (metrics, the turn's
-// figures) and, with tracing on, gives each call an "execute_tool NAME"
-// span. For that, it runs each call of a batch as a batch of its own, in
-// parallel (at most Config.MaxParallelTools at once) and in order, so that
-// each runs in its own span's context and the traceparent an MCP server
-// receives is its call's. With tracing off it hands the batch on as it
-// came. A nil Telemetry returns tools.
+// WrapTools observes tool calls: it counts each call (metrics, the turn's
+// figures) and, with tracing on, gives it an "execute_tool NAME" span, in
+// whose context the call runs, so that the traceparent an MCP server
+// receives is its call's. The turn runs the calls of a reply in parallel,
+// one Call each (see [agent.Tools]), so every call gets its own span. With
+// tracing off, or the trace sampled out, the call goes on as it came, with
+// the incoming request's traceparent. A nil Telemetry returns tools.
 func WrapTools(tools agent.Tools, t *Telemetry) agent.Tools {
 	if t == nil || tools == nil {
 		return tools
@@ -395,59 +359,28 @@ var _ agent.Tools = (*toolset)(nil)
 
 func (w *toolset) Definitions() json.RawMessage { return w.next.Definitions() }
 
-func (w *toolset) Run(ctx context.Context, calls []agent.ToolCall) []json.RawMessage {
-	out := make([]json.RawMessage, len(calls))
-	w.RunEach(ctx, calls, func(i int, r json.RawMessage) { out[i] = r })
-	return out
-}
-
-var _ agent.EachRunner = (*toolset)(nil)
-
-// RunEach keeps the wrapped tools' agent.EachRunner ability (the turn
-// saves each result as it returns, see #8) and reports each call as it
-// ends.
-func (w *toolset) RunEach(ctx context.Context, calls []agent.ToolCall, done func(int, json.RawMessage)) {
+func (w *toolset) Call(ctx context.Context, c agent.ToolCall) json.RawMessage {
 	t := w.t
 	if st := statsFrom(ctx); st != nil {
-		st.addTools(len(calls))
+		st.addTools(1)
 	}
 	if t.reg != nil {
 		if t.tenantLabel {
-			t.reg.add(mToolCalls, float64(len(calls)), "tenant", tenantOf(ctx))
+			t.reg.add(mToolCalls, 1, "tenant", tenantOf(ctx))
 		} else {
-			t.reg.add(mToolCalls, float64(len(calls)))
+			t.reg.add(mToolCalls, 1)
 		}
 	}
 	if !t.tracing || !trace.SpanFromContext(ctx).IsRecording() {
-		// No spans to give the calls (tracing off, or this trace sampled
-		// out): hand the batch on whole, with the trace context as is.
+		// No span to give the call (tracing off, or this trace sampled
+		// out): hand it on with the trace context as is.
 		if t.withTP != nil {
 			if tp := Traceparent(ctx); tp != "" {
 				ctx = t.withTP(ctx, tp)
 			}
 		}
-		if each, ok := w.next.(agent.EachRunner); ok {
-			each.RunEach(ctx, calls, done)
-			return
-		}
-		for i, r := range w.next.Run(ctx, calls) {
-			done(i, r)
-		}
-		return
+		return w.next.Call(ctx, c)
 	}
-	var g errgroup.Group
-	g.SetLimit(t.maxTools)
-	for i, c := range calls {
-		g.Go(func() error {
-			done(i, w.runOne(ctx, c))
-			return nil
-		})
-	}
-	_ = g.Wait()
-}
-
-func (w *toolset) runOne(ctx context.Context, c agent.ToolCall) json.RawMessage {
-	t := w.t
 	ctx, span := t.tracer.Start(ctx, "execute_tool "+c.Name, trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(
 		attrOpExecuteTool, attribute.String(keyToolName, c.Name), attribute.String(keyToolCallID, c.ID),
 		attribute.String(keyToolType, "function")))
@@ -455,22 +388,20 @@ func (w *toolset) runOne(ctx context.Context, c agent.ToolCall) json.RawMessage 
 	if t.withTP != nil {
 		ctx = t.withTP(ctx, Traceparent(ctx))
 	}
-	res := w.next.Run(ctx, []agent.ToolCall{c})
-	if len(res) != 1 {
-		// The Tools contract is one result per call; keep the turn going
-		// with an error result Claude can read.
+	res := w.next.Call(ctx, c)
+	if len(res) == 0 {
+		// The agent turns a missing result into an error result for
+		// Claude; the span says the call failed.
 		span.SetAttributes(attribute.String(keyErrorType, "no_result"))
 		span.SetStatus(codes.Error, "no_result")
-		b, _ := json.Marshal(map[string]any{"type": "tool_result", "tool_use_id": c.ID, "is_error": true,
-			"content": "the tool runtime returned no result for this call"})
-		return b
+		return res
 	}
 	var flag struct {
 		IsError bool `json:"is_error"`
 	}
-	if json.Unmarshal(res[0], &flag) == nil && flag.IsError {
+	if json.Unmarshal(res, &flag) == nil && flag.IsError {
 		span.SetAttributes(attribute.String(keyErrorType, "tool_error"))
 		span.SetStatus(codes.Error, "tool_error")
 	}
-	return res[0]
+	return res
 }
