@@ -5,6 +5,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/lambdagent/lambdagent"
+	"github.com/lambdagent/lambdagent/internal/httpserver"
 	"io"
 	"log/slog"
 	"net"
@@ -28,29 +30,32 @@ func runDev(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer)
 	simDone := make(chan struct{})
 	go func() {
 		defer close(simDone)
-		_ = serveHTTP(simCtx, simLn, sim, log)
+		_ = httpserver.Serve(simCtx, simLn, sim, httpserver.Config{Logger: log})
 	}()
 	defer func() { stopSim(); <-simDone }()
 
-	cfg.BaseURL = "http://" + simLn.Addr().String()
-	cfg.APIKey = "dev-simulator-key"
-	a, err := newApp(ctx, cfg, log)
+	cfg.Options.BaseURL = "http://" + simLn.Addr().String()
+	cfg.Options.APIKey = "dev-simulator-key"
+	rt, err := newRuntime(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer a.Close()
+	defer rt.Close()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (LAMBDAGENT_ADDR): %w", cfg.Addr, err)
 	}
-	fmt.Fprintf(stdout, "lambdagent dev: listening on http://%s (Claude simulator at %s, store %s)\n", ln.Addr(), cfg.BaseURL, storeName(cfg))
+	fmt.Fprintf(stdout, "lambdagent dev: listening on http://%s (Claude simulator at %s, store %s)\n", ln.Addr(), cfg.Options.BaseURL, storeName(cfg))
 	fmt.Fprintf(stdout, "try:\n  curl -d '{\"session_id\":\"s1\",\"message\":\"hello\"}' http://%s/agent\n", ln.Addr())
-	return serveHTTP(ctx, ln, a.handler, log)
+	return rt.Serve(ctx, ln)
 }
 
 func storeName(cfg config) string {
-	if cfg.RedisURL != "" {
+	if cfg.Options.RedisURL != "" {
 		return "redis"
 	}
-	return cfg.DBPath
+	if cfg.Options.DBPath != "" {
+		return cfg.Options.DBPath
+	}
+	return lambdagent.DefaultDBPath
 }

@@ -16,7 +16,7 @@ import (
 
 // lambdagent runs the built binary with args and the given environment,
 // and returns its output and exit code.
-func lambdagent(t *testing.T, stdin string, env []string, args ...string) (string, int) {
+func runLambdagent(t *testing.T, stdin string, env []string, args ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
@@ -51,7 +51,7 @@ func lambdagent(t *testing.T, stdin string, env []string, args ...string) (strin
 // history violation.
 func TestLoadAgainstDev(t *testing.T) {
 	p := start(t, "dev", "LAMBDAGENT_DB="+filepath.Join(t.TempDir(), "dev.db"))
-	out, code := lambdagent(t, "", nil, "load", "-sessions", "200", "-turns", "10", "http://"+p.addr)
+	out, code := runLambdagent(t, "", nil, "load", "-sessions", "200", "-turns", "10", "http://"+p.addr)
 	t.Logf("lambdagent load:\n%s", out)
 	if code != 0 {
 		t.Fatalf("exit code %d; output:\n%s", code, out)
@@ -73,7 +73,7 @@ func TestLoadAgainstDev(t *testing.T) {
 	}
 
 	// The JSON report feeds `lambdagent cost`.
-	js, code := lambdagent(t, "", nil, "load", "-json", "-sessions", "3", "-turns", "4", "-model-latency", "1ms", "http://"+p.addr+"/agent")
+	js, code := runLambdagent(t, "", nil, "load", "-json", "-sessions", "3", "-turns", "4", "-model-latency", "1ms", "http://"+p.addr+"/agent")
 	if code != 0 {
 		t.Fatalf("load -json: exit code %d; output:\n%s", code, js)
 	}
@@ -84,7 +84,7 @@ func TestLoadAgainstDev(t *testing.T) {
 	if rep.Turns != 12 || rep.History.Method != "session_api+echo" || rep.History.Violations != 0 || rep.ModelLatMS != 1 || rep.TokensPerTurn.Output == 0 {
 		t.Errorf("JSON report %+v", rep)
 	}
-	out, code = lambdagent(t, js, nil, "cost", "-report", "-", "-redis-commands", "2")
+	out, code = runLambdagent(t, js, nil, "cost", "-report", "-", "-redis-commands", "2")
 	if code != 0 || !strings.Contains(out, "model claude-sonnet-5-5") || !strings.Contains(out, "claude output (") || !strings.Contains(out, "seed article claims $0.08") {
 		t.Errorf("cost -report -: exit code %d; output:\n%s", code, out)
 	}
@@ -94,7 +94,7 @@ func TestLoadAgainstDev(t *testing.T) {
 func TestLoadCold(t *testing.T) {
 	addr := freeAddr(t)
 	env := []string{"LAMBDAGENT_ADDR=" + addr, "LAMBDAGENT_DB=" + filepath.Join(t.TempDir(), "cold.db"), "LAMBDAGENT_LOG_LEVEL=warn"}
-	out, code := lambdagent(t, "", env, "load", "-cold", "3", "-json", "http://"+addr, binary, "dev")
+	out, code := runLambdagent(t, "", env, "load", "-cold", "3", "-json", "http://"+addr, binary, "dev")
 	if code != 0 {
 		t.Fatalf("exit code %d; output:\n%s", code, out)
 	}
@@ -124,7 +124,7 @@ func TestLoadUsage(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, code := lambdagent(t, "", nil, tc.args...)
+			out, code := runLambdagent(t, "", nil, tc.args...)
 			if code != tc.code || !strings.Contains(out, tc.want) {
 				t.Errorf("exit code %d, want %d; output (want %q):\n%s", code, tc.code, tc.want, out)
 			}

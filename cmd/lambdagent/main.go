@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := newLogger(cfg, stderr)
 	if getenv("AWS_LAMBDA_RUNTIME_API") != "" {
-		return runLambda(ctx, cfg, log, getenv)
+		return runLambda(ctx, cfg, log)
 	}
 	mode := ""
 	if len(args) > 0 {

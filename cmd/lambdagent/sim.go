@@ -6,6 +6,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/lambdagent/lambdagent/internal/httpserver"
 	"io"
 	"log/slog"
 	"net"
@@ -30,5 +31,5 @@ func runSim(ctx context.Context, args []string, cfg config, log *slog.Logger, st
 	}
 	sim := claudesim.New(claudesim.Config{Latency: *latency, Rate429: *rate429, Rate529: *rate529})
 	fmt.Fprintf(stdout, "lambdagent sim: Claude Messages API simulator on http://%s\n  export ANTHROPIC_BASE_URL=http://%s ANTHROPIC_API_KEY=any\n", ln.Addr(), ln.Addr())
-	return serveHTTP(ctx, ln, sim, log)
+	return httpserver.Serve(ctx, ln, sim, httpserver.Config{Logger: log})
 }

@@ -12,12 +12,18 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // Transport kinds, as written in a server's "type" field.
 const (
 	TypeStdio = "stdio"
 	TypeHTTP  = "http" // Streamable HTTP
+	// TypeInProcess is a go-sdk server in this process (ServerConfig.Server),
+	// reached over the SDK's in-memory transport. It is never parsed from a
+	// config file: a program adds it.
+	TypeInProcess = "inprocess"
 )
 
 // A Config lists the MCP servers an agent may use. It is the "mcpServers"
@@ -35,8 +41,13 @@ type Config struct {
 type ServerConfig struct {
 	// Name is the key of the server in "mcpServers".
 	Name string
-	// Type is TypeStdio or TypeHTTP.
+	// Type is TypeStdio, TypeHTTP or TypeInProcess.
 	Type string
+
+	// Server is the in-process server of TypeInProcess. Each connection
+	// (the first, and one after a failure) connects a new server session
+	// to it.
+	Server *mcp.Server
 
 	// Command and Args start a stdio server.
 	Command string

@@ -197,6 +197,17 @@ func (s *server) dialOnce(ctx context.Context, resume *Session) (*conn, error) {
 			// the server/discover probe of newer protocol versions.
 			opts = &mcp.ClientSessionOptions{ProtocolVersion: resume.ProtocolVersion}
 		}
+	case TypeInProcess:
+		if s.cfg.Server == nil {
+			return nil, errors.New("in-process server is nil")
+		}
+		ct, st := mcp.NewInMemoryTransports()
+		// The server session ends when the client closes its end of the
+		// pipe: closing the connection closes both.
+		if _, err := s.cfg.Server.Connect(ctx, st, nil); err != nil {
+			return nil, fmt.Errorf("connect in-process server: %w", err)
+		}
+		transport = ct
 	default:
 		return nil, fmt.Errorf("unknown server type %q", s.cfg.Type)
 	}

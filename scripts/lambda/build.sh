@@ -4,7 +4,9 @@
 # dist/lambda/bootstrap, zipped into dist/lambda.zip. Prints the sizes.
 #
 #   scripts/lambda/build.sh            # GOARCH=amd64 scripts/lambda/build.sh for x86_64
+#   scripts/lambda/build.sh ./examples/lambda   # your own main package instead
 set -euo pipefail
+pkg="${1:-./cmd/lambdagent}"
 cd "$(dirname "$0")/../.."
 arch="${GOARCH:-arm64}"
 out=dist/lambda
@@ -21,7 +23,7 @@ mkdir -p "$out"
 # internal/archtest checks it). lambda.norpc: no RPC mode (the go1.x runtime).
 # cmd/lambdagent/lambda_test.go builds with the same tags.
 GOOS=linux GOARCH="$arch" CGO_ENABLED=0 \
-  go build -tags lambda,lambda.norpc,grpcnotrace -trimpath -ldflags="-s -w" -o "$out/bootstrap" ./cmd/lambdagent
+  go build -tags lambda,lambda.norpc,grpcnotrace -trimpath -ldflags="-s -w" -o "$out/bootstrap" "$pkg"
 chmod 755 "$out/bootstrap"
 if command -v zip >/dev/null 2>&1; then
   (cd "$out" && zip -q -X ../lambda.zip bootstrap)

@@ -1,4 +1,4 @@
-package main
+package lambdagent
 
 import (
 	"context"
@@ -29,19 +29,30 @@ const mcpSessionsKey = "mcp:sessions"
 // session the server has forgotten by then is renewed on first use.
 const mcpSessionsTTL = 24 * time.Hour
 
-// openTools connects the MCP servers of LAMBDAGENT_MCP_CONFIG, once per
-// process. It returns nil tools when none are configured.
+// openTools connects the MCP servers of Options.MCPConfig and
+// Options.Servers, once per process. It returns nil tools when there are
+// none.
 //
 // When store has the session.KV ability and an HTTP server is configured,
 // the servers' sessions are continued from the store and kept open on
 // Close, for the next process.
-func openTools(ctx context.Context, cfg config, store session.Store, log *slog.Logger) (*mcpTools, error) {
-	if cfg.MCPConfig == "" {
+func openTools(ctx context.Context, o resolved, store session.Store) (*mcpTools, error) {
+	if o.MCPConfig == "" && len(o.Servers) == 0 {
 		return nil, nil
 	}
-	mc, err := mcptools.Load(cfg.MCPConfig)
-	if err != nil {
-		return nil, fmt.Errorf("LAMBDAGENT_MCP_CONFIG: %w", err)
+	log := o.Logger
+	mc := mcptools.Config{Servers: map[string]mcptools.ServerConfig{}}
+	if o.MCPConfig != "" {
+		var err error
+		if mc, err = mcptools.Load(o.MCPConfig); err != nil {
+			return nil, fmt.Errorf("MCPConfig (LAMBDAGENT_MCP_CONFIG): %w", err)
+		}
+	}
+	for name, srv := range o.Servers {
+		if _, dup := mc.Servers[name]; dup {
+			return nil, fmt.Errorf("Servers[%q]: MCPConfig names a server %q too", name, name)
+		}
+		mc.Servers[name] = mcptools.ServerConfig{Name: name, Type: mcptools.TypeInProcess, Server: srv}
 	}
 	m := &mcpTools{log: log}
 	opts := mcptools.Options{Logger: log, HTTPClient: &http.Client{Transport: telemetry.Transport(nil)}}
@@ -50,6 +61,7 @@ func openTools(ctx context.Context, cfg config, store session.Store, log *slog.L
 		opts.ResumeSessions = m.loadSessions(ctx)
 		opts.KeepSessions = true
 	}
+	var err error
 	m.ts, err = mcptools.Open(ctx, mc, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect MCP servers: %w", err)

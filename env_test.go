@@ -1,0 +1,63 @@
+package lambdagent
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestOptionsFromEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    func(o *Options) // changes to the zero Options expected
+		wantErr string           // substring naming the bad variable
+	}{
+		{name: "unset is zero", env: nil, want: func(o *Options) { o.Metrics = "prometheus" }},
+		{name: "on Lambda metrics are EMF", env: map[string]string{"AWS_LAMBDA_RUNTIME_API": "x"}, want: func(o *Options) { o.Metrics = "emf" }},
+		{name: "values", env: map[string]string{
+			"ANTHROPIC_API_KEY": "k", "LAMBDAGENT_MODEL": "claude-sonnet-5-5", "LAMBDAGENT_MAX_TOKENS": "100",
+			"LAMBDAGENT_LEASE_TTL": "2s", "LAMBDAGENT_SESSION_TTL": "1h", "LAMBDAGENT_BUSY_POLICY": "reject",
+			"LAMBDAGENT_TENANT_RPM": "7", "LAMBDAGENT_SESSION_BUDGET_USD": "1.5", "LAMBDAGENT_METRICS": "both",
+		}, want: func(o *Options) {
+			o.APIKey, o.Model, o.MaxTokens = "k", "claude-sonnet-5-5", 100
+			o.LeaseTTL, o.SessionTTL, o.BusyPolicy = 2*time.Second, time.Hour, "reject"
+			o.Limits.TenantRequests, o.Limits.SessionBudget.USDPerDay = 7, 1.5
+			o.Metrics = "both"
+		}},
+		{name: "bad duration", env: map[string]string{"LAMBDAGENT_QUEUE_WAIT": "soon"}, wantErr: "LAMBDAGENT_QUEUE_WAIT"},
+		{name: "negative duration", env: map[string]string{"LAMBDAGENT_LEASE_TTL": "-1s"}, wantErr: "LAMBDAGENT_LEASE_TTL"},
+		{name: "tiny lease", env: map[string]string{"LAMBDAGENT_LEASE_TTL": "1ms"}, wantErr: "LAMBDAGENT_LEASE_TTL"},
+		{name: "bad policy", env: map[string]string{"LAMBDAGENT_BUSY_POLICY": "drop"}, wantErr: "LAMBDAGENT_BUSY_POLICY"},
+		{name: "bad int", env: map[string]string{"LAMBDAGENT_MAX_TOKENS": "lots"}, wantErr: "LAMBDAGENT_MAX_TOKENS"},
+		{name: "bad float", env: map[string]string{"LAMBDAGENT_SLOW_BELOW": "NaN"}, wantErr: "LAMBDAGENT_SLOW_BELOW"},
+		{name: "slow below 1", env: map[string]string{"LAMBDAGENT_SLOW_BELOW": "1"}, wantErr: "LAMBDAGENT_SLOW_BELOW"},
+		{name: "bad prices", env: map[string]string{"LAMBDAGENT_PRICES": "{"}, wantErr: "LAMBDAGENT_PRICES"},
+		{name: "budget without price", env: map[string]string{"LAMBDAGENT_MODEL": "my-model", "LAMBDAGENT_TENANT_BUDGET_USD": "5"}, wantErr: "LAMBDAGENT_MODEL"},
+		{name: "bad redis url hides password", env: map[string]string{"REDIS_URL": "http://user:secret@host:6379"}, wantErr: "REDIS_URL"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := OptionsFromEnv(func(k string) string { return tc.env[k] })
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), "secret") {
+					t.Errorf("error leaks a password: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want Options
+			tc.want(&want)
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("(-want +got)\n%s", d)
+			}
+		})
+	}
+}

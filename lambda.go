@@ -1,0 +1,71 @@
+package lambdagent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/lambdagent/lambdagent/internal/lambdafn"
+	"github.com/lambdagent/lambdagent/internal/telemetry"
+)
+
+// LambdaHandler returns the AWS Lambda handler of the runtime, for
+// lambda.Start or lambda.StartWithOptions: every event source (API
+// Gateway REST and HTTP APIs, function URLs, SQS, EventBridge, direct
+// invocation) goes through [Runtime.Handler]. An SQS turn that asks for a
+// reply (reply_to) sends it with a client built from the standard AWS_*
+// variables of the Lambda environment.
+//
+// Build the Runtime once at init, outside the handler, so that warm
+// invocations reuse its connections.
+func (r *Runtime) LambdaHandler() (lambda.Handler, error) {
+	fcfg := lambdafn.Config{Logger: r.opts.Logger, DeadlineMargin: r.opts.DeadlineMargin}
+	if os.Getenv("AWS_REGION") != "" {
+		c, err := lambdafn.NewSQSClient(lambdafn.SQSClientConfig{
+			Region:          os.Getenv("AWS_REGION"),
+			AccessKeyID:     os.Getenv("AWS_ACCESS_KEY_ID"),
+			SecretAccessKey: os.Getenv("AWS_SECRET_ACCESS_KEY"),
+			SessionToken:    os.Getenv("AWS_SESSION_TOKEN"),
+			Endpoint:        os.Getenv("AWS_ENDPOINT_URL_SQS"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("lambdagent: SQS client: %w", err)
+		}
+		fcfg.SQS = c
+	}
+	fn, err := lambdafn.New(r.handler, fcfg)
+	if err != nil {
+		return nil, fmt.Errorf("lambdagent: %w", err)
+	}
+	// Export each invocation's spans before it returns: Lambda may freeze
+	// the process right after.
+	return telemetry.WrapInvoker(fn, r.tel), nil
+}
+
+// StartLambda builds a Runtime from o and serves Lambda invocations with
+// it until the process ends; it returns only if the runtime cannot be
+// built. With a nil o.Logger it logs JSON to stderr, which Lambda sends to
+// CloudWatch Logs. On SIGTERM (Lambda's shutdown phase) it closes the
+// runtime cleanly.
+func StartLambda(o Options) error {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if o.Metrics == "" {
+		o.Metrics = "emf"
+	}
+	r, err := New(context.Background(), o)
+	if err != nil {
+		return fmt.Errorf("lambda init: %w", err)
+	}
+	h, err := r.LambdaHandler()
+	if err != nil {
+		r.Close()
+		return fmt.Errorf("lambda init: %w", err)
+	}
+	lambda.StartWithOptions(h, lambda.WithEnableSIGTERM(func() { r.Close() }))
+	return nil
+}

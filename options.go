@@ -1,0 +1,277 @@
+package lambdagent
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/lambdagent/lambdagent/internal/agent"
+	"github.com/lambdagent/lambdagent/internal/pricing"
+	"github.com/lambdagent/lambdagent/internal/ratelimit"
+)
+
+// Defaults of a zero [Options] field.
+const (
+	DefaultModel          = agent.DefaultModel
+	DefaultMaxTokens      = agent.DefaultMaxTokens
+	DefaultRedisPrefix    = "lambdagent:"
+	DefaultDBPath         = "lambdagent.db"
+	DefaultSessionTTL     = 7 * 24 * time.Hour
+	DefaultIdempotencyTTL = 24 * time.Hour
+	DefaultMaxBodyBytes   = 1 << 20
+)
+
+// Options configures a [Runtime]. A zero field means its default; every
+// field matches one environment variable of the lambdagent binary, named
+// in its comment (see [OptionsFromEnv] and the README).
+type Options struct {
+	// APIKey is the Claude API key (ANTHROPIC_API_KEY). Required.
+	APIKey string
+	// BaseURL points the Claude client elsewhere, such as at a simulator
+	// (ANTHROPIC_BASE_URL). Empty means the API's.
+	BaseURL string
+	// Model is the model of every request (LAMBDAGENT_MODEL). Zero means
+	// DefaultModel.
+	Model string
+	// MaxTokens caps each reply (LAMBDAGENT_MAX_TOKENS). Zero means
+	// DefaultMaxTokens.
+	MaxTokens int
+	// System is the system prompt (LAMBDAGENT_SYSTEM_PROMPT).
+	System string
+	// PromptCache is the prompt-cache lifetime: "5m", "1h" or "off"
+	// (LAMBDAGENT_PROMPT_CACHE). Zero means "5m".
+	PromptCache string
+	// Prices overrides list prices, as JSON in USD per million tokens
+	// (LAMBDAGENT_PRICES), e.g.
+	// {"claude-sonnet-5-5":{"input":2,"output":10}}. Empty means list
+	// prices.
+	Prices string
+
+	// RedisURL names the Redis store, redis:// or rediss:// (REDIS_URL).
+	// Empty means the embedded file store at DBPath, for one process.
+	RedisURL string
+	// RedisPrefix starts every Redis key (LAMBDAGENT_REDIS_PREFIX). Zero
+	// means DefaultRedisPrefix.
+	RedisPrefix string
+	// DBPath is the embedded store's file (LAMBDAGENT_DB). Zero means
+	// DefaultDBPath.
+	DBPath string
+	// SessionTTL forgets a session untouched this long
+	// (LAMBDAGENT_SESSION_TTL). Zero means DefaultSessionTTL.
+	SessionTTL time.Duration
+	// IdempotencyTTL keeps stored answers for repeats this long
+	// (LAMBDAGENT_IDEMPOTENCY_TTL). Zero means DefaultIdempotencyTTL.
+	IdempotencyTTL time.Duration
+
+	// BusyPolicy says what a turn does while another turn of its session
+	// runs: "queue" (wait, then run) or "reject" (409)
+	// (LAMBDAGENT_BUSY_POLICY). Zero means "queue".
+	BusyPolicy string
+	// QueueWait bounds the wait under "queue" (LAMBDAGENT_QUEUE_WAIT).
+	QueueWait time.Duration
+	// LeaseTTL is the session lease (LAMBDAGENT_LEASE_TTL): a crashed
+	// process blocks its sessions at most this long. At least 300ms.
+	LeaseTTL time.Duration
+	// TurnTimeout bounds a turn once it runs (LAMBDAGENT_TURN_TIMEOUT).
+	TurnTimeout time.Duration
+	// MaxModelCalls bounds the model calls of one turn
+	// (LAMBDAGENT_MAX_MODEL_CALLS).
+	MaxModelCalls int
+
+	// MCPConfig lists MCP servers, as a file path or the JSON itself, in
+	// Claude Desktop's "mcpServers" form (LAMBDAGENT_MCP_CONFIG).
+	MCPConfig string
+	// Servers are in-process MCP servers with the program's own Go tools,
+	// by name; the name prefixes their tool names as a configured
+	// server's does. The runtime connects to each over the SDK's
+	// in-memory transport when it is built.
+	Servers map[string]*mcp.Server
+
+	// MaxBodyBytes limits a request body (LAMBDAGENT_MAX_BODY_BYTES).
+	// Zero means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// TenantHeader names the request header that names a turn's tenant
+	// (LAMBDAGENT_TENANT_HEADER). Empty means one tenant.
+	TenantHeader string
+
+	// Limits are rate limits, concurrency limits and daily budgets, shared
+	// by every instance through Redis.
+	Limits Limits
+	// AdminToken is the bearer token of the admin API (kill switch, usage)
+	// (LAMBDAGENT_ADMIN_TOKEN). Empty means no admin API.
+	AdminToken string
+
+	// Logger receives the runtime's logs. Nil means slog.Default().
+	Logger *slog.Logger
+	// Metrics is "prometheus" (GET /metrics), "emf" (CloudWatch Embedded
+	// Metric Format on EMFWriter), "both" or "off" (LAMBDAGENT_METRICS).
+	// Zero means "prometheus".
+	Metrics string
+	// EMFWriter receives EMF records. Nil means os.Stdout, where Lambda's
+	// logs read them.
+	EMFWriter io.Writer
+	// TenantMetrics adds a tenant label to metrics
+	// (LAMBDAGENT_TENANT_METRICS).
+	TenantMetrics bool
+	// Tracing exports OpenTelemetry traces over OTLP/HTTP, configured by
+	// the standard OTEL_* variables.
+	Tracing bool
+	// FunctionName is the EMF Function dimension (AWS_LAMBDA_FUNCTION_NAME).
+	FunctionName string
+
+	// DeadlineMargin, on Lambda, stops a turn this long before the
+	// invocation's deadline (LAMBDAGENT_DEADLINE_MARGIN). Zero means 500ms.
+	DeadlineMargin time.Duration
+}
+
+// Limits are the limits and budgets of a [Runtime]. They keep their state
+// in Redis, so they need Options.RedisURL. Zero means off, field by field.
+type Limits struct {
+	// Window is the span rate limits count over (LAMBDAGENT_RATE_WINDOW).
+	// Zero means a minute.
+	Window time.Duration
+	// Requests, InputTokens and OutputTokens per window per model, all
+	// tenants together (LAMBDAGENT_RPM, _ITPM, _OTPM).
+	Requests, InputTokens, OutputTokens int64
+	// TenantRequests, TenantInputTokens and TenantOutputTokens per window
+	// per tenant (LAMBDAGENT_TENANT_RPM, _ITPM, _OTPM).
+	TenantRequests, TenantInputTokens, TenantOutputTokens int64
+	// MaxWait bounds the wait for room under a limit
+	// (LAMBDAGENT_RATE_MAX_WAIT). Zero means a minute.
+	MaxWait time.Duration
+	// OutputEstimate is the output tokens reserved per call
+	// (LAMBDAGENT_OUTPUT_ESTIMATE). Zero means max_tokens.
+	OutputEstimate int64
+	// SlowBelow holds every instance back when the API's remaining limit
+	// falls below this fraction (LAMBDAGENT_SLOW_BELOW). Zero means 0.1;
+	// negative turns it off.
+	SlowBelow float64
+	// MaxTurns and MaxTurnsPerTenant cap turns in flight across all
+	// instances (LAMBDAGENT_MAX_TURNS, _PER_TENANT).
+	MaxTurns, MaxTurnsPerTenant int
+	// SessionBudget and TenantBudget cap daily spend, in UTC days.
+	SessionBudget, TenantBudget Budget
+	// UsageTTL keeps daily usage sums this long (LAMBDAGENT_USAGE_TTL).
+	// Zero means 35 days.
+	UsageTTL time.Duration
+}
+
+// Budget is a daily ceiling. Zero means none.
+type Budget struct {
+	TokensPerDay int64
+	USDPerDay    float64
+}
+
+// set reports whether any limit or budget is asked for.
+func (l Limits) set() bool {
+	return l.Requests > 0 || l.InputTokens > 0 || l.OutputTokens > 0 ||
+		l.TenantRequests > 0 || l.TenantInputTokens > 0 || l.TenantOutputTokens > 0 ||
+		l.MaxTurns > 0 || l.MaxTurnsPerTenant > 0 ||
+		l.SessionBudget != (Budget{}) || l.TenantBudget != (Budget{})
+}
+
+// resolved is Options with defaults applied and turned into the internal
+// packages' configurations, once.
+type resolved struct {
+	Options
+	agent  agent.Config
+	limits ratelimit.Config
+	prices pricing.Table
+}
+
+// resolve applies defaults and validates o. Its errors name the field and
+// its environment variable, and never hold a secret.
+func (o Options) resolve() (resolved, error) {
+	r := resolved{Options: o}
+	if r.Model == "" {
+		r.Model = DefaultModel
+	}
+	if r.MaxTokens == 0 {
+		r.MaxTokens = DefaultMaxTokens
+	}
+	if r.RedisPrefix == "" {
+		r.RedisPrefix = DefaultRedisPrefix
+	}
+	if r.DBPath == "" {
+		r.DBPath = DefaultDBPath
+	}
+	if r.SessionTTL == 0 {
+		r.SessionTTL = DefaultSessionTTL
+	}
+	if r.IdempotencyTTL == 0 {
+		r.IdempotencyTTL = DefaultIdempotencyTTL
+	}
+	if r.MaxBodyBytes == 0 {
+		r.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if r.Metrics == "" {
+		r.Metrics = "prometheus"
+	}
+	if r.Logger == nil {
+		r.Logger = slog.Default()
+	}
+	switch {
+	case r.MaxTokens < 0:
+		return r, fmt.Errorf("MaxTokens (LAMBDAGENT_MAX_TOKENS) = %d: want > 0", r.MaxTokens)
+	case r.MaxBodyBytes < 0:
+		return r, fmt.Errorf("MaxBodyBytes (LAMBDAGENT_MAX_BODY_BYTES) = %d: want > 0", r.MaxBodyBytes)
+	case r.LeaseTTL != 0 && r.LeaseTTL < 300*time.Millisecond:
+		return r, fmt.Errorf("LeaseTTL (LAMBDAGENT_LEASE_TTL) = %v: want at least 300ms", r.LeaseTTL)
+	case r.Limits.SlowBelow >= 1:
+		return r, fmt.Errorf("Limits.SlowBelow (LAMBDAGENT_SLOW_BELOW) = %v: want a fraction below 1 (negative: off)", r.Limits.SlowBelow)
+	case r.Limits.SessionBudget.USDPerDay < 0:
+		return r, fmt.Errorf("Limits.SessionBudget.USDPerDay (LAMBDAGENT_SESSION_BUDGET_USD) = %v: want ≥ 0", r.Limits.SessionBudget.USDPerDay)
+	case r.Limits.TenantBudget.USDPerDay < 0:
+		return r, fmt.Errorf("Limits.TenantBudget.USDPerDay (LAMBDAGENT_TENANT_BUDGET_USD) = %v: want ≥ 0", r.Limits.TenantBudget.USDPerDay)
+	case r.Limits.Window > 0 && r.Limits.Window < time.Second:
+		return r, fmt.Errorf("Limits.Window (LAMBDAGENT_RATE_WINDOW) = %v: want at least 1s", r.Limits.Window)
+	}
+	switch r.Metrics {
+	case "prometheus", "emf", "both", "off":
+	default:
+		return r, fmt.Errorf("Metrics (LAMBDAGENT_METRICS) = %q: want prometheus, emf, both or off", r.Metrics)
+	}
+	for name, s := range r.Servers {
+		if s == nil {
+			return r, fmt.Errorf("Servers[%q] is nil", name)
+		}
+	}
+	var err error
+	if r.prices, err = pricing.Parse(r.Prices); err != nil {
+		return r, fmt.Errorf("Prices (LAMBDAGENT_PRICES): %w", err)
+	}
+	if _, ok := r.prices.Lookup(r.Model); !ok && (r.Limits.SessionBudget.USDPerDay > 0 || r.Limits.TenantBudget.USDPerDay > 0) {
+		return r, fmt.Errorf("Model (LAMBDAGENT_MODEL) = %q has no price, so USD budgets cannot work: add it to Prices (LAMBDAGENT_PRICES)", r.Model)
+	}
+	r.agent = agent.Config{
+		Model:         r.Model,
+		MaxTokens:     r.MaxTokens,
+		System:        r.System,
+		Busy:          agent.BusyPolicy(r.BusyPolicy),
+		QueueWait:     r.QueueWait,
+		LeaseTTL:      r.LeaseTTL,
+		MaxModelCalls: r.MaxModelCalls,
+		TurnTimeout:   r.TurnTimeout,
+		PromptCache:   r.PromptCache,
+	}
+	l := r.Limits
+	r.limits = ratelimit.Config{
+		Prefix:            r.RedisPrefix, // limiter keys go on with "rl:{rl}:"
+		Logger:            r.Logger,
+		Window:            l.Window,
+		Model:             ratelimit.Limits{Requests: l.Requests, InputTokens: l.InputTokens, OutputTokens: l.OutputTokens},
+		Tenant:            ratelimit.Limits{Requests: l.TenantRequests, InputTokens: l.TenantInputTokens, OutputTokens: l.TenantOutputTokens},
+		MaxWait:           l.MaxWait,
+		OutputEstimate:    l.OutputEstimate,
+		SlowBelow:         l.SlowBelow,
+		MaxTurns:          l.MaxTurns,
+		MaxTurnsPerTenant: l.MaxTurnsPerTenant,
+		SessionBudget:     ratelimit.Budget{TokensPerDay: l.SessionBudget.TokensPerDay, USDPerDay: l.SessionBudget.USDPerDay},
+		TenantBudget:      ratelimit.Budget{TokensPerDay: l.TenantBudget.TokensPerDay, USDPerDay: l.TenantBudget.USDPerDay},
+		UsageTTL:          l.UsageTTL,
+	}
+	return r, nil
+}

@@ -1,0 +1,214 @@
+package lambdagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lambdagent/lambdagent/internal/agent"
+	"github.com/lambdagent/lambdagent/internal/claude"
+	"github.com/lambdagent/lambdagent/internal/httpapi"
+	"github.com/lambdagent/lambdagent/internal/httpserver"
+	"github.com/lambdagent/lambdagent/internal/mcptools"
+	"github.com/lambdagent/lambdagent/internal/ratelimit"
+	"github.com/lambdagent/lambdagent/internal/session"
+	"github.com/lambdagent/lambdagent/internal/session/filestore"
+	"github.com/lambdagent/lambdagent/internal/session/redisstore"
+	"github.com/lambdagent/lambdagent/internal/telemetry"
+)
+
+// A Runtime is everything a process builds once and reuses across
+// requests: the store's connections, the Claude client, the MCP
+// connections, the limits, the telemetry and the HTTP handler. It is safe
+// for concurrent use. Build one per process with [New] and Close it at
+// exit.
+type Runtime struct {
+	opts    resolved
+	tel     *telemetry.Telemetry
+	handler http.Handler
+	closers []func() error
+}
+
+// New builds a Runtime. It connects to the store and to every MCP server
+// (configured and in-process) before it returns; ctx bounds that.
+func New(ctx context.Context, o Options) (*Runtime, error) {
+	opts, err := o.resolve()
+	if err != nil {
+		return nil, fmt.Errorf("lambdagent: %w", err)
+	}
+	r := &Runtime{opts: opts}
+	if err := r.build(ctx); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("lambdagent: %w", err)
+	}
+	return r, nil
+}
+
+// Handler returns the HTTP API: POST /agent, the /v1/sessions routes,
+// /healthz, /readyz, /metrics, /mcp and the admin routes. See the README.
+func (r *Runtime) Handler() http.Handler { return r.handler }
+
+// Close releases what New opened: MCP connections, the store, and the
+// telemetry exporters (last, so that their final spans are sent).
+func (r *Runtime) Close() error {
+	var errs []error
+	for i := len(r.closers) - 1; i >= 0; i-- {
+		errs = append(errs, r.closers[i]())
+	}
+	r.closers = nil
+	return errors.Join(errs...)
+}
+
+// Serve serves the HTTP API on ln until ctx ends, then lets turns in
+// flight finish (and commit) for up to 30 s.
+func (r *Runtime) Serve(ctx context.Context, ln net.Listener) error {
+	return httpserver.Serve(ctx, ln, r.handler, httpserver.Config{Logger: r.opts.Logger})
+}
+
+func (r *Runtime) build(ctx context.Context) error {
+	o := r.opts
+	log := o.Logger
+	if o.APIKey == "" {
+		return errors.New("no Claude API key: set Options.APIKey (ANTHROPIC_API_KEY)")
+	}
+	client, err := claude.New(claude.Config{APIKey: o.APIKey, BaseURL: o.BaseURL, Prices: o.prices})
+	if err != nil {
+		return err
+	}
+	if r.tel, err = r.newTelemetry(); err != nil {
+		return err
+	}
+	r.closers = append(r.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return r.tel.Shutdown(ctx) // exports the spans still queued
+	})
+	st, rdb, closeStore, err := openStore(o)
+	if err != nil {
+		return err
+	}
+	r.closers = append(r.closers, closeStore)
+	tools, err := openTools(ctx, o, st)
+	if err != nil {
+		return err
+	}
+	var agentTools agent.Tools
+	if tools != nil {
+		r.closers = append(r.closers, tools.Close)
+		agentTools = telemetry.WrapTools(tools, r.tel)
+	}
+	var model agent.Model = client
+	var lim *ratelimit.Limiter
+	// The limiter costs two Redis round trips per model call (reserve and
+	// settle), so it runs only when something asks for it: a limit, a
+	// budget or the admin API (kill switch, usage). Otherwise a turn stays
+	// at the store's two round trips (see #4).
+	limits := o.Limits.set() || o.AdminToken != ""
+	switch {
+	case limits && rdb == nil:
+		return errors.New("Limits and AdminToken (LAMBDAGENT_RPM/ITPM/…/BUDGET/ADMIN_TOKEN) keep their state in Redis: set RedisURL (REDIS_URL)")
+	case limits:
+		if lim, err = ratelimit.New(rdb, o.limits); err != nil {
+			return err
+		}
+		model = ratelimit.WrapModel(client, lim)
+	}
+	observed := telemetry.WrapStore(st, r.tel)
+	ag, err := agent.New(observed, telemetry.WrapModel(model, r.tel), agentTools, o.agent)
+	if err != nil {
+		return err
+	}
+	var turns httpapi.Turner = ag
+	if lim != nil {
+		turns = ratelimit.WrapTurner(turns, lim)
+	}
+	turns = telemetry.WrapTurner(turns, r.tel)
+	// The agent itself, as an MCP tool (ask_agent) for other MCP hosts.
+	ask := func(ctx context.Context, sessionID, message string) (string, error) {
+		ans, err := turns.Run(ctx, agent.Request{SessionID: sessionID, Message: message})
+		if err != nil {
+			return "", err
+		}
+		return ans.Result.Response, nil
+	}
+	modelURL := o.BaseURL
+	if modelURL == "" {
+		modelURL = "https://api.anthropic.com"
+	}
+	extra := map[string]http.Handler{
+		"/mcp":     mcptools.NewAgentHandler(ask, mcptools.AgentHandlerOptions{Name: "lambdagent", Logger: log}),
+		"/metrics": r.tel.MetricsHandler(),
+		"/readyz": r.tel.ReadyHandler(map[string]telemetry.Pinger{
+			"store": telemetry.StorePinger(st), // the raw store: probes stay out of the metrics
+			"model": telemetry.HTTPPinger(modelURL, nil),
+		}, 0),
+	}
+	if lim != nil {
+		adm := lim.Admin(o.AdminToken, log)
+		extra[ratelimit.AdminPath] = adm
+		extra[ratelimit.UsagePath] = adm
+	}
+	h, err := httpapi.New(turns, observed, httpapi.Config{MaxBodyBytes: o.MaxBodyBytes, Logger: log, Extra: extra, TenantHeader: o.TenantHeader})
+	if err != nil {
+		return err
+	}
+	r.handler = r.tel.Middleware(h)
+	return nil
+}
+
+// newTelemetry builds the process's observability (see #9): a log line per
+// turn always; metrics as EMF records and/or at GET /metrics; traces when
+// asked for.
+func (r *Runtime) newTelemetry() (*telemetry.Telemetry, error) {
+	o := r.opts
+	emf := o.EMFWriter
+	if o.Metrics != "emf" && o.Metrics != "both" {
+		emf = nil
+	} else if emf == nil {
+		emf = os.Stdout // Lambda sends stdout to CloudWatch Logs, which reads EMF
+	}
+	return telemetry.New(telemetry.Config{
+		Logger: o.Logger, EMF: emf, Prometheus: o.Metrics == "prometheus" || o.Metrics == "both",
+		Function: o.FunctionName, Model: o.Model, TenantLabel: o.TenantMetrics,
+		Tracing: o.Tracing, WithTraceparent: mcptools.WithTraceparent,
+	})
+}
+
+// openStore opens Redis when RedisURL is set, else the embedded file.
+// With Redis it also returns the client, which the rate limiter shares.
+func openStore(o resolved) (session.Store, *redis.Client, func() error, error) {
+	if o.RedisURL == "" {
+		st, err := filestore.Open(o.DBPath, filestore.Config{TTL: o.SessionTTL, IdempotencyTTL: o.IdempotencyTTL})
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("open embedded store %s: %w", o.DBPath, err)
+		}
+		o.Logger.Info("store: embedded file", "path", o.DBPath)
+		return st, nil, st.Close, nil
+	}
+	opt, err := redis.ParseURL(o.RedisURL)
+	if err != nil {
+		// go-redis quotes the URL (password included) in some of its
+		// errors: say what is wrong without it.
+		return nil, nil, nil, fmt.Errorf("RedisURL (REDIS_URL) %s does not parse as a Redis URL", redact(o.RedisURL))
+	}
+	// Fail fast when Redis is down: a turn answers 503 rather than hang.
+	opt.DialTimeout = 2 * time.Second
+	opt.ReadTimeout = 3 * time.Second
+	opt.WriteTimeout = 3 * time.Second
+	opt.MaxRetries = 1
+	opt.DialerRetries = 1
+	rdb := redis.NewClient(opt)
+	st, err := redisstore.New(rdb, redisstore.Config{Prefix: o.RedisPrefix, TTL: o.SessionTTL, IdempotencyTTL: o.IdempotencyTTL})
+	if err != nil {
+		rdb.Close()
+		return nil, nil, nil, err
+	}
+	o.Logger.Info("store: redis", "addr", opt.Addr, "tls", opt.TLSConfig != nil, "prefix", o.RedisPrefix)
+	return st, rdb, rdb.Close, nil
+}
