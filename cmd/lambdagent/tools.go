@@ -34,9 +34,9 @@ const mcpSessionsTTL = 24 * time.Hour
 // openTools connects the MCP servers of LAMBDAGENT_MCP_CONFIG, once per
 // process. It returns nil tools when none are configured.
 //
-// When store has the session.KV ability and an HTTP server is configured,
-// the servers' sessions are continued from the store and kept open on
-// Close, for the next process.
+// When an HTTP server is configured, the servers' sessions are continued
+// from the store (its session.KV part) and kept open on Close, for the
+// next process.
 func openTools(ctx context.Context, cfg config, store session.Store, log *slog.Logger) (*mcpTools, error) {
 	if cfg.MCPConfig == "" {
 		return nil, nil
@@ -47,8 +47,8 @@ func openTools(ctx context.Context, cfg config, store session.Store, log *slog.L
 	}
 	m := &mcpTools{log: log, maxParallel: mcptools.DefaultMaxParallel}
 	opts := mcptools.Options{Logger: log, HTTPClient: &http.Client{Transport: telemetry.Transport(nil)}}
-	if kv, ok := store.(session.KV); ok && hasHTTPServer(mc) {
-		m.kv = kv
+	if store != nil && hasHTTPServer(mc) {
+		m.kv = store
 		opts.ResumeSessions = m.loadSessions(ctx)
 		opts.KeepSessions = true
 	}
