@@ -33,9 +33,9 @@ const mcpSessionsTTL = 24 * time.Hour
 // Options.Servers, once per process. It returns nil tools when there are
 // none.
 //
-// When store has the session.KV ability and an HTTP server is configured,
-// the servers' sessions are continued from the store and kept open on
-// Close, for the next process.
+// When an HTTP server is configured, the servers' sessions are continued
+// from the store (its session.KV part) and kept open on Close, for the
+// next process.
 func openTools(ctx context.Context, o resolved, store session.Store) (*mcpTools, error) {
 	if o.MCPConfig == "" && len(o.Servers) == 0 {
 		return nil, nil
@@ -56,8 +56,8 @@ func openTools(ctx context.Context, o resolved, store session.Store) (*mcpTools,
 	}
 	m := &mcpTools{log: log}
 	opts := mcptools.Options{Logger: log, HTTPClient: &http.Client{Transport: telemetry.Transport(nil)}}
-	if kv, ok := store.(session.KV); ok && hasHTTPServer(mc) {
-		m.kv = kv
+	if store != nil && hasHTTPServer(mc) {
+		m.kv = store
 		opts.ResumeSessions = m.loadSessions(ctx)
 		opts.KeepSessions = true
 	}

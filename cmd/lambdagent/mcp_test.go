@@ -15,11 +15,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -32,49 +30,10 @@ import (
 	"github.com/lambdagent/lambdagent/internal/mcptools/mcptest"
 )
 
-// testServerEnv, set to "tools", makes this test binary an MCP server on
-// stdin and stdout instead of running the tests.
-const testServerEnv = "LAMBDAGENT_TEST_MCP_SERVER"
-
-// init runs before TestMain, so a server run does not build the binary.
-func init() {
-	if os.Getenv(testServerEnv) != "tools" {
-		return
-	}
-	srv := newToolServer("stdio", nil)
-	mcp.AddTool(srv, &mcp.Tool{Name: "crash", Description: "exits the server process mid-call"},
-		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
-			os.Exit(3)
-			return nil, nil, nil
-		})
-	mcp.AddTool(srv, &mcp.Tool{Name: "bad_content", Description: "returns content of a type MCP does not have"},
-		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
-			return textResult(invalidMarker), nil, nil
-		})
-	t := &mcp.IOTransport{Reader: os.Stdin, Writer: corruptingWriter{os.Stdout}}
-	if err := srv.Run(context.Background(), t); err != nil {
-		log.Fatal(err)
-	}
-	os.Exit(0)
-}
-
-// invalidMarker is text the stdio server turns into a content block of an
-// unknown type on the wire.
-const invalidMarker = "@@INVALID_CONTENT@@"
-
-// A corruptingWriter replaces the invalidMarker text block with a block of
-// a type MCP does not have. go-sdk writes one message per Write.
-type corruptingWriter struct{ w io.Writer }
-
-func (c corruptingWriter) Write(p []byte) (int, error) {
-	q := bytes.ReplaceAll(p, []byte(`{"type":"text","text":"`+invalidMarker+`"}`), []byte(`{"type":"hologram"}`))
-	if _, err := c.w.Write(q); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (corruptingWriter) Close() error { return nil }
+// init lets this test binary run as the stdio test server (see
+// mcptest.RunStdioServerIfAsked); it runs before TestMain, so a server run
+// does not build the binary.
+func init() { mcptest.RunStdioServerIfAsked() }
 
 func textResult(s string) *mcp.CallToolResult {
 	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: s}}}
@@ -228,18 +187,6 @@ func (p *mcpPeer) sent() []peerRequest {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]peerRequest(nil), p.requests...)
-}
-
-// stdioTestServer is the config of this test binary as a stdio server,
-// with extra JSON fields (`, "timeout": "1s"`).
-func stdioTestServer(t *testing.T, extra string) string {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd, _ := json.Marshal(exe)
-	return fmt.Sprintf(`{"command": %s, "env": {%q: "tools"}%s}`, cmd, testServerEnv, extra)
 }
 
 // toolApp is the app serve builds, with the simulator as Claude and the
@@ -417,9 +364,9 @@ func TestTurnParallelTools(t *testing.T) {
 // started again for the next turn.
 func TestTurnToolFailures(t *testing.T) {
 	config := `{"mcpServers": {
-		"crasher": ` + stdioTestServer(t, `, "allowedTools": ["crash", "echo"]`) + `,
-		"hanger": ` + stdioTestServer(t, `, "allowedTools": ["hang"], "timeout": "300ms"`) + `,
-		"corrupt": ` + stdioTestServer(t, `, "allowedTools": ["bad_content"]`) + `}}`
+		"crasher": ` + mcptest.StdioConfig(t, `, "allowedTools": ["crash", "echo"]`) + `,
+		"hanger": ` + mcptest.StdioConfig(t, `, "allowedTools": ["hang"], "timeout": "300ms"`) + `,
+		"corrupt": ` + mcptest.StdioConfig(t, `, "allowedTools": ["bad_content"]`) + `}}`
 	ta := newToolApp(t, config, nil)
 	a := turn(t, ta.url, "failures", "[[tool crash]] [[tool hang]] [[tool bad_content]]", "")
 	if a.StopReason != "end_turn" || a.ModelCalls != 2 {
@@ -444,7 +391,7 @@ func TestTurnToolFailures(t *testing.T) {
 			}
 		}
 	}
-	if a := turn(t, ta.url, "failures", `[[tool echo {"message":"back"}]]`, ""); a.Response != "tool results: echo=stdio: back" {
+	if a := turn(t, ta.url, "failures", `[[tool echo {"message":"back"}]]`, ""); a.Response != "tool results: echo=stdio-test: back" {
 		t.Errorf("after the crash, echo on the restarted server = %q", a.Response)
 	}
 }

@@ -244,7 +244,6 @@ func (a *Agent) checkpoint(ctx context.Context, t *turn) error {
 // Config.MaxParallelTools at once.
 func (a *Agent) runTools(ctx context.Context, t *turn, calls []ToolCall, saved map[string]json.RawMessage) []json.RawMessage {
 	out := make([]json.RawMessage, len(calls))
-	store, _ := a.store.(session.ToolResultStore)
 	var g errgroup.Group
 	g.SetLimit(a.cfg.MaxParallelTools)
 	for i, c := range calls {
@@ -261,13 +260,10 @@ func (a *Agent) runTools(ctx context.Context, t *turn, calls []ToolCall, saved m
 				return nil
 			}
 			out[i] = r
-			if store != nil {
-				// A failed save only loses the protection against running
-				// the call again after a crash; the result is in out
-				// either way, and a lost lease fails the turn through
-				// keepLease.
-				_ = store.SaveToolResult(ctx, t.id, t.token, c.ID, r)
-			}
+			// A failed save only loses the protection against running
+			// the call again after a crash; the result is in out either
+			// way, and a lost lease fails the turn through keepLease.
+			_ = a.store.SaveToolResult(ctx, t.id, t.token, c.ID, r)
 			return nil
 		})
 	}

@@ -55,7 +55,7 @@ func (c *crashStore) SaveToolResult(ctx context.Context, id, token, toolUseID st
 	if c.dead.Load() && c.lose != "" && bytes.Contains(result, []byte(c.lose)) {
 		return nil
 	}
-	return c.Store.(session.ToolResultStore).SaveToolResult(ctx, id, token, toolUseID, result)
+	return c.Store.SaveToolResult(ctx, id, token, toolUseID, result)
 }
 
 // countingTools are Go functions as tools, counting the calls of each.

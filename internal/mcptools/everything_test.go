@@ -28,7 +28,7 @@ func TestEverythingStdio(t *testing.T) {
 
 	ts := open(t, fmt.Sprintf(`{"mcpServers": {
 		"everything": {"command": "node", "args": [%q, "stdio"], "env": {"GIVEN": "${MCPTEST_GIVEN}"}},
-		"go": %s}}`, entry, stdioServer(t, `, "allowedTools": ["echo"]`)), Options{})
+		"go": %s}}`, entry, mcptest.StdioConfig(t, `, "allowedTools": ["echo"]`)), Options{})
 
 	names := toolNames(t, ts)
 	for _, want := range []string{"everything__echo", "go__echo", "get-sum", "get-tiny-image", "get-env"} {

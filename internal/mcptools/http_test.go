@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/lambdagent/lambdagent/internal/mcptools/mcptest"
 )
 
 // httpConfig is a config with one HTTP server "remote" at url.
@@ -79,7 +81,7 @@ func TestHTTPDownAtOpen(t *testing.T) {
 	peer.setDown(true)
 	ts := open(t, `{"mcpServers": {
 		"remote": {"url": "`+peer.url()+`"},
-		"local": `+stdioServer(t, `, "allowedTools": ["pid"]`)+`}}`,
+		"local": `+mcptest.StdioConfig(t, `, "allowedTools": ["pid"]`)+`}}`,
 		Options{RedialDelay: 10 * time.Millisecond})
 
 	if got := toolNames(t, ts); !slices.Equal(got, []string{"pid"}) {

@@ -4,133 +4,30 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/lambdagent/lambdagent/internal/mcptools/mcptest"
 )
 
-// runAsServer makes the test binary an MCP server (go-sdk's trick): a real
-// peer that can crash, hang or send bad content on demand.
-const runAsServer = "LAMBDAGENT_MCPTEST_SERVER"
-
+// TestMain lets the test binary run as the stdio test server (see
+// mcptest.RunStdioServerIfAsked).
 func TestMain(m *testing.M) {
-	if name := os.Getenv(runAsServer); name != "" {
-		os.Unsetenv(runAsServer)
-		switch name {
-		case "tools":
-			runStdioServer()
-		default:
-			log.Fatalf("unknown test server %q", name)
-		}
-		return
-	}
+	mcptest.RunStdioServerIfAsked()
 	os.Exit(m.Run())
-}
-
-// invalidMarker is text the stdio test server turns into content of an
-// unknown type on the wire.
-const invalidMarker = "@@INVALID_CONTENT@@"
-
-func runStdioServer() {
-	srv := newTestServer("stdio-test")
-	mcp.AddTool(srv, &mcp.Tool{Name: "crash", Description: "exits the server process"},
-		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
-			os.Exit(3)
-			return nil, nil, nil
-		})
-	mcp.AddTool(srv, &mcp.Tool{Name: "bad_content", Description: "returns content of an unknown type"},
-		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
-			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: invalidMarker}}}, nil, nil
-		})
-	t := &mcp.IOTransport{Reader: os.Stdin, Writer: corruptingWriter{os.Stdout}}
-	if err := srv.Run(context.Background(), t); err != nil {
-		log.Fatal(err)
-	}
-}
-
-// A corruptingWriter replaces the invalidMarker text block with a block of a
-// type MCP does not have. go-sdk writes one message per Write.
-type corruptingWriter struct{ w io.Writer }
-
-func (c corruptingWriter) Write(p []byte) (int, error) {
-	q := bytes.ReplaceAll(p, []byte(`{"type":"text","text":"`+invalidMarker+`"}`), []byte(`{"type":"hologram"}`))
-	if _, err := c.w.Write(q); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (corruptingWriter) Close() error { return nil }
-
-type echoIn struct {
-	Message string `json:"message"`
-}
-
-type sleepIn struct {
-	MS int `json:"ms"`
-}
-
-// newTestServer returns a go-sdk server with the tools shared by the stdio
-// and HTTP test servers.
-func newTestServer(name string) *mcp.Server {
-	srv := mcp.NewServer(&mcp.Implementation{Name: name, Version: "1"}, nil)
-	mcp.AddTool(srv, &mcp.Tool{Name: "echo", Description: "echoes the message"},
-		func(_ context.Context, _ *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
-			return textResult(name + ": " + in.Message), nil, nil
-		})
-	mcp.AddTool(srv, &mcp.Tool{Name: "sleep", Description: "sleeps ms milliseconds"},
-		func(ctx context.Context, _ *mcp.CallToolRequest, in sleepIn) (*mcp.CallToolResult, any, error) {
-			select {
-			case <-time.After(time.Duration(in.MS) * time.Millisecond):
-				return textResult("slept"), nil, nil
-			case <-ctx.Done():
-				return nil, nil, ctx.Err()
-			}
-		})
-	mcp.AddTool(srv, &mcp.Tool{Name: "hang", Description: "never answers"},
-		func(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
-			<-ctx.Done()
-			return nil, nil, ctx.Err()
-		})
-	mcp.AddTool(srv, &mcp.Tool{Name: "pid", Description: "returns the server's process id"},
-		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
-			return textResult(strconv.Itoa(os.Getpid())), nil, nil
-		})
-	mcp.AddTool(srv, &mcp.Tool{Name: "fail", Description: "returns a tool error"},
-		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
-			return nil, nil, fmt.Errorf("the frobnicator is out of order")
-		})
-	mcp.AddTool(srv, &mcp.Tool{Name: "ns.dotted/v2", Description: "has a name Claude does not accept"},
-		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
-			return textResult("dotted"), nil, nil
-		})
-	return srv
 }
 
 func textResult(s string) *mcp.CallToolResult {
 	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: s}}}
-}
-
-// stdioServer returns the config of the test binary as a stdio server,
-// with extra JSON fields (`, "timeout": "1s"`) added.
-func stdioServer(t testing.TB, extra string) string {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd, _ := json.Marshal(exe)
-	return fmt.Sprintf(`{"command": %s, "env": {%q: "tools"}%s}`, cmd, runAsServer, extra)
 }
 
 // open opens a Toolset on the config JSON and closes it when the test ends.
@@ -266,7 +163,7 @@ type recorded struct {
 }
 
 func newHTTPPeer(t testing.TB, name string) *httpPeer {
-	p := &httpPeer{srv: newTestServer(name)}
+	p := &httpPeer{srv: mcptest.NewServer(name)}
 	p.h = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return p.srv }, nil)
 	p.hs = httptest.NewServer(http.HandlerFunc(p.serve))
 	t.Cleanup(p.hs.Close)

@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/lambdagent/lambdagent/internal/mcptools/mcptest"
 )
 
 func TestStdioTools(t *testing.T) {
 	t.Parallel()
-	ts := open(t, `{"mcpServers": {"go": `+stdioServer(t, "")+`}}`, Options{})
+	ts := open(t, `{"mcpServers": {"go": `+mcptest.StdioConfig(t, "")+`}}`, Options{})
 
 	want := []string{"bad_content", "crash", "echo", "fail", "hang", "ns_dotted_v2", "pid", "sleep"}
 	got := toolNames(t, ts)
@@ -55,7 +57,7 @@ func TestStdioTools(t *testing.T) {
 
 func TestParallelCalls(t *testing.T) {
 	t.Parallel()
-	ts := open(t, `{"mcpServers": {"go": `+stdioServer(t, "")+`}}`, Options{})
+	ts := open(t, `{"mcpServers": {"go": `+mcptest.StdioConfig(t, "")+`}}`, Options{})
 	var calls []Call
 	for i := range 5 {
 		calls = append(calls, Call{ID: fmt.Sprintf("toolu_%d", i), Name: "sleep", Input: json.RawMessage(`{"ms": 200}`)})
@@ -82,8 +84,8 @@ func TestFailureModes(t *testing.T) {
 	// hang comes from a server with a short timeout; the other tools from
 	// one with the default, so a loaded machine does not fail them.
 	ts := open(t, `{"mcpServers": {
-		"go": `+stdioServer(t, `, "allowedTools": ["crash", "bad_content", "echo", "pid"]`)+`,
-		"slow": `+stdioServer(t, `, "allowedTools": ["hang"], "timeout": "300ms"`)+`}}`, Options{})
+		"go": `+mcptest.StdioConfig(t, `, "allowedTools": ["crash", "bad_content", "echo", "pid"]`)+`,
+		"slow": `+mcptest.StdioConfig(t, `, "allowedTools": ["hang"], "timeout": "300ms"`)+`}}`, Options{})
 
 	pidBefore := text(t, run1(t, ts, "pid", `{}`))
 	tests := []struct {
@@ -120,7 +122,7 @@ func TestFailureModes(t *testing.T) {
 
 func TestCrashWhileOthersRun(t *testing.T) {
 	t.Parallel()
-	ts := open(t, `{"mcpServers": {"go": `+stdioServer(t, "")+`}}`, Options{})
+	ts := open(t, `{"mcpServers": {"go": `+mcptest.StdioConfig(t, "")+`}}`, Options{})
 	rs := runAll(context.Background(), ts, []Call{
 		{ID: "slow", Name: "sleep", Input: json.RawMessage(`{"ms": 2000}`)},
 		{ID: "boom", Name: "crash"},
@@ -137,7 +139,7 @@ func TestCrashWhileOthersRun(t *testing.T) {
 
 func TestAllowList(t *testing.T) {
 	t.Parallel()
-	ts := open(t, `{"mcpServers": {"go": `+stdioServer(t, `, "allowedTools": ["echo", "missing"]`)+`}}`, Options{})
+	ts := open(t, `{"mcpServers": {"go": `+mcptest.StdioConfig(t, `, "allowedTools": ["echo", "missing"]`)+`}}`, Options{})
 	if diff := cmp.Diff([]string{"echo"}, toolNames(t, ts)); diff != "" {
 		t.Errorf("tool names (-want +got):\n%s", diff)
 	}
@@ -152,7 +154,7 @@ func TestNameCollision(t *testing.T) {
 	ts := open(t, fmt.Sprintf(`{"mcpServers": {
 		"local": %s,
 		"remote": {"url": %q, "allowedTools": ["echo", "sleep"]}}}`,
-		stdioServer(t, `, "allowedTools": ["echo", "pid"]`), peer.url()), Options{})
+		mcptest.StdioConfig(t, `, "allowedTools": ["echo", "pid"]`), peer.url()), Options{})
 
 	want := []string{"local__echo", "pid", "remote__echo", "sleep"}
 	if diff := cmp.Diff(want, toolNames(t, ts)); diff != "" {
@@ -173,7 +175,7 @@ func TestNameCollision(t *testing.T) {
 
 func TestDefinitionsCached(t *testing.T) {
 	t.Parallel()
-	ts := open(t, `{"mcpServers": {"go": `+stdioServer(t, "")+`}}`, Options{})
+	ts := open(t, `{"mcpServers": {"go": `+mcptest.StdioConfig(t, "")+`}}`, Options{})
 	a, b := ts.Definitions(), ts.Definitions()
 	if &a[0] != &b[0] {
 		t.Error("Definitions rebuilt without a change")
@@ -215,7 +217,7 @@ func TestOpenFailsOnBadStdioServer(t *testing.T) {
 
 func TestClosed(t *testing.T) {
 	t.Parallel()
-	ts := open(t, `{"mcpServers": {"go": `+stdioServer(t, "")+`}}`, Options{})
+	ts := open(t, `{"mcpServers": {"go": `+mcptest.StdioConfig(t, "")+`}}`, Options{})
 	pid, err := strconv.Atoi(text(t, run1(t, ts, "pid", `{}`)))
 	if err != nil {
 		t.Fatal(err)
@@ -255,7 +257,7 @@ func TestRedialDelay(t *testing.T) {
 // BenchmarkDefinitions shows the per-turn cost of the tools array: a cached
 // slice, not a rebuild.
 func BenchmarkDefinitions(b *testing.B) {
-	ts := open(b, `{"mcpServers": {"go": `+stdioServer(b, "")+`}}`, Options{})
+	ts := open(b, `{"mcpServers": {"go": `+mcptest.StdioConfig(b, "")+`}}`, Options{})
 	for b.Loop() {
 		ts.Definitions()
 	}
@@ -264,7 +266,7 @@ func BenchmarkDefinitions(b *testing.B) {
 // BenchmarkCallParallel makes a reply's worth of tool calls (5, of 200ms
 // each) at once against a stdio server: about 200ms per op, not 1s.
 func BenchmarkCallParallel(b *testing.B) {
-	ts := open(b, `{"mcpServers": {"go": `+stdioServer(b, "")+`}}`, Options{})
+	ts := open(b, `{"mcpServers": {"go": `+mcptest.StdioConfig(b, "")+`}}`, Options{})
 	calls := make([]Call, 5)
 	for i := range calls {
 		calls[i] = Call{ID: fmt.Sprint(i), Name: "sleep", Input: json.RawMessage(`{"ms": 200}`)}
@@ -280,7 +282,7 @@ func BenchmarkCallParallel(b *testing.B) {
 
 func TestCloseDuringCall(t *testing.T) {
 	t.Parallel()
-	ts := open(t, `{"mcpServers": {"go": `+stdioServer(t, `, "timeout": "1m"`)+`}}`, Options{})
+	ts := open(t, `{"mcpServers": {"go": `+mcptest.StdioConfig(t, `, "timeout": "1m"`)+`}}`, Options{})
 	done := make(chan Result)
 	go func() { done <- run1(t, ts, "hang", `{}`) }()
 	time.Sleep(300 * time.Millisecond) // let the call reach the server

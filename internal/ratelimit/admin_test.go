@@ -40,7 +40,7 @@ func TestAdminRequests(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := send(t, tc.method, in.srv.URL+tc.path, tc.body, "Authorization", tc.auth)
+			r := send(t, tc.method, in.url+tc.path, tc.body, "Authorization", tc.auth)
 			if r.status != tc.status || r.errType() != tc.typ {
 				t.Errorf("got %d %v, want %d %s", r.status, r.body, tc.status, tc.typ)
 			}
@@ -73,13 +73,13 @@ func TestAdminKillSwitch(t *testing.T) {
 	ops := newInstance(t, addr, url, instanceConfig{limits: cfg})
 	in := newInstance(t, addr, url, instanceConfig{limits: cfg})
 	turn := func(session, tenant string) httpReply {
-		return post(t, in.srv.URL, "/agent", `{"session_id":"`+session+`","message":"hi"}`, "X-Tenant", tenant)
+		return post(t, in.url, "/agent", `{"session_id":"`+session+`","message":"hi"}`, "X-Tenant", tenant)
 	}
 	if r := turn("s1", "acme"); r.status != 200 {
 		t.Fatalf("turn: %d %v", r.status, r.body)
 	}
 
-	r := post(t, ops.srv.URL, "/v1/admin/stop", `{"session_id":"s1"}`, "Authorization", bearer)
+	r := post(t, ops.url, "/v1/admin/stop", `{"session_id":"s1"}`, "Authorization", bearer)
 	if diff := cmp.Diff(map[string]any{"scope": "session", "id": "s1", "stopped": true}, r.body); r.status != 200 || diff != "" {
 		t.Fatalf("stop: %d (-want +got):\n%s", r.status, diff)
 	}
@@ -89,18 +89,18 @@ func TestAdminKillSwitch(t *testing.T) {
 	if r := turn("s2", "acme"); r.status != 200 {
 		t.Errorf("other session: %d %v", r.status, r.body)
 	}
-	r = send(t, "GET", ops.srv.URL+"/v1/usage?session_id=s1", "", "Authorization", bearer)
+	r = send(t, "GET", ops.url+"/v1/usage?session_id=s1", "", "Authorization", bearer)
 	if r.status != 200 || r.body["stopped"] != true || r.body["model_calls"] != 1.0 || r.body["cost_usd"].(float64) <= 0 || r.body["budget"] != nil {
 		t.Errorf("session usage: %d %v", r.status, r.body)
 	}
-	if r := post(t, ops.srv.URL, "/v1/admin/resume", `{"session_id":"s1"}`, "Authorization", bearer); r.status != 200 || r.body["stopped"] != false {
+	if r := post(t, ops.url, "/v1/admin/resume", `{"session_id":"s1"}`, "Authorization", bearer); r.status != 200 || r.body["stopped"] != false {
 		t.Errorf("resume: %d %v", r.status, r.body)
 	}
 	if r := turn("s1", "acme"); r.status != 200 {
 		t.Errorf("resumed session: %d %v", r.status, r.body)
 	}
 
-	if r := post(t, ops.srv.URL, "/v1/admin/stop", `{"tenant":"acme"}`, "Authorization", bearer); r.status != 200 {
+	if r := post(t, ops.url, "/v1/admin/stop", `{"tenant":"acme"}`, "Authorization", bearer); r.status != 200 {
 		t.Fatalf("stop tenant: %d %v", r.status, r.body)
 	}
 	if r := turn("s3", "acme"); r.status != 403 || r.errType() != "stopped" {
@@ -109,12 +109,12 @@ func TestAdminKillSwitch(t *testing.T) {
 	if r := turn("s3", "other"); r.status != 200 {
 		t.Errorf("other tenant: %d %v", r.status, r.body)
 	}
-	r = send(t, "GET", ops.srv.URL+"/v1/usage?tenant=acme", "", "Authorization", bearer)
+	r = send(t, "GET", ops.url+"/v1/usage?tenant=acme", "", "Authorization", bearer)
 	want := map[string]any{"usd_per_day": 5.0}
 	if r.status != 200 || r.body["stopped"] != true || r.body["model_calls"] != 3.0 || !cmp.Equal(r.body["budget"], want) || r.body["scope"] != "tenant" {
 		t.Errorf("tenant usage: %d %v", r.status, r.body)
 	}
-	r = send(t, "GET", ops.srv.URL+"/v1/usage?tenant=acme&day=2000-01-01", "", "Authorization", bearer)
+	r = send(t, "GET", ops.url+"/v1/usage?tenant=acme&day=2000-01-01", "", "Authorization", bearer)
 	if r.status != 200 || r.body["model_calls"] != 0.0 || r.body["day"] != "2000-01-01" {
 		t.Errorf("usage of a day long past: %d %v", r.status, r.body)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/lambdagent/lambdagent/internal/redistest"
 	"github.com/lambdagent/lambdagent/internal/retry"
 	"github.com/lambdagent/lambdagent/internal/session/redisstore"
+	"github.com/lambdagent/lambdagent/internal/stacktest"
 )
 
 const sonnet = "claude-sonnet-5-5"
@@ -49,20 +50,25 @@ func startSim(t *testing.T, cfg claudesim.Config) (*claudesim.Server, string) {
 	return sim, srv.URL
 }
 
-// newClient returns a Claude client of the simulator at url. Inside a
-// synctest bubble the connections must not be kept alive: an idle
-// connection's reader is not durably blocked, and fake time would stop.
+// newClient returns a Claude client of the simulator at url.
 func newClient(t *testing.T, url string, policy retry.Policy, bubble bool) *claude.Client {
 	t.Helper()
-	cfg := claude.Config{APIKey: "test", BaseURL: url, Retry: policy}
-	if bubble {
-		cfg.HTTPClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	}
-	c, err := claude.New(cfg)
+	c, err := claude.New(claude.Config{APIKey: "test", BaseURL: url, Retry: policy, HTTPClient: httpClient(bubble)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// httpClient is the Claude client's HTTP client: the default (nil) but
+// inside a synctest bubble, where the connections must not be kept
+// alive: an idle connection's reader is not durably blocked, and fake
+// time would stop.
+func httpClient(bubble bool) *http.Client {
+	if !bubble {
+		return nil
+	}
+	return &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 }
 
 // instance is one lambdagent process: its own Redis client, limiter,
@@ -71,7 +77,7 @@ type instance struct {
 	lim   *ratelimit.Limiter
 	agent *agent.Agent
 	turns ratelimit.Turner
-	srv   *httptest.Server // nil unless served
+	url   string // empty unless served
 }
 
 type instanceConfig struct {
@@ -101,28 +107,30 @@ func newInstance(t *testing.T, addr, simURL string, ic instanceConfig) *instance
 	if err != nil {
 		t.Fatal(err)
 	}
-	model := ratelimit.WrapModel(newClient(t, simURL, ic.retry, ic.bubble), lim)
-	a, err := agent.New(st, model, ic.tools, ic.agent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var inner ratelimit.Turner = a
-	if ic.wrap != nil {
-		inner = ic.wrap(inner)
-	}
-	in := &instance{lim: lim, agent: a, turns: tenantTurner{ratelimit.WrapTurner(inner, lim)}}
-	if !ic.bubble {
-		h, err := httpapi.New(in.turns, st, httpapi.Config{
+	s := stacktest.Start(t, stacktest.Options{
+		SimURL:     simURL,
+		Retry:      ic.retry,
+		HTTPClient: httpClient(ic.bubble),
+		Store:      st,
+		Agent:      ic.agent,
+		Tools:      ic.tools,
+		NoServer:   ic.bubble,
+		HTTP: httpapi.Config{
 			Logger: quiet,
 			Extra:  map[string]http.Handler{ratelimit.AdminPath: lim.Admin("secret", quiet), ratelimit.UsagePath: lim.Admin("secret", quiet)},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		in.srv = httptest.NewServer(withTenant(h))
-		t.Cleanup(in.srv.Close)
-	}
-	return in
+		},
+		Wrap: stacktest.Decorators{
+			Model: func(m agent.Model) agent.Model { return ratelimit.WrapModel(m, lim) },
+			Turner: func(inner httpapi.Turner) httpapi.Turner {
+				if ic.wrap != nil {
+					inner = ic.wrap(inner)
+				}
+				return tenantTurner{ratelimit.WrapTurner(inner, lim)}
+			},
+			Handler: withTenant,
+		},
+	})
+	return &instance{lim: lim, agent: s.Agent, turns: s.Turner, url: s.URL}
 }
 
 // The HTTP API does not read a tenant yet (cmd wires that); the tests

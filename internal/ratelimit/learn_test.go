@@ -38,7 +38,7 @@ func TestLearnSlowsEveryInstance(t *testing.T) {
 	if wait <= 0 || wait > 5*time.Second {
 		t.Errorf("slow down for %v, want about 3s", wait)
 	}
-	r := post(t, b.srv.URL, "/agent", `{"session_id":"s2","message":"hi"}`)
+	r := post(t, b.url, "/agent", `{"session_id":"s2","message":"hi"}`)
 	if s, _ := strconv.Atoi(r.header.Get("Retry-After")); r.status != 429 || r.errType() != "rate_limited" || s < 1 {
 		t.Errorf("over HTTP: %d %v Retry-After %q; want 429 rate_limited", r.status, r.body, r.header.Get("Retry-After"))
 	}

@@ -220,15 +220,15 @@ func TestBudgetEveryInstance(t *testing.T) {
 			for range 4 {
 				ins = append(ins, newInstance(t, addr, url, instanceConfig{limits: cfg}))
 			}
-			if r := post(t, ins[0].srv.URL, "/agent", `{"session_id":"a1","message":"hi"}`, "X-Tenant", "acme"); r.status != 200 {
+			if r := post(t, ins[0].url, "/agent", `{"session_id":"a1","message":"hi"}`, "X-Tenant", "acme"); r.status != 200 {
 				t.Fatalf("first turn: %d %v", r.status, r.body)
 			}
 			for i, in := range ins {
-				r := post(t, in.srv.URL, "/agent", `{"session_id":"a2","message":"hi"}`, "X-Tenant", "acme")
+				r := post(t, in.url, "/agent", `{"session_id":"a2","message":"hi"}`, "X-Tenant", "acme")
 				if r.status != 402 || r.errType() != "budget_exceeded" || r.header.Get("Retry-After") == "" {
 					t.Errorf("instance %d: acme got %d %v (Retry-After %q), want 402 budget_exceeded", i, r.status, r.body, r.header.Get("Retry-After"))
 				}
-				if r := post(t, in.srv.URL, "/agent", fmt.Sprintf(`{"session_id":"o%d","message":"hi"}`, i), "X-Tenant", "other"+tc.name+fmt.Sprint(i)); r.status != 200 {
+				if r := post(t, in.url, "/agent", fmt.Sprintf(`{"session_id":"o%d","message":"hi"}`, i), "X-Tenant", "other"+tc.name+fmt.Sprint(i)); r.status != 200 {
 					t.Errorf("instance %d: another tenant got %d %v", i, r.status, r.body)
 				}
 			}

@@ -67,7 +67,7 @@ func TestInstancesShareLimit(t *testing.T) {
 		in := ins[i%instances]
 		wg.Go(func() {
 			for n := 0; time.Now().Before(stop); n++ {
-				r := post(t, in.srv.URL, "/agent", fmt.Sprintf(`{"session_id":"c%d-%d","message":%q}`, i, n, msg))
+				r := post(t, in.url, "/agent", fmt.Sprintf(`{"session_id":"c%d-%d","message":%q}`, i, n, msg))
 				switch r.status {
 				case 200:
 					done[i].Add(1)

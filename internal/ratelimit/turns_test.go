@@ -97,7 +97,7 @@ func TestMaxTurnsPerTenant(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer held.Release()
-	r := post(t, in.srv.URL, "/agent", `{"session_id":"s3","message":"hi"}`, "X-Tenant", "acme")
+	r := post(t, in.url, "/agent", `{"session_id":"s3","message":"hi"}`, "X-Tenant", "acme")
 	if r.status != 429 || r.errType() != "too_many_turns" || r.header.Get("Retry-After") == "" {
 		t.Errorf("got %d %v, want 429 too_many_turns with Retry-After", r.status, r.body)
 	}

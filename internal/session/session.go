@@ -114,7 +114,15 @@ type Commit struct {
 //
 // Each method is one round trip to the backend. Transport failures are
 // wrapped with [ErrUnavailable]; nothing is half-written by a failure.
+//
+// Besides the turn's own calls, a Store saves tool results as they return
+// ([ToolResultStore]) and keeps deployment-wide values ([KV]): every store
+// can do both, so a decorator has one type to write and the contract suite
+// (storetest) checks them on every store.
 type Store interface {
+	ToolResultStore
+	KV
+
 	// Begin takes the session's lease and reads it. An unknown session is
 	// an empty State, not an error. If another lease is live Begin returns
 	// a *[BusyError] and takes nothing. If req.IdempotencyKey has a stored
@@ -145,4 +153,37 @@ type Store interface {
 	// saved tool results and idempotency records. Deleting an unknown session is not an
 	// error. A turn in flight then fails its Commit with ErrLeaseLost.
 	Delete(ctx context.Context, id string) error
+}
+
+// A ToolResultStore keeps each tool result of an open turn as soon as the
+// call returns, so that a retry of the turn after a crash reuses it
+// instead of calling the tool again: a tool that sent an email or charged
+// a card must not do it twice because a process died (see #8). It is part
+// of [Store], named so that code needing only this part can say so.
+//
+// Results live in the session: Begin returns them in State.ToolResults,
+// the next Commit (checkpoint or final) drops them, and Delete and the
+// session's TTL remove them.
+type ToolResultStore interface {
+	// SaveToolResult stores result (a tool_result content block) under
+	// toolUseID if token still holds the session's lease, else it returns
+	// ErrLeaseLost and stores nothing: a turn that lost its session cannot
+	// write into the next holder's turn. Saving an id again replaces its
+	// result. One round trip; safe to call from many goroutines at once.
+	SaveToolResult(ctx context.Context, id, token, toolUseID string, result []byte) error
+}
+
+// A KV keeps small values that belong to the deployment rather than to a
+// session, such as the Mcp-Session-Id of each MCP server, which every
+// process (every Lambda instance) should continue rather than start anew
+// (see #8). It is part of [Store], named so that code needing only this
+// part can say so. Keys share the store's namespace (its prefix) but
+// never collide with sessions.
+type KV interface {
+	// Get returns the value under key, or nil and no error when there is
+	// none or it expired.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Set stores value under key for ttl; zero or negative means no
+	// expiry. One round trip.
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
 }

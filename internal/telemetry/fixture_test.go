@@ -17,12 +17,12 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/lambdagent/lambdagent/internal/agent"
-	"github.com/lambdagent/lambdagent/internal/claude"
 	"github.com/lambdagent/lambdagent/internal/claudesim"
 	"github.com/lambdagent/lambdagent/internal/httpapi"
 	"github.com/lambdagent/lambdagent/internal/retry"
 	"github.com/lambdagent/lambdagent/internal/session"
 	"github.com/lambdagent/lambdagent/internal/session/filestore"
+	"github.com/lambdagent/lambdagent/internal/stacktest"
 	"github.com/lambdagent/lambdagent/internal/telemetry"
 )
 
@@ -149,40 +149,49 @@ func newFixture(t testing.TB, fc fixtureConfig) *fixture {
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
 	f.tel = tel
 
+	// The simulator and the store are the test's own, because /readyz
+	// pings both and is part of the API the stack builds.
 	fc.sim.APIKey = testAPIKey
 	f.sim = claudesim.New(fc.sim)
 	srv := httptest.NewServer(f.sim)
 	t.Cleanup(srv.Close)
 	f.simURL = srv.URL
-	client, err := claude.New(claude.Config{APIKey: testAPIKey, BaseURL: srv.URL, Retry: retry.Policy{Attempts: 3, Base: 1, Cap: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	f.raw, err = filestore.Open(filepath.Join(t.TempDir(), "s.db"), filestore.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.raw.Close() })
-	f.store = telemetry.WrapStore(f.raw, tel)
-	a, err := agent.New(f.store, telemetry.WrapModel(client, tel), telemetry.WrapTools(f.tools, tel), fc.agent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.turner = telemetry.WrapTurner(a, tel)
-	api, err := httpapi.New(f.turner, f.store, httpapi.Config{
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Extra: map[string]http.Handler{
-			"/metrics": tel.MetricsHandler(),
-			"/readyz": tel.ReadyHandler(map[string]telemetry.Pinger{
-				"store": telemetry.StorePinger(f.raw),
-				"model": telemetry.HTTPPinger(srv.URL, nil),
-			}, 0),
+	s := stacktest.Start(t, stacktest.Options{
+		SimURL:   srv.URL,
+		APIKey:   testAPIKey,
+		Retry:    retry.Policy{Attempts: 3, Base: 1, Cap: 1},
+		Store:    f.raw,
+		Agent:    fc.agent,
+		Tools:    f.tools,
+		NoServer: true,
+		HTTP: httpapi.Config{
+			Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+			Extra: map[string]http.Handler{
+				"/metrics": tel.MetricsHandler(),
+				"/readyz": tel.ReadyHandler(map[string]telemetry.Pinger{
+					"store": telemetry.StorePinger(f.raw),
+					"model": telemetry.HTTPPinger(srv.URL, nil),
+				}, 0),
+			},
+		},
+		Wrap: stacktest.Decorators{
+			Store: func(s session.Store) session.Store {
+				f.store = telemetry.WrapStore(s, tel)
+				return f.store
+			},
+			Model:   func(m agent.Model) agent.Model { return telemetry.WrapModel(m, tel) },
+			Tools:   func(ts agent.Tools) agent.Tools { return telemetry.WrapTools(ts, tel) },
+			Turner:  func(t httpapi.Turner) httpapi.Turner { return telemetry.WrapTurner(t, tel) },
+			Handler: tel.Middleware,
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.handler = tel.Middleware(api)
+	f.turner = s.Turner
+	f.handler = s.Handler
 	return f
 }
 

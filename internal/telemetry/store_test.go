@@ -3,123 +3,140 @@ package telemetry_test
 import (
 	"context"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/lambdagent/lambdagent/internal/redistest"
 	"github.com/lambdagent/lambdagent/internal/session"
 	"github.com/lambdagent/lambdagent/internal/session/filestore"
+	"github.com/lambdagent/lambdagent/internal/session/redisstore"
+	"github.com/lambdagent/lambdagent/internal/session/storetest"
 	"github.com/lambdagent/lambdagent/internal/telemetry"
 )
 
-// The method sets of session's optional abilities (see #8), as a caller
-// asserting them sees them.
-type (
-	toolResultSaver interface {
-		SaveToolResult(ctx context.Context, id, token, toolUseID string, result []byte) error
+// observed returns a Telemetry with every signal on (metrics and spans),
+// so a wrapped store runs all of its observing code.
+func observed(t *testing.T) *telemetry.Telemetry {
+	t.Helper()
+	tel, err := telemetry.New(telemetry.Config{Prometheus: true, SpanExporter: tracetest.NewInMemoryExporter()})
+	if err != nil {
+		t.Fatal(err)
 	}
-	keyValues interface {
-		Get(ctx context.Context, key string) ([]byte, error)
-		Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
-	}
-)
-
-// plainStore hides whatever abilities the file store has, so that each
-// case below starts from a store with exactly the abilities it adds.
-type plainStore struct{ session.Store }
-
-type savesResults struct {
-	plainStore
-	saved *[]string
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	return tel
 }
 
-func (s savesResults) SaveToolResult(_ context.Context, _, _, toolUseID string, _ []byte) error {
-	*s.saved = append(*s.saved, toolUseID)
-	return nil
+// The wrapped store keeps the store contract: the suite every store
+// passes runs on each store behind WrapStore.
+func TestWrapStoreContract(t *testing.T) {
+	t.Run("redisstore", func(t *testing.T) {
+		addr := redistest.Start(t)
+		storetest.Run(t, func(t *testing.T, opts storetest.Options) session.Store {
+			cfg := redisstore.Config{Prefix: redistest.Prefix(t), TTL: opts.TTL, IdempotencyTTL: opts.IdempotencyTTL}
+			if cfg.TTL == 0 {
+				cfg.TTL = 2 * time.Minute
+			}
+			s, err := redisstore.New(redistest.Client(t, addr), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return telemetry.WrapStore(s, observed(t))
+		})
+	})
+	t.Run("filestore", func(t *testing.T) {
+		// bbolt lets a file be open once, so the stores one subtest asks
+		// for twice (two processes) wrap one Store.
+		type key struct {
+			t    *testing.T
+			opts storetest.Options
+		}
+		var mu sync.Mutex
+		stores := map[key]*filestore.Store{}
+		storetest.Run(t, func(t *testing.T, opts storetest.Options) session.Store {
+			mu.Lock()
+			defer mu.Unlock()
+			k := key{t, opts}
+			s, ok := stores[k]
+			if !ok {
+				var err error
+				s, err = filestore.Open(filepath.Join(t.TempDir(), "s.db"), filestore.Config{TTL: opts.TTL, IdempotencyTTL: opts.IdempotencyTTL})
+				if err != nil {
+					t.Fatal(err)
+				}
+				stores[k] = s
+				t.Cleanup(func() {
+					mu.Lock()
+					defer mu.Unlock()
+					delete(stores, k)
+					s.Close()
+				})
+			}
+			return telemetry.WrapStore(s, observed(t))
+		})
+	})
 }
 
-type hasKV struct {
-	plainStore
-	kv map[string][]byte
-}
-
-func (s hasKV) Get(_ context.Context, key string) ([]byte, error) { return s.kv[key], nil }
-func (s hasKV) Set(_ context.Context, key string, v []byte, _ time.Duration) error {
-	s.kv[key] = v
-	return nil
-}
-
-type both struct {
-	savesResults
-	kv hasKV
-}
-
-func (s both) Get(ctx context.Context, key string) ([]byte, error) { return s.kv.Get(ctx, key) }
-func (s both) Set(ctx context.Context, key string, v []byte, ttl time.Duration) error {
-	return s.kv.Set(ctx, key, v, ttl)
-}
-
-// WrapStore keeps exactly the optional abilities of the store it wraps,
-// and observes them too.
-func TestWrapStoreKeepsAbilities(t *testing.T) {
+// Every method of the wrapped store is observed under its own op.
+func TestWrapStoreObservesEveryCall(t *testing.T) {
 	fs, err := filestore.Open(filepath.Join(t.TempDir(), "s.db"), filestore.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer fs.Close()
-	base := plainStore{fs}
-	var saved []string
-	kv := map[string][]byte{}
-	tests := []struct {
-		name       string
-		store      session.Store
-		saves, kvs bool
+	tel := observed(t)
+	s := telemetry.WrapStore(fs, tel)
+	ctx := t.Context()
+	const id, tok = "s1", "tok"
+	calls := []struct {
+		op   string
+		call func() error
 	}{
-		{"none", base, false, false},
-		{"tool results", savesResults{base, &saved}, true, false},
-		{"kv", hasKV{base, kv}, false, true},
-		{"both", both{savesResults{base, &saved}, hasKV{base, kv}}, true, true},
+		{"begin", func() error {
+			_, err := s.Begin(ctx, session.BeginRequest{ID: id, LeaseToken: tok, LeaseTTL: time.Minute})
+			return err
+		}},
+		{"save_tool_result", func() error { return s.SaveToolResult(ctx, id, tok, "toolu_1", []byte(`{}`)) }},
+		{"renew", func() error { return s.Renew(ctx, id, tok, time.Minute) }},
+		{"commit", func() error {
+			_, err := s.Commit(ctx, session.Commit{ID: id, LeaseToken: tok, Version: 0})
+			return err
+		}},
+		{"release", func() error { return s.Release(ctx, id, tok) }},
+		{"load", func() error { _, err := s.Load(ctx, id); return err }},
+		{"delete", func() error { return s.Delete(ctx, id) }},
+		{"kv_set", func() error { return s.Set(ctx, "a", []byte("b"), 0) }},
+		{"kv_get", func() error { _, err := s.Get(ctx, "a"); return err }},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			tel, err := telemetry.New(telemetry.Config{Prometheus: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			w := telemetry.WrapStore(tc.store, tel)
-			ts, saves := w.(toolResultSaver)
-			k, kvs := w.(keyValues)
-			if saves != tc.saves || kvs != tc.kvs {
-				t.Fatalf("wrapped store: saves tool results %v, kv %v; want %v, %v", saves, kvs, tc.saves, tc.kvs)
-			}
-			ctx := t.Context()
-			want := map[string]float64{}
-			if saves {
-				saved = nil
-				if err := ts.SaveToolResult(ctx, "s1", "tok", "toolu_1", []byte(`{}`)); err != nil || len(saved) != 1 {
-					t.Errorf("SaveToolResult did not reach the store: %v %v", err, saved)
-				}
-				want[`lambdagent_store_duration_seconds_count{op="save_tool_result"}`] = 1
-			}
-			if kvs {
-				if err := k.Set(ctx, "a", []byte("b"), 0); err != nil {
-					t.Fatal(err)
-				}
-				if v, err := k.Get(ctx, "a"); err != nil || string(v) != "b" {
-					t.Errorf("Get = %q, %v", v, err)
-				}
-				want[`lambdagent_store_duration_seconds_count{op="kv_get"}`] = 1
-				want[`lambdagent_store_duration_seconds_count{op="kv_set"}`] = 1
-			}
-			if _, err := w.Load(ctx, "s1"); err != nil {
-				t.Fatal(err)
-			}
-			want[`lambdagent_store_duration_seconds_count{op="load"}`] = 1
-			got := scrape(t, tel.MetricsHandler())
-			for k, v := range want {
-				if got[k] != v {
-					t.Errorf("%s = %v, want %v", k, got[k], v)
-				}
-			}
-		})
+	want := map[string]float64{}
+	for _, c := range calls {
+		if err := c.call(); err != nil {
+			t.Fatalf("%s: %v", c.op, err)
+		}
+		want[`lambdagent_store_duration_seconds_count{op="`+c.op+`"}`] = 1
+	}
+	got := scrape(t, tel.MetricsHandler())
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			delete(got, k)
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("store metrics (-want +got):\n%s", diff)
+	}
+}
+
+// A nil Telemetry leaves the store as it is.
+func TestWrapStoreNil(t *testing.T) {
+	fs, err := filestore.Open(filepath.Join(t.TempDir(), "s.db"), filestore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	if got := telemetry.WrapStore(fs, nil); got != session.Store(fs) {
+		t.Errorf("WrapStore(s, nil) = %T; want s itself", got)
 	}
 }

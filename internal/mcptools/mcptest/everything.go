@@ -1,7 +1,13 @@
-// Package mcptest runs the third-party MCP server the tests use as a real
-// peer: @modelcontextprotocol/server-everything, pinned in testdata/mcp
-// (package-lock.json), installed with npm ci on first use. Tests of the
-// MCP package and of whole turns share it.
+// Package mcptest runs the MCP servers the tests use as real peers, shared
+// by the tests of the MCP package and of whole turns:
+//
+//   - the third-party @modelcontextprotocol/server-everything, pinned in
+//     testdata/mcp (package-lock.json), installed with npm ci on first use
+//     ([Everything], [StartEverythingHTTP]);
+//   - a go-sdk server of our own whose tools can crash it, hang or send
+//     content MCP does not have, run over stdio by the test binary itself
+//     ([RunStdioServerIfAsked], [StdioConfig]) or served over HTTP by the
+//     test ([NewServer]).
 package mcptest
 
 import (

@@ -85,11 +85,7 @@ type Store struct {
 	closeErr  error
 }
 
-var (
-	_ session.Store           = (*Store)(nil)
-	_ session.ToolResultStore = (*Store)(nil)
-	_ session.KV              = (*Store)(nil)
-)
+var _ session.Store = (*Store)(nil)
 
 // Bucket and key names.
 var (

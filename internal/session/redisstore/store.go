@@ -70,11 +70,7 @@ type Store struct {
 	idemTTL time.Duration
 }
 
-var (
-	_ session.Store           = (*Store)(nil)
-	_ session.ToolResultStore = (*Store)(nil)
-	_ session.KV              = (*Store)(nil)
-)
+var _ session.Store = (*Store)(nil)
 
 // New returns a Store that keeps sessions in rdb, which may be a
 // standalone, Sentinel or Cluster client. It does no I/O.

@@ -1,6 +1,6 @@
 package main
 
-// Process tests of #8 against real `lambdagent serve` processes sharing a
+// Crash tests of #8 against real `lambdagent serve` processes sharing a
 // real redis-server: a process killed while its tools run, and MCP
 // sessions that outlive the process that opened them.
 

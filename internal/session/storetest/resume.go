@@ -11,10 +11,9 @@ import (
 	"github.com/lambdagent/lambdagent/internal/session"
 )
 
-// The subtests of #8: an unfinished turn's pending mark and the tool
-// results it saved, which let a retry after a crash resume the turn
-// without calling a tool twice, and the deployment-wide values of
-// session.KV. The optional abilities are skipped by a store without them.
+// The subtests of resuming a turn after a crash (#8): an unfinished
+// turn's pending mark and the tool results it saved, which let a retry
+// resume the turn without calling a tool twice.
 
 var (
 	resultA  = `{"type":"tool_result","tool_use_id":"toolu_01A","content":[{"type":"text","text":"charged 5 €"}]}`
@@ -22,16 +21,7 @@ var (
 	resultB  = "{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_01B\",\"is_error\":true,\"content\":\"timed out \\u2014 \\\"x\\\"\"}"
 )
 
-func toolStore(t *testing.T, s session.Store) session.ToolResultStore {
-	t.Helper()
-	ts, ok := s.(session.ToolResultStore)
-	if !ok {
-		t.Skipf("%T has no session.ToolResultStore ability", s)
-	}
-	return ts
-}
-
-func saveResult(t *testing.T, s session.ToolResultStore, id, tok, toolUseID, result string) {
+func saveResult(t *testing.T, s session.Store, id, tok, toolUseID, result string) {
 	t.Helper()
 	if err := s.SaveToolResult(t.Context(), id, tok, toolUseID, []byte(result)); err != nil {
 		t.Fatalf("SaveToolResult(%s, %s): %v", id, toolUseID, err)
@@ -104,19 +94,18 @@ func testPending(t *testing.T, s session.Store) {
 // testToolResults checks that saved results reach the next Begin of the
 // session, byte for byte, and that the next commit drops them.
 func testToolResults(t *testing.T, s session.Store) {
-	ts := toolStore(t, s)
 	ctx := t.Context()
 	const id = "tool-results"
 	tok := token()
 	st := begin(t, s, session.BeginRequest{ID: id, LeaseToken: tok, LeaseTTL: longLease})
 	v := commit(t, s, session.Commit{ID: id, LeaseToken: tok, Version: st.Version, Messages: msgs(msgUser, msgToolUse), Pending: "mark"})
-	saveResult(t, ts, id, tok, "toolu_01A", resultA)
-	saveResult(t, ts, id, tok, "toolu_01B", resultB)
-	saveResult(t, ts, id, tok, "toolu_01A", resultA2) // saving again replaces
+	saveResult(t, s, id, tok, "toolu_01A", resultA)
+	saveResult(t, s, id, tok, "toolu_01B", resultB)
+	saveResult(t, s, id, tok, "toolu_01A", resultA2) // saving again replaces
 	// Another session's results are its own.
 	otherTok := token()
 	begin(t, s, session.BeginRequest{ID: id + "-other", LeaseToken: otherTok, LeaseTTL: longLease})
-	saveResult(t, ts, id+"-other", otherTok, "toolu_01A", resultA)
+	saveResult(t, s, id+"-other", otherTok, "toolu_01A", resultA)
 
 	// The turn dies; the next Begin gets the results.
 	if err := s.Release(ctx, id, tok); err != nil {
@@ -131,7 +120,7 @@ func testToolResults(t *testing.T, s session.Store) {
 
 	// A checkpoint drops them (they are in its messages now); the mark stays.
 	v = commit(t, s, session.Commit{ID: id, LeaseToken: tok, Version: v, Messages: msgs(msgSpaced, msgToolUse)})
-	saveResult(t, ts, id, tok, "toolu_01C", resultA)
+	saveResult(t, s, id, tok, "toolu_01C", resultA)
 	if err := s.Release(ctx, id, tok); err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +143,6 @@ func testToolResults(t *testing.T, s session.Store) {
 // testToolResultFencing checks that only the lease holder saves results:
 // a turn that lost its session must not write into the next turn's.
 func testToolResultFencing(t *testing.T, s session.Store) {
-	ts := toolStore(t, s)
 	ctx := t.Context()
 	const id = "tool-fencing"
 	old := token()
@@ -170,7 +158,7 @@ func testToolResultFencing(t *testing.T, s session.Store) {
 		{"UnknownSession", "tool-fencing-unknown", old},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := ts.SaveToolResult(ctx, tc.id, tc.token, "toolu_01A", []byte(resultA)); !errors.Is(err, session.ErrLeaseLost) {
+			if err := s.SaveToolResult(ctx, tc.id, tc.token, "toolu_01A", []byte(resultA)); !errors.Is(err, session.ErrLeaseLost) {
 				t.Errorf("SaveToolResult: err = %v; want ErrLeaseLost", err)
 			}
 		})
@@ -182,7 +170,7 @@ func testToolResultFencing(t *testing.T, s session.Store) {
 	// Polling would save while the lease lives; a sleep past its end
 	// cannot come too early.
 	time.Sleep(shortLease + 50*time.Millisecond)
-	if err := ts.SaveToolResult(ctx, idle, idleTok, "toolu_01A", []byte(resultA)); !errors.Is(err, session.ErrLeaseLost) {
+	if err := s.SaveToolResult(ctx, idle, idleTok, "toolu_01A", []byte(resultA)); !errors.Is(err, session.ErrLeaseLost) {
 		t.Errorf("SaveToolResult after the lease expired: err = %v; want ErrLeaseLost", err)
 	}
 	if err := s.Release(ctx, id, holder); err != nil {
@@ -199,7 +187,7 @@ func testToolResultFencing(t *testing.T, s session.Store) {
 	}
 
 	for _, bad := range []string{"", "a{b}", strings.Repeat("x", session.MaxIDLen+1)} {
-		if err := ts.SaveToolResult(ctx, bad, holder, "toolu_01A", []byte(resultA)); !errors.Is(err, session.ErrInvalidID) {
+		if err := s.SaveToolResult(ctx, bad, holder, "toolu_01A", []byte(resultA)); !errors.Is(err, session.ErrInvalidID) {
 			t.Errorf("SaveToolResult(%q): err = %v; want ErrInvalidID", bad, err)
 		}
 	}
@@ -213,92 +201,11 @@ func testDeletePending(t *testing.T, s session.Store) {
 	tok := token()
 	st := begin(t, s, session.BeginRequest{ID: id, LeaseToken: tok, LeaseTTL: longLease})
 	commit(t, s, session.Commit{ID: id, LeaseToken: tok, Version: st.Version, Messages: msgs(msgUser, msgToolUse), Pending: "mark"})
-	if ts, ok := s.(session.ToolResultStore); ok {
-		saveResult(t, ts, id, tok, "toolu_01A", resultA)
-	}
+	saveResult(t, s, id, tok, "toolu_01A", resultA)
 	if err := s.Delete(ctx, id); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(view{}, viewOf(begin(t, s, session.BeginRequest{ID: id, LeaseToken: token(), LeaseTTL: longLease}))); diff != "" {
 		t.Errorf("Begin after Delete (-want +got):\n%s", diff)
-	}
-}
-
-func kvStore(t *testing.T, s session.Store) session.KV {
-	t.Helper()
-	kv, ok := s.(session.KV)
-	if !ok {
-		t.Skipf("%T has no session.KV ability", s)
-	}
-	return kv
-}
-
-func get(t *testing.T, kv session.KV, key string) []byte {
-	t.Helper()
-	v, err := kv.Get(t.Context(), key)
-	if err != nil {
-		t.Fatalf("Get(%s): %v", key, err)
-	}
-	return v
-}
-
-func set(t *testing.T, kv session.KV, key, value string, ttl time.Duration) {
-	t.Helper()
-	if err := kv.Set(t.Context(), key, []byte(value), ttl); err != nil {
-		t.Fatalf("Set(%s): %v", key, err)
-	}
-}
-
-// testKV checks session.KV: missing keys, bytes kept as they are,
-// overwrites, expiry, and that its keys and sessions do not mix.
-func testKV(t *testing.T, s session.Store) {
-	kv := kvStore(t, s)
-	if v := get(t, kv, "missing"); v != nil {
-		t.Errorf("Get of a missing key = %q; want nil", v)
-	}
-	value := "{\"remote\":{\"id\":\"abc\"}}\x00\xff"
-	set(t, kv, "mcp:sessions", value, longLease)
-	if v := get(t, kv, "mcp:sessions"); string(v) != value {
-		t.Errorf("Get = %q; want %q", v, value)
-	}
-	set(t, kv, "mcp:sessions", "second", 0)
-	if v := get(t, kv, "mcp:sessions"); string(v) != "second" {
-		t.Errorf("Get after overwrite = %q; want second", v)
-	}
-
-	set(t, kv, "short", "soon gone", shortLease)
-	if v := get(t, kv, "short"); string(v) != "soon gone" {
-		t.Errorf("Get before expiry = %q", v)
-	}
-	eventually(t, "KV value expired", func() bool { return get(t, kv, "short") == nil })
-
-	// A key named like a session is not that session, either way.
-	set(t, kv, "kv-session", "value", longLease)
-	tok := token()
-	st := begin(t, s, session.BeginRequest{ID: "kv-session", LeaseToken: tok, LeaseTTL: longLease})
-	if st.Version != 0 {
-		t.Errorf("Begin of a session named like a KV key: Version = %d; want 0", st.Version)
-	}
-	commit(t, s, session.Commit{ID: "kv-session", LeaseToken: tok, Version: 0, Messages: msgs(msgUser), Turns: 1, Release: true})
-	if err := s.Delete(t.Context(), "kv-session"); err != nil {
-		t.Fatal(err)
-	}
-	if v := get(t, kv, "kv-session"); string(v) != "value" {
-		t.Errorf("Get after deleting a session of the same name = %q; want value", v)
-	}
-	// Without a TTL the value stays (at least longer than a short one).
-	time.Sleep(2 * shortLease)
-	if v := get(t, kv, "mcp:sessions"); string(v) != "second" {
-		t.Errorf("Get of a value set without TTL = %q; want second", v)
-	}
-}
-
-// testKVShared checks that two stores on one backend share their values:
-// that is what lets a new process continue the MCP sessions of an old one.
-func testKVShared(t *testing.T, a, b session.Store) {
-	kva, kvb := kvStore(t, a), kvStore(t, b)
-	set(t, kva, "shared", "from a", longLease)
-	if v := get(t, kvb, "shared"); string(v) != "from a" {
-		t.Errorf("Get on the second store = %q; want from a", v)
 	}
 }
