@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lambdagent/lambdagent/internal/agent"
+	"github.com/lambdagent/lambdagent/internal/apierr"
 	"github.com/lambdagent/lambdagent/internal/claude"
 	"github.com/lambdagent/lambdagent/internal/session"
 )
@@ -152,11 +153,11 @@ func (o storeOp) end(err error) {
 	}
 	if o.span != nil {
 		if err != nil {
-			o.span.SetAttributes(attribute.String(keyErrorType, ErrorKind(err)))
+			o.span.SetAttributes(attribute.String(keyErrorType, string(apierr.KindOf(err))))
 			// A busy session is an answer, not a failure of the store.
 			var busy *session.BusyError
 			if !errors.As(err, &busy) {
-				o.span.SetStatus(codes.Error, ErrorKind(err))
+				o.span.SetStatus(codes.Error, string(apierr.KindOf(err)))
 			}
 		}
 		o.span.End()
@@ -286,8 +287,8 @@ func (m *model) Create(ctx context.Context, body []byte) (*claude.Reply, error) 
 			if errors.As(err, &se) {
 				span.SetAttributes(attribute.Int(keyHTTPStatus, se.Code), attribute.String(keyRequestID, se.RequestID))
 			}
-			span.SetAttributes(attribute.String(keyErrorType, ErrorKind(err)))
-			span.SetStatus(codes.Error, ErrorKind(err))
+			span.SetAttributes(attribute.String(keyErrorType, string(apierr.KindOf(err))))
+			span.SetStatus(codes.Error, string(apierr.KindOf(err)))
 		}
 		span.End()
 	}
