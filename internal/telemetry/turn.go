@@ -133,16 +133,16 @@ var errPanic = errors.New("telemetry: the turn panicked")
 
 // turnRecord is a turn's figures, read from its turnStats once it ended.
 type turnRecord struct {
-	outcome, model, tenant       string
-	kind                         apierr.Kind // "" for a turn that succeeded
-	level                        slog.Level  // of the turn's log line
-	turn                         int64
-	stopReason, requestID        string
-	dur, modelTotal, storeTotal  time.Duration
-	modelMS, storeMS             []float64
-	modelCalls, retries, tools   int
-	usage                        claude.Usage
-	cost                         float64
+	outcome, model, tenant      string
+	kind                        apierr.Kind // "" for a turn that succeeded
+	level                       slog.Level  // of the turn's log line
+	turn                        int64
+	stopReason, requestID       string
+	dur, modelTotal, storeTotal time.Duration
+	modelMS, storeMS            []float64
+	modelCalls, retries, tools  int
+	usage                       claude.Usage
+	cost                        float64
 }
 
 func (t *Telemetry) endTurn(ctx context.Context, span trace.Span, req agent.Request, st *turnStats, ans *agent.Answer, err error, d time.Duration) {
