@@ -3,6 +3,8 @@ package httpapi
 import (
 	"errors"
 	"testing"
+
+	"github.com/lambdagent/lambdagent/internal/apierr"
 )
 
 func FuzzDecodeJSON(f *testing.F) {
@@ -20,8 +22,8 @@ func FuzzDecodeJSON(f *testing.F) {
 		if err == nil {
 			return
 		}
-		var e *Error
-		if !errors.As(err, &e) || e.Status != 400 || e.Message == "" {
+		var e *apierr.Error
+		if !errors.As(err, &e) || e.StatusCode() != 400 || e.Message == "" {
 			t.Fatalf("DecodeJSON(%q) = %v, want a 400 *Error with a message", body, err)
 		}
 	})

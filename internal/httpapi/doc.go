@@ -3,6 +3,7 @@
 // adapter (internal/lambdafn) feeds every event source through it.
 //
 // Errors are JSON, {"error":{"type":…,"message":…}}, mapped from Go errors
-// to a status in one place ([writeError]); the cause is logged and the
-// client gets a safe message.
+// to a status by apierr.From, the one classifier, and written by
+// apierr.Write ([writeError]); the cause is logged and the client gets a
+// safe message.
 package httpapi

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lambdagent/lambdagent/internal/agent"
+	"github.com/lambdagent/lambdagent/internal/apierr"
 	"github.com/lambdagent/lambdagent/internal/session"
 )
 
@@ -79,7 +80,7 @@ func New(t Turner, s Sessions, cfg Config) (http.Handler, error) {
 		h.mux.Handle(path, x)
 	}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		h.writeError(w, r, &Error{Status: http.StatusNotFound, Type: "not_found", Message: "no such endpoint: " + r.URL.Path})
+		h.writeError(w, r, &apierr.Error{Kind: apierr.NotFound, Message: "no such endpoint: " + r.URL.Path})
 	})
 	return h, nil
 }
@@ -97,7 +98,7 @@ func (h *handler) only(method string, f http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != method {
 			w.Header().Set("Allow", method)
-			h.writeError(w, r, &Error{Status: http.StatusMethodNotAllowed, Type: "method_not_allowed", Message: r.Method + " is not allowed here; use " + method})
+			h.writeError(w, r, &apierr.Error{Kind: apierr.MethodNotAllowed, Message: r.Method + " is not allowed here; use " + method})
 			return
 		}
 		f(w, r)
@@ -186,7 +187,7 @@ func (h *handler) session(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if st.Version == 0 && st.Turns == 0 {
-			h.writeError(w, r, &Error{Status: http.StatusNotFound, Type: "not_found", Message: "no session " + id})
+			h.writeError(w, r, &apierr.Error{Kind: apierr.NotFound, Message: "no session " + id})
 			return
 		}
 		writeJSON(w, http.StatusOK, SessionView{SessionID: id, Turns: st.Turns, Version: st.Version, Counters: st.Counters, Messages: st.Messages})
@@ -198,7 +199,7 @@ func (h *handler) session(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		w.Header().Set("Allow", "GET, DELETE")
-		h.writeError(w, r, &Error{Status: http.StatusMethodNotAllowed, Type: "method_not_allowed", Message: r.Method + " is not allowed here; use GET or DELETE"})
+		h.writeError(w, r, &apierr.Error{Kind: apierr.MethodNotAllowed, Message: r.Method + " is not allowed here; use GET or DELETE"})
 	}
 }
 
@@ -206,8 +207,8 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "time": time.Now().UTC().Format(time.RFC3339)})
 }
 
-func badRequest(msg string) *Error {
-	return &Error{Status: http.StatusBadRequest, Type: "invalid_request", Message: msg}
+func badRequest(msg string) *apierr.Error {
+	return &apierr.Error{Kind: apierr.InvalidRequest, Message: msg}
 }
 
 // decode reads a JSON object body into v, within the size limit. Unknown

@@ -1,25 +1,38 @@
 package lambdafn
 
 import (
-	"errors"
 	"fmt"
 	"time"
+
+	"github.com/lambdagent/lambdagent/internal/apierr"
 )
 
+// Kinds of lambdafn's own failures, beside apierr's: what was wrong with a
+// Lambda event, which the HTTP API never sees. A failed invocation's
+// errorType is "lambdagent." + apierr.From(err).Kind.
+const (
+	kindUnknownEvent     apierr.Kind = "unknown_event"
+	kindUnsupportedEvent apierr.Kind = "unsupported_event"
+	kindInvalidEvent     apierr.Kind = "invalid_event"
+	kindNoReplyClient    apierr.Kind = "no_reply_client"
+)
+
+// Sentinels, each carrying its kind ([apierr.Sentinel]).
 var (
 	// ErrUnknownEvent means the payload is JSON but matches no event shape
 	// lambdafn knows (API Gateway v1/v2, Function URL, SQS, EventBridge,
 	// direct {"session_id","message"}).
-	ErrUnknownEvent = errors.New("lambdafn: unknown event")
+	ErrUnknownEvent = apierr.Sentinel("lambdafn: unknown event", apierr.Error{Kind: kindUnknownEvent, Status: 400})
 	// ErrUnsupportedEvent means the payload is an AWS event lambdafn
 	// recognises but does not serve (ALB, WebSocket, S3 records, …).
-	ErrUnsupportedEvent = errors.New("lambdafn: unsupported event")
+	ErrUnsupportedEvent = apierr.Sentinel("lambdafn: unsupported event", apierr.Error{Kind: kindUnsupportedEvent, Status: 400})
 	// ErrInvalidEvent means the payload has the shape of a known event but
 	// a field is missing or malformed (bad JSON, bad base64, bad method).
-	ErrInvalidEvent = errors.New("lambdafn: invalid event")
+	ErrInvalidEvent = apierr.Sentinel("lambdafn: invalid event", apierr.Error{Kind: kindInvalidEvent, Status: 400})
 	// ErrNoReplyClient means a turn names a reply_to queue but the
 	// Function has no SQS client (Config.SQS); the turn did not run.
-	ErrNoReplyClient = errors.New("lambdafn: reply_to given but no SQS client configured")
+	ErrNoReplyClient = apierr.Sentinel("lambdafn: reply_to given but no SQS client configured", apierr.Error{
+		Kind: kindNoReplyClient, Status: 500, Message: "reply_to given but no SQS client configured"})
 )
 
 // A StatusError is how a direct invocation or an EventBridge event fails
@@ -45,6 +58,13 @@ func (e *StatusError) Error() string {
 		s += fmt.Sprintf(" (retry after %v)", e.RetryAfter)
 	}
 	return s
+}
+
+// APIError is the handler's answer as it gave it: its type (which may be
+// "http_<code>", not one of apierr's kinds), status, message and
+// Retry-After.
+func (e *StatusError) APIError() *apierr.Error {
+	return &apierr.Error{Kind: apierr.Kind(e.Type), Status: e.Code, Message: e.Message, RetryAfter: e.RetryAfter}
 }
 
 // Retryable reports whether running the same request again may succeed:

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/lambdagent/lambdagent/internal/apierr"
 )
 
 const (
@@ -160,7 +162,7 @@ func (f *Function) turnContext(ctx context.Context) (context.Context, context.Ca
 	return context.WithCancel(ctx)
 }
 
-var internalError = []byte(`{"error":{"type":"internal_error","message":"internal error"}}` + "\n")
+var internalError = apierr.Body(&apierr.Error{Kind: apierr.Internal, Message: "internal error"})
 
 // serve runs one request through the handler. A panic becomes a 500: in
 // an SQS batch it would otherwise take every other record down with it.
@@ -177,23 +179,12 @@ func (f *Function) serve(r *http.Request) (res result) {
 	return w.result()
 }
 
-// invokeError gives a failed invocation its errorType.
+// invokeError gives a failed invocation its errorType, "lambdagent." and
+// the error's kind (apierr.From: lambdafn's sentinels and StatusError carry
+// theirs), and its message. The message is the error's text, which only
+// the function's own account sees (Step Functions, destinations).
 func invokeError(err error) error {
-	typ := "internal_error"
-	var se *StatusError
-	switch {
-	case errors.As(err, &se):
-		typ = se.Type
-	case errors.Is(err, ErrUnknownEvent):
-		typ = "unknown_event"
-	case errors.Is(err, ErrUnsupportedEvent):
-		typ = "unsupported_event"
-	case errors.Is(err, ErrInvalidEvent):
-		typ = "invalid_event"
-	case errors.Is(err, ErrNoReplyClient):
-		typ = "no_reply_client"
-	}
-	return messages.InvokeResponse_Error{Type: "lambdagent." + typ, Message: err.Error()}
+	return messages.InvokeResponse_Error{Type: "lambdagent." + string(apierr.From(err).Kind), Message: err.Error()}
 }
 
 // turn is one POST /agent request made from a non-HTTP event.

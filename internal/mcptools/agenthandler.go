@@ -7,11 +7,14 @@ import (
 	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/lambdagent/lambdagent/internal/apierr"
 )
 
 // An AskFunc sends message to the agent in session sessionID and returns
-// its answer. Its error text is shown to the calling MCP host, so it must
-// be safe to show.
+// its answer. A failure is shown to the calling MCP host as the
+// client-safe message of apierr.From(err), never as the error's text; the
+// cause is logged.
 type AskFunc func(ctx context.Context, sessionID, message string) (string, error)
 
 // AgentToolName is the name of the tool [NewAgentHandler] serves.
@@ -78,8 +81,10 @@ func NewAgentHandler(ask AskFunc, opts AgentHandlerOptions) http.Handler {
 		}
 		answer, err := ask(ctx, in.SessionID, in.Message)
 		if err != nil {
-			opts.Logger.Warn("ask_agent failed", "session_id", in.SessionID, "error", err)
-			return errorResult(err.Error()), nil, nil
+			e := apierr.From(err)
+			opts.Logger.LogAttrs(ctx, e.LogLevel(), "ask_agent failed", slog.String("session_id", in.SessionID),
+				slog.String("type", string(e.Kind)), slog.Any("error", err))
+			return errorResult(e.Message), nil, nil
 		}
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: answer}}}, nil, nil
 	})

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/lambdagent/lambdagent/internal/apierr"
 )
 
 func TestAgentHandler(t *testing.T) {
@@ -17,8 +19,11 @@ func TestAgentHandler(t *testing.T) {
 	var mu sync.Mutex
 	history := map[string][]string{}
 	ask := func(ctx context.Context, sessionID, message string) (string, error) {
-		if message == "fail" {
-			return "", errors.New("the agent is over its rate limit; retry in 10s")
+		switch message {
+		case "fail":
+			return "", fmt.Errorf("run turn: %w", &apierr.Error{Kind: apierr.RateLimited, Message: "the agent is over its rate limit; retry in 10s"})
+		case "leak":
+			return "", errors.New("dial redis://:hunter2@10.0.0.7:6379: refused")
 		}
 		mu.Lock()
 		defer mu.Unlock()
@@ -49,6 +54,9 @@ func TestAgentHandler(t *testing.T) {
 		{"same session", `{"session_id": "s1", "message": "again"}`, false, "s1 heard: hello, again"},
 		{"other session", `{"session_id": "s2", "message": "hi"}`, false, "s2 heard: hi"},
 		{"ask fails", `{"session_id": "s1", "message": "fail"}`, true, "the agent is over its rate limit; retry in 10s"},
+		// The cause of a failure is logged, never sent: only apierr's
+		// client-safe message.
+		{"ask fails inside", `{"session_id": "s1", "message": "leak"}`, true, "internal error"},
 		{"empty message", `{"session_id": "s1", "message": ""}`, true, "must not be empty"},
 		{"missing session_id", `{"message": "hi"}`, true, "session_id"},
 	}
@@ -60,6 +68,8 @@ func TestAgentHandler(t *testing.T) {
 			}
 			if got := text(t, r); !strings.Contains(got, tc.want) {
 				t.Errorf("text = %q, want it to contain %q", got, tc.want)
+			} else if strings.Contains(got, "hunter2") {
+				t.Errorf("text = %q holds the cause", got)
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lambdagent/lambdagent/internal/apierr"
 	"github.com/lambdagent/lambdagent/internal/session"
 )
 
@@ -32,7 +33,8 @@ const maxAdminBody = 4 << 10
 // and whether it is stopped. Every request must carry
 // "Authorization: Bearer <token>" (401 otherwise). An empty token disables
 // the handler: it answers 404 to everything, as if it were not mounted.
-// Errors are JSON, {"error":{"type":…,"message":…}}, like the API's.
+// Errors are JSON, {"error":{"type":…,"message":…}}, written by apierr like
+// the API's.
 func (l *Limiter) Admin(token string, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.Default()
@@ -42,7 +44,7 @@ func (l *Limiter) Admin(token string, log *slog.Logger) http.Handler {
 	a.mux.HandleFunc(AdminPath+"resume", a.only("POST", func(w http.ResponseWriter, r *http.Request) { a.kill(w, r, false) }))
 	a.mux.HandleFunc(UsagePath, a.only("GET", a.usage))
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		a.fail(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path, nil)
+		a.fail(w, r, &apierr.Error{Kind: apierr.NotFound, Message: "no such endpoint: " + r.URL.Path})
 	})
 	return a
 }
@@ -56,13 +58,13 @@ type admin struct {
 
 func (a *admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(a.token) == 0 {
-		a.fail(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path, nil)
+		a.fail(w, r, &apierr.Error{Kind: apierr.NotFound, Message: "no such endpoint: " + r.URL.Path})
 		return
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || subtle.ConstantTimeCompare([]byte(got), a.token) != 1 {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="lambdagent admin"`)
-		a.fail(w, r, http.StatusUnauthorized, "unauthorized", "a valid admin bearer token is required", nil)
+		a.fail(w, r, &apierr.Error{Kind: apierr.Unauthorized, Message: "a valid admin bearer token is required"})
 		return
 	}
 	a.mux.ServeHTTP(w, r)
@@ -72,7 +74,7 @@ func (a *admin) only(method string, f http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != method {
 			w.Header().Set("Allow", method)
-			a.fail(w, r, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use "+method, nil)
+			a.fail(w, r, &apierr.Error{Kind: apierr.MethodNotAllowed, Message: r.Method + " is not allowed here; use " + method})
 			return
 		}
 		f(w, r)
@@ -97,11 +99,11 @@ func (a *admin) kill(w http.ResponseWriter, r *http.Request, stop bool) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAdminBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&t); err != nil {
-		a.fail(w, r, http.StatusBadRequest, "invalid_request", "body must be {\"session_id\":…} or {\"tenant\":…}", err)
+		a.fail(w, r, &apierr.Error{Kind: apierr.InvalidRequest, Message: "body must be {\"session_id\":…} or {\"tenant\":…}", Err: err})
 		return
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		a.fail(w, r, http.StatusBadRequest, "invalid_request", "body must hold one JSON object", nil)
+		a.fail(w, r, &apierr.Error{Kind: apierr.InvalidRequest, Message: "body must hold one JSON object"})
 		return
 	}
 	scope, id, ok := a.target(w, r, t.SessionID, t.Tenant)
@@ -126,16 +128,16 @@ func (a *admin) kill(w http.ResponseWriter, r *http.Request, stop bool) {
 func (a *admin) target(w http.ResponseWriter, r *http.Request, sessionID, tenant string) (Scope, string, bool) {
 	switch {
 	case (sessionID == "") == (tenant == ""):
-		a.fail(w, r, http.StatusBadRequest, "invalid_request", "give exactly one of session_id and tenant", nil)
+		a.fail(w, r, &apierr.Error{Kind: apierr.InvalidRequest, Message: "give exactly one of session_id and tenant"})
 		return "", "", false
 	case sessionID != "":
 		if err := session.ValidID(sessionID); err != nil {
-			a.fail(w, r, http.StatusBadRequest, "invalid_request", err.Error(), err)
+			a.fail(w, r, apierr.From(err))
 			return "", "", false
 		}
 		return ScopeSession, sessionID, true
 	case len(tenant) > 256:
-		a.fail(w, r, http.StatusBadRequest, "invalid_request", "tenant is longer than 256 bytes", nil)
+		a.fail(w, r, &apierr.Error{Kind: apierr.InvalidRequest, Message: "tenant is longer than 256 bytes"})
 		return "", "", false
 	}
 	return ScopeTenant, tenant, true
@@ -165,7 +167,7 @@ func (a *admin) usage(w http.ResponseWriter, r *http.Request) {
 	if d := q.Get("day"); d != "" {
 		var err error
 		if t, err = time.Parse(time.DateOnly, d); err != nil {
-			a.fail(w, r, http.StatusBadRequest, "invalid_request", "day must be YYYY-MM-DD", err)
+			a.fail(w, r, &apierr.Error{Kind: apierr.InvalidRequest, Message: "day must be YYYY-MM-DD", Err: err})
 			return
 		}
 	}
@@ -192,34 +194,24 @@ func (a *admin) usage(w http.ResponseWriter, r *http.Request) {
 
 func (a *admin) redisFail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, ErrUnavailable) {
-		w.Header().Set("Retry-After", "1")
-		a.fail(w, r, http.StatusServiceUnavailable, "store_unavailable", "the limiter's store is unavailable; retry", err)
+		a.fail(w, r, &apierr.Error{Kind: apierr.StoreUnavailable, Message: "the limiter's store is unavailable; retry", RetryAfter: time.Second, Err: err})
 		return
 	}
-	a.fail(w, r, 499, "canceled", "the request was canceled", err)
+	a.fail(w, r, &apierr.Error{Kind: apierr.Canceled, Message: "the request was canceled", Err: err})
 }
 
-func (a *admin) fail(w http.ResponseWriter, r *http.Request, status int, typ, msg string, err error) {
-	level := slog.LevelInfo
-	if status >= 500 {
-		level = slog.LevelError
-	}
-	a.log.LogAttrs(r.Context(), level, "admin request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path),
-		slog.Int("status", status), slog.String("type", typ), slog.Any("err", err))
-	var body struct {
-		Error struct {
-			Type    string `json:"type"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	body.Error.Type, body.Error.Message = typ, msg
-	writeJSON(w, status, body)
+// fail answers e and logs it at its level, with its cause.
+func (a *admin) fail(w http.ResponseWriter, r *http.Request, e *apierr.Error) {
+	a.log.LogAttrs(r.Context(), e.LogLevel(), "admin request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Int("status", e.StatusCode()), slog.String("type", string(e.Kind)), slog.Any("err", e.Err))
+	apierr.Write(w, e)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":{"type":"internal_error","message":"encode response"}}`)
+		apierr.Write(w, apierr.From(err))
+		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))

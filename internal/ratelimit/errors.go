@@ -1,15 +1,17 @@
 package ratelimit
 
 import (
-	"errors"
 	"fmt"
 	"time"
+
+	"github.com/lambdagent/lambdagent/internal/apierr"
 )
 
 // ErrUnavailable means Redis could not be reached, so no limit could be
 // checked; the call was refused rather than let through unchecked. The
-// caller may retry later.
-var ErrUnavailable = errors.New("ratelimit: redis unavailable")
+// caller may retry later: it is a 503 store_unavailable with Retry-After.
+var ErrUnavailable = apierr.Sentinel("ratelimit: redis unavailable", apierr.Error{
+	Kind: apierr.StoreUnavailable, Message: "the session store is unavailable; nothing was saved, retry", RetryAfter: time.Second})
 
 // A Scope names whom a budget, a kill switch or a limit applies to.
 type Scope string
@@ -66,6 +68,17 @@ type BudgetError struct {
 	RetryAfter time.Duration
 }
 
+// APIError makes a LimitError a 429 with Retry-After (at least a second):
+// too_many_turns for KindConcurrency, rate_limited for the others.
+func (e *LimitError) APIError() *apierr.Error {
+	if e.Kind == KindConcurrency {
+		return &apierr.Error{Kind: apierr.TooManyTurns, Message: "too many turns are in progress; nothing was saved, retry later",
+			RetryAfter: max(e.RetryAfter, time.Second)}
+	}
+	return &apierr.Error{Kind: apierr.RateLimited, Message: "the " + e.Kind + " limit of this " + string(e.Scope) + " is reached; nothing was saved, retry later",
+		RetryAfter: max(e.RetryAfter, time.Second)}
+}
+
 func (e *BudgetError) Error() string {
 	return fmt.Sprintf("ratelimit: %s %s spent %v of its daily budget of %v %s", e.Scope, e.ID, e.Spent, e.Limit, e.Unit)
 }
@@ -77,6 +90,18 @@ type StoppedError struct {
 	ID    string
 }
 
+// APIError makes a BudgetError a 402 budget_exceeded, with Retry-After
+// until the budget renews.
+func (e *BudgetError) APIError() *apierr.Error {
+	return &apierr.Error{Kind: apierr.BudgetExceeded, RetryAfter: e.RetryAfter,
+		Message: "the daily budget of this " + string(e.Scope) + " is spent; it renews at 00:00 UTC"}
+}
+
 func (e *StoppedError) Error() string {
 	return fmt.Sprintf("ratelimit: %s %s is stopped by an operator", e.Scope, e.ID)
+}
+
+// APIError makes a StoppedError a 403 stopped.
+func (e *StoppedError) APIError() *apierr.Error {
+	return &apierr.Error{Kind: apierr.Stopped, Message: "this " + string(e.Scope) + " has been stopped by an operator"}
 }

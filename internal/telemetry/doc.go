@@ -27,7 +27,8 @@
 //
 // Message contents, tool inputs and results, error messages (they may quote
 // a request) and keys. Logs, metrics and spans carry ids, counts, durations,
-// model names and error kinds (see [ErrorKind]) only.
+// model names and error kinds (apierr.Kind, the "type" of the API's JSON
+// errors, from apierr.From) only.
 //
 // # Metrics
 //

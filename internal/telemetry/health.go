@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lambdagent/lambdagent/internal/apierr"
 	"github.com/lambdagent/lambdagent/internal/session"
 )
 
@@ -88,7 +89,8 @@ func (t *Telemetry) ReadyHandler(checks map[string]Pinger, timeout time.Duration
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use GET")
+			w.Header().Set("Cache-Control", "no-store")
+			apierr.WriteKind(w, apierr.MethodNotAllowed, r.Method+" is not allowed here; use GET")
 			return
 		}
 		errs := make([]error, len(names))
@@ -128,18 +130,6 @@ func ping(ctx context.Context, p Pinger) (err error) {
 		}
 	}()
 	return p.Ping(ctx)
-}
-
-func writeJSONError(w http.ResponseWriter, status int, typ, msg string) {
-	var body struct {
-		Error struct {
-			Type    string `json:"type"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	body.Error.Type, body.Error.Message = typ, msg
-	b, _ := json.Marshal(body)
-	writeJSONBody(w, status, b)
 }
 
 func writeJSONBody(w http.ResponseWriter, status int, b []byte) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lambdagent/lambdagent/internal/agent"
 	"github.com/lambdagent/lambdagent/internal/claude"
+	"github.com/lambdagent/lambdagent/internal/ratelimit"
 	"github.com/lambdagent/lambdagent/internal/session"
 	"github.com/lambdagent/lambdagent/internal/telemetry"
 )
@@ -145,33 +146,59 @@ func TestPanickingTurn(t *testing.T) {
 	}
 }
 
-func TestErrorKind(t *testing.T) {
+type errTurner struct{ err error }
+
+func (e errTurner) Run(context.Context, agent.Request) (*agent.Answer, error) { return nil, e.err }
+
+// A refusal of the limiter is logged at its own level with its own kind,
+// and counted under that kind: before apierr, telemetry had a classifier
+// of its own that knew none of them, so a spent budget, a kill switch or
+// a full house was an ERROR internal_error (see #12).
+func TestFailedTurnKindAndLevel(t *testing.T) {
 	tests := []struct {
-		err  error
-		want string
+		name      string
+		err       error
+		wantLevel string
+		wantKind  string
 	}{
-		{nil, ""},
-		{fmt.Errorf("x: %w", session.ErrInvalidID), telemetry.KindInvalidRequest},
-		{agent.ErrBadRequest, telemetry.KindInvalidRequest},
-		{&session.BusyError{}, telemetry.KindSessionBusy},
-		{session.ErrIdempotencyMismatch, telemetry.KindIdempotencyMismatch},
-		{fmt.Errorf("commit: %w", session.ErrLeaseLost), telemetry.KindConflict},
-		{session.ErrConflict, telemetry.KindConflict},
-		{agent.ErrBrokenHistory, telemetry.KindInvalidHistory},
-		{fmt.Errorf("begin: %w", session.ErrUnavailable), telemetry.KindStoreUnavailable},
-		{fmt.Errorf("claude: %w", context.DeadlineExceeded), telemetry.KindTimeout},
-		{&claude.StatusError{Code: 429}, telemetry.KindRateLimited},
-		{&claude.StatusError{Code: 529}, telemetry.KindUpstreamOverloaded},
-		{&claude.StatusError{Code: 503}, telemetry.KindUpstreamOverloaded},
-		{&claude.StatusError{Code: 400}, telemetry.KindUpstreamError},
-		{&claude.TransportError{Err: errors.New("refused")}, telemetry.KindUpstreamUnreachable},
-		{context.Canceled, telemetry.KindCanceled},
-		{errors.New("boom"), telemetry.KindInternal},
+		{"budget", &ratelimit.BudgetError{Scope: ratelimit.ScopeTenant, ID: "acme", Unit: "usd", Spent: 5, Limit: 5, RetryAfter: time.Hour},
+			"WARN", "budget_exceeded"},
+		{"kill switch", fmt.Errorf("run turn: %w", &ratelimit.StoppedError{Scope: ratelimit.ScopeSession, ID: "s1"}), "WARN", "stopped"},
+		{"concurrency", &ratelimit.LimitError{Kind: ratelimit.KindConcurrency, Scope: ratelimit.ScopeGlobal, RetryAfter: time.Second},
+			"WARN", "too_many_turns"},
+		{"token rate", &ratelimit.LimitError{Kind: ratelimit.KindInputTokens, Scope: ratelimit.ScopeModel, Name: "m"}, "WARN", "rate_limited"},
+		{"limiter store down", fmt.Errorf("acquire: %w", ratelimit.ErrUnavailable), "ERROR", "store_unavailable"},
+		{"busy", &session.BusyError{}, "WARN", "session_busy"},
+		{"bad request", fmt.Errorf("%w: empty message", agent.ErrBadRequest), "INFO", "invalid_request"},
+		{"canceled", fmt.Errorf("claude: %w", context.Canceled), "INFO", "canceled"},
+		{"upstream", &claude.StatusError{Code: 500, Type: "api_error"}, "ERROR", "upstream_error"},
+		{"bug", errors.New("boom"), "ERROR", "internal_error"},
 	}
 	for _, tc := range tests {
-		t.Run(fmt.Sprint(tc.err), func(t *testing.T) {
-			if got := telemetry.ErrorKind(tc.err); got != tc.want {
-				t.Errorf("ErrorKind(%v) = %q, want %q", tc.err, got, tc.want)
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &lockedBuffer{}
+			tel, err := telemetry.New(telemetry.Config{Logger: newJSONLogger(logs), Prometheus: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := telemetry.WrapTurner(errTurner{tc.err}, tel).Run(t.Context(), agent.Request{SessionID: "s1"}); !errors.Is(err, tc.err) {
+				t.Fatalf("Run = %v, want the turn's error", err)
+			}
+			lines := logs.lines(t)
+			if len(lines) != 1 {
+				t.Fatalf("%d log lines, want 1:\n%s", len(lines), logs.String())
+			}
+			got := map[string]any{"level": lines[0]["level"], "error": lines[0]["error"], "outcome": lines[0]["outcome"]}
+			want := map[string]any{"level": tc.wantLevel, "error": tc.wantKind, "outcome": "error"}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("turn line (-want +got):\n%s", diff)
+			}
+			m := scrape(t, tel.MetricsHandler())
+			if got := m[`lambdagent_errors_total{kind="`+tc.wantKind+`"}`]; got != 1 {
+				t.Errorf("errors counted under %s: %v; metrics: %v", tc.wantKind, got, m)
+			}
+			if tc.wantKind != "internal_error" && m[`lambdagent_errors_total{kind="internal_error"}`] != 0 {
+				t.Errorf("counted as internal_error: %v", m)
 			}
 		})
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/lambdagent/lambdagent/internal/apierr"
 )
 
 // Metric families of the Prometheus export. Each is documented by its HELP
@@ -324,11 +326,13 @@ func (t *Telemetry) MetricsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use GET")
+			w.Header().Set("Cache-Control", "no-store")
+			apierr.WriteKind(w, apierr.MethodNotAllowed, r.Method+" is not allowed here; use GET")
 			return
 		}
 		if t == nil || t.reg == nil {
-			writeJSONError(w, http.StatusNotFound, "not_found", "metrics are off")
+			w.Header().Set("Cache-Control", "no-store")
+			apierr.WriteKind(w, apierr.NotFound, "metrics are off")
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/lambdagent/lambdagent/internal/apierr"
 	"github.com/lambdagent/lambdagent/internal/session"
 )
 
@@ -133,11 +134,11 @@ func (o storeOp) end(err error) {
 	}
 	if o.span != nil {
 		if err != nil {
-			o.span.SetAttributes(attribute.String(keyErrorType, ErrorKind(err)))
+			o.span.SetAttributes(attribute.String(keyErrorType, string(apierr.KindOf(err))))
 			// A busy session is an answer, not a failure of the store.
 			var busy *session.BusyError
 			if !errors.As(err, &busy) {
-				o.span.SetStatus(codes.Error, ErrorKind(err))
+				o.span.SetStatus(codes.Error, string(apierr.KindOf(err)))
 			}
 		}
 		o.span.End()

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lambdagent/lambdagent/internal/agent"
+	"github.com/lambdagent/lambdagent/internal/apierr"
 	"github.com/lambdagent/lambdagent/internal/claude"
 )
 
@@ -124,19 +125,21 @@ func (w *turner) Run(ctx context.Context, req agent.Request) (*agent.Answer, err
 	return ans, err
 }
 
-// errPanic stands for a panic in the turn; ErrorKind gives it
+// errPanic stands for a panic in the turn; apierr.From gives it
 // internal_error.
 var errPanic = errors.New("telemetry: the turn panicked")
 
 // turnRecord is a turn's figures, read from its turnStats once it ended.
 type turnRecord struct {
-	outcome, kind, model, tenant string
-	turn                         int64
-	stopReason, requestID        string
-	dur, modelTotal, storeTotal  time.Duration
-	modelMS, storeMS             []float64
-	modelCalls, retries, tools   int
-	usage                        claude.Usage
+	outcome, model, tenant      string
+	kind                        apierr.Kind // "" for a turn that succeeded
+	level                       slog.Level  // of the turn's log line
+	turn                        int64
+	stopReason, requestID       string
+	dur, modelTotal, storeTotal time.Duration
+	modelMS, storeMS            []float64
+	modelCalls, retries, tools  int
+	usage                       claude.Usage
 }
 
 func (t *Telemetry) endTurn(ctx context.Context, span trace.Span, req agent.Request, st *turnStats, ans *agent.Answer, err error, d time.Duration) {
@@ -149,10 +152,11 @@ func (t *Telemetry) endTurn(ctx context.Context, span trace.Span, req agent.Requ
 		usage: st.usage,
 	}
 	st.mu.Unlock()
-	rec.outcome, rec.kind = "ok", ErrorKind(err)
+	rec.outcome, rec.level = "ok", slog.LevelInfo
 	switch {
 	case err != nil:
-		rec.outcome = "error"
+		e := apierr.From(err)
+		rec.outcome, rec.kind, rec.level = "error", e.Kind, e.LogLevel()
 	case ans != nil && ans.Replayed:
 		rec.outcome = "replayed"
 	}
@@ -186,8 +190,8 @@ func (t *Telemetry) endTurn(ctx context.Context, span trace.Span, req agent.Requ
 			attribute.Int64(keyOutputTokens, rec.usage.OutputTokens),
 		)
 		if err != nil {
-			span.SetAttributes(attribute.String(keyErrorType, rec.kind))
-			span.SetStatus(codes.Error, rec.kind)
+			span.SetAttributes(attribute.String(keyErrorType, string(rec.kind)))
+			span.SetStatus(codes.Error, string(rec.kind))
 		}
 		span.End()
 	}
@@ -195,16 +199,12 @@ func (t *Telemetry) endTurn(ctx context.Context, span trace.Span, req agent.Requ
 
 // logTurn writes the turn's one log line. It holds ids, counts, durations
 // and the error kind: never a message, a tool's input or output, an error
-// message or a key.
+// message or a key. A failed turn is logged at its error's
+// apierr.Error.LogLevel: ERROR for a 5xx, WARN for a refusal an operator
+// should notice (budget, kill switch, limits, conflicts), INFO for the
+// client's own mistakes.
 func (t *Telemetry) logTurn(ctx context.Context, req agent.Request, r *turnRecord) {
-	level := slog.LevelInfo
-	switch r.kind {
-	case "":
-	case KindInternal:
-		level = slog.LevelError
-	default:
-		level = slog.LevelWarn
-	}
+	level := r.level
 	if !t.log.Enabled(ctx, level) {
 		return
 	}
@@ -217,7 +217,7 @@ func (t *Telemetry) logTurn(ctx context.Context, req agent.Request, r *turnRecor
 		slog.String("outcome", r.outcome),
 	)
 	if r.kind != "" {
-		attrs = append(attrs, slog.String("error", r.kind))
+		attrs = append(attrs, slog.String("error", string(r.kind)))
 	}
 	attrs = append(attrs,
 		slog.String("stop_reason", r.stopReason),
@@ -249,14 +249,14 @@ func (t *Telemetry) recordTurn(r *turnRecord) {
 		t.reg.add(mTurns, 1, "model", r.model, "outcome", r.outcome, "tenant", r.tenant)
 		t.reg.observe(mTurnDuration, r.dur.Seconds(), "model", r.model, "outcome", r.outcome, "tenant", r.tenant)
 		if r.kind != "" {
-			t.reg.add(mErrors, 1, "kind", r.kind, "tenant", r.tenant)
+			t.reg.add(mErrors, 1, "kind", string(r.kind), "tenant", r.tenant)
 		}
 		return
 	}
 	t.reg.add(mTurns, 1, "model", r.model, "outcome", r.outcome)
 	t.reg.observe(mTurnDuration, r.dur.Seconds(), "model", r.model, "outcome", r.outcome)
 	if r.kind != "" {
-		t.reg.add(mErrors, 1, "kind", r.kind)
+		t.reg.add(mErrors, 1, "kind", string(r.kind))
 	}
 }
 
@@ -295,7 +295,7 @@ func (t *Telemetry) emitTurn(r *turnRecord) {
 	dirs := []emfDirective{{dims: dims, metrics: metrics}}
 	if r.kind != "" {
 		dirs = append(dirs, emfDirective{dims: [][]string{{"Function", "ErrorKind"}}, metrics: []emfMetric{{name: "Errors", unit: "Count", value: 1}}})
-		props = append(props, emfProp{"ErrorKind", r.kind})
+		props = append(props, emfProp{"ErrorKind", string(r.kind)})
 	}
 	props = append(props, emfProp{"Outcome", r.outcome})
 	t.writeEMF(time.Now(), dirs, props)

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lambdagent/lambdagent/internal/agent"
+	"github.com/lambdagent/lambdagent/internal/apierr"
 	"github.com/lambdagent/lambdagent/internal/claude"
 )
 
@@ -92,8 +93,8 @@ func (m *model) Create(ctx context.Context, req claude.Request) (*claude.Reply, 
 			if errors.As(err, &se) {
 				span.SetAttributes(attribute.Int(keyHTTPStatus, se.Code), attribute.String(keyRequestID, se.RequestID))
 			}
-			span.SetAttributes(attribute.String(keyErrorType, ErrorKind(err)))
-			span.SetStatus(codes.Error, ErrorKind(err))
+			span.SetAttributes(attribute.String(keyErrorType, string(apierr.KindOf(err))))
+			span.SetStatus(codes.Error, string(apierr.KindOf(err)))
 		}
 		span.End()
 	}

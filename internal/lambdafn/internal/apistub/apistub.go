@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lambdagent/lambdagent/internal/apierr"
 )
 
 // API is the stand-in handler. It is safe for concurrent use.
@@ -75,21 +77,17 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-func writeError(w http.ResponseWriter, code int, typ, msg string) {
-	writeJSON(w, code, map[string]any{"error": map[string]string{"type": typ, "message": msg}})
-}
-
 func (a *API) agent(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		SessionID string `json:"session_id"`
 		Message   string `json:"message"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		writeError(w, 400, "invalid_request", "invalid JSON: "+err.Error())
+		apierr.Write(w, &apierr.Error{Kind: apierr.InvalidRequest, Message: "invalid JSON: " + err.Error()})
 		return
 	}
 	if req.SessionID == "" || req.Message == "" {
-		writeError(w, 400, "invalid_request", "session_id and message are required")
+		apierr.Write(w, &apierr.Error{Kind: apierr.InvalidRequest, Message: "session_id and message are required"})
 		return
 	}
 	key := r.Header.Get("Idempotency-Key")
@@ -103,8 +101,7 @@ func (a *API) agent(w http.ResponseWriter, r *http.Request) {
 	}
 	if a.inflight[req.SessionID] {
 		a.mu.Unlock()
-		w.Header().Set("Retry-After", "1")
-		writeError(w, 409, "session_busy", "another turn of this session is in progress; retry later")
+		apierr.Write(w, &apierr.Error{Kind: apierr.SessionBusy, Message: "another turn of this session is in progress; retry later", RetryAfter: time.Second})
 		return
 	}
 	a.inflight[req.SessionID] = true
@@ -122,21 +119,20 @@ func (a *API) agent(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-time.After(dur):
 		case <-r.Context().Done():
-			writeError(w, 504, "timeout", "the turn did not finish in time; nothing was saved, retry")
+			apierr.Write(w, &apierr.Error{Kind: apierr.Timeout, Message: "the turn did not finish in time; nothing was saved, retry"})
 			return
 		}
 	}
 	switch msg {
 	case "slow":
 		<-r.Context().Done()
-		writeError(w, 504, "timeout", "the turn did not finish in time; nothing was saved, retry")
+		apierr.Write(w, &apierr.Error{Kind: apierr.Timeout, Message: "the turn did not finish in time; nothing was saved, retry"})
 		return
 	case "busy":
-		w.Header().Set("Retry-After", "1")
-		writeError(w, 409, "session_busy", "another turn of this session is in progress; retry later")
+		apierr.Write(w, &apierr.Error{Kind: apierr.SessionBusy, Message: "another turn of this session is in progress; retry later", RetryAfter: time.Second})
 		return
 	case "fail":
-		writeError(w, 503, "store_unavailable", "the session store is unavailable; nothing was saved, retry")
+		apierr.Write(w, &apierr.Error{Kind: apierr.StoreUnavailable, Message: "the session store is unavailable; nothing was saved, retry"})
 		return
 	case "panic":
 		panic("apistub: asked to panic")
@@ -158,7 +154,7 @@ func (a *API) session(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	msgs := a.Messages(id)
 	if len(msgs) == 0 {
-		writeError(w, 404, "not_found", "no session "+id)
+		apierr.Write(w, &apierr.Error{Kind: apierr.NotFound, Message: "no session " + id})
 		return
 	}
 	writeJSON(w, 200, map[string]any{"session_id": id, "turns": len(msgs), "messages": msgs})
@@ -194,7 +190,7 @@ type Echo struct {
 func echo(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		writeError(w, 400, "invalid_request", err.Error())
+		apierr.Write(w, &apierr.Error{Kind: apierr.InvalidRequest, Message: err.Error()})
 		return
 	}
 	e := Echo{
