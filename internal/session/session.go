@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -30,6 +31,53 @@ func ValidID(id string) error {
 		}
 	}
 	return nil
+}
+
+// DefaultTenant is the tenant of a request that names none (a deployment
+// without tenants, or data from before them).
+const DefaultTenant = "default"
+
+// Scope returns the store ID of the session id of tenant: every key a
+// store keeps for a session (history, lease, idempotency records, tool
+// results) derives from it, so two tenants' sessions of the same id never
+// meet (see #13). The default tenant's sessions keep their bare id, so
+// data written before tenants existed keeps working. Other tenants' ids
+// are "tenant/id": '/' is in neither a tenant's nor a session id's
+// alphabet, so the mapping cannot collide. id must pass [ValidID] and
+// tenant must be a valid tenant name (internal/auth.ValidTenant).
+func Scope(tenant, id string) string {
+	if tenant == "" || tenant == DefaultTenant {
+		return id
+	}
+	return tenant + "/" + id
+}
+
+// Unscope splits a store ID made by [Scope] into its tenant and id.
+func Unscope(storeID string) (tenant, id string) {
+	if i := strings.IndexByte(storeID, '/'); i >= 0 {
+		return storeID[:i], storeID[i+1:]
+	}
+	return DefaultTenant, storeID
+}
+
+// ValidStoreID reports whether id is a store ID made by [Scope]: a valid
+// session id, optionally after a tenant of 1 to 64 bytes of letters,
+// digits, '-', '_' or '.' and a '/'. Stores check it; the HTTP API checks
+// the client's id with [ValidID] before scoping it.
+func ValidStoreID(id string) error {
+	tenant, sid := Unscope(id)
+	if strings.IndexByte(id, '/') >= 0 {
+		if tenant == "" || len(tenant) > 64 {
+			return fmt.Errorf("%w: tenant part must be 1 to 64 bytes", ErrInvalidID)
+		}
+		for i := 0; i < len(tenant); i++ {
+			c := tenant[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+				return fmt.Errorf("%w: byte %q of the tenant part not allowed", ErrInvalidID, c)
+			}
+		}
+	}
+	return ValidID(sid)
 }
 
 // BeginRequest is what a turn asks of [Store.Begin].

@@ -348,7 +348,7 @@ func dropIfEmpty(root, sb *bolt.Bucket, id []byte) error {
 
 // Begin implements [session.Store.Begin].
 func (s *Store) Begin(ctx context.Context, req session.BeginRequest) (*session.State, error) {
-	if err := session.ValidID(req.ID); err != nil {
+	if err := session.ValidStoreID(req.ID); err != nil {
 		return nil, fmt.Errorf("begin session %q: %w", req.ID, err)
 	}
 	if req.LeaseToken == "" {
@@ -455,7 +455,7 @@ func begin(tx *bolt.Tx, req session.BeginRequest, now int64, write bool) (st *se
 
 // Commit implements [session.Store.Commit].
 func (s *Store) Commit(ctx context.Context, c session.Commit) (int64, error) {
-	if err := session.ValidID(c.ID); err != nil {
+	if err := session.ValidStoreID(c.ID); err != nil {
 		return 0, fmt.Errorf("commit session %q at v%d: %w", c.ID, c.Version, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -554,7 +554,7 @@ func (s *Store) Commit(ctx context.Context, c session.Commit) (int64, error) {
 
 // SaveToolResult implements [session.ToolResultStore].
 func (s *Store) SaveToolResult(ctx context.Context, id, token, toolUseID string, result []byte) error {
-	if err := session.ValidID(id); err != nil {
+	if err := session.ValidStoreID(id); err != nil {
 		return fmt.Errorf("save tool result %s of session %q: %w", toolUseID, id, err)
 	}
 	if toolUseID == "" {
@@ -641,7 +641,7 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 
 // Renew implements [session.Store.Renew].
 func (s *Store) Renew(ctx context.Context, id, token string, ttl time.Duration) error {
-	if err := session.ValidID(id); err != nil {
+	if err := session.ValidStoreID(id); err != nil {
 		return fmt.Errorf("renew lease of session %q: %w", id, err)
 	}
 	if ttl <= 0 {
@@ -675,7 +675,7 @@ func (s *Store) Renew(ctx context.Context, id, token string, ttl time.Duration) 
 
 // Release implements [session.Store.Release].
 func (s *Store) Release(ctx context.Context, id, token string) error {
-	if err := session.ValidID(id); err != nil {
+	if err := session.ValidStoreID(id); err != nil {
 		return fmt.Errorf("release lease of session %q: %w", id, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -701,7 +701,7 @@ func (s *Store) Release(ctx context.Context, id, token string) error {
 
 // Load implements [session.Store.Load].
 func (s *Store) Load(ctx context.Context, id string) (*session.State, error) {
-	if err := session.ValidID(id); err != nil {
+	if err := session.ValidStoreID(id); err != nil {
 		return nil, fmt.Errorf("load session %q: %w", id, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -725,7 +725,7 @@ func (s *Store) Load(ctx context.Context, id string) (*session.State, error) {
 
 // Delete implements [session.Store.Delete].
 func (s *Store) Delete(ctx context.Context, id string) error {
-	if err := session.ValidID(id); err != nil {
+	if err := session.ValidStoreID(id); err != nil {
 		return fmt.Errorf("delete session %q: %w", id, err)
 	}
 	if err := ctx.Err(); err != nil {

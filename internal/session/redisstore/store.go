@@ -118,7 +118,7 @@ func (s *Store) keys(id string) keys {
 
 // Begin implements [session.Store.Begin].
 func (s *Store) Begin(ctx context.Context, req session.BeginRequest) (*session.State, error) {
-	if err := session.ValidID(req.ID); err != nil {
+	if err := session.ValidStoreID(req.ID); err != nil {
 		return nil, fmt.Errorf("begin session %q: %w", req.ID, err)
 	}
 	if err := checkLease(req.LeaseToken, req.LeaseTTL); err != nil {
@@ -180,7 +180,7 @@ func retryAfter(pttl int64) time.Duration {
 
 // Commit implements [session.Store.Commit].
 func (s *Store) Commit(ctx context.Context, c session.Commit) (int64, error) {
-	if err := session.ValidID(c.ID); err != nil {
+	if err := session.ValidStoreID(c.ID); err != nil {
 		return 0, fmt.Errorf("commit session %q at v%d: %w", c.ID, c.Version, err)
 	}
 	k := s.keys(c.ID)
@@ -227,7 +227,7 @@ func (s *Store) Commit(ctx context.Context, c session.Commit) (int64, error) {
 
 // Renew implements [session.Store.Renew].
 func (s *Store) Renew(ctx context.Context, id, token string, ttl time.Duration) error {
-	if err := session.ValidID(id); err != nil {
+	if err := session.ValidStoreID(id); err != nil {
 		return fmt.Errorf("renew lease of session %q: %w", id, err)
 	}
 	if ttl <= 0 {
@@ -245,7 +245,7 @@ func (s *Store) Renew(ctx context.Context, id, token string, ttl time.Duration) 
 
 // Release implements [session.Store.Release].
 func (s *Store) Release(ctx context.Context, id, token string) error {
-	if err := session.ValidID(id); err != nil {
+	if err := session.ValidStoreID(id); err != nil {
 		return fmt.Errorf("release lease of session %q: %w", id, err)
 	}
 	if err := releaseScript.Run(ctx, s.rdb, []string{s.keys(id).lease}, token).Err(); err != nil {
@@ -256,7 +256,7 @@ func (s *Store) Release(ctx context.Context, id, token string) error {
 
 // Load implements [session.Store.Load].
 func (s *Store) Load(ctx context.Context, id string) (*session.State, error) {
-	if err := session.ValidID(id); err != nil {
+	if err := session.ValidStoreID(id); err != nil {
 		return nil, fmt.Errorf("load session %q: %w", id, err)
 	}
 	k := s.keys(id)
@@ -274,7 +274,7 @@ func (s *Store) Load(ctx context.Context, id string) (*session.State, error) {
 
 // Delete implements [session.Store.Delete].
 func (s *Store) Delete(ctx context.Context, id string) error {
-	if err := session.ValidID(id); err != nil {
+	if err := session.ValidStoreID(id); err != nil {
 		return fmt.Errorf("delete session %q: %w", id, err)
 	}
 	k := s.keys(id)
@@ -286,7 +286,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 
 // SaveToolResult implements [session.ToolResultStore].
 func (s *Store) SaveToolResult(ctx context.Context, id, token, toolUseID string, result []byte) error {
-	if err := session.ValidID(id); err != nil {
+	if err := session.ValidStoreID(id); err != nil {
 		return fmt.Errorf("save tool result %s of session %q: %w", toolUseID, id, err)
 	}
 	if toolUseID == "" {
