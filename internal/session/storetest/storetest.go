@@ -710,7 +710,9 @@ func testInvalidID(t *testing.T, s session.Store) {
 		{"Braces", "a{b}"},
 		{"Space", "with space"},
 		{"NonASCII", "naïve"},
-		{"Slash", "a/b"},
+		{"TwoSlashes", "t/a/b"},
+		{"EmptyTenant", "/b"},
+		{"BadTenant", "t:x/b"},
 		{"NUL", "nul\x00"},
 		{"TooLong", strings.Repeat("x", session.MaxIDLen+1)},
 	} {
