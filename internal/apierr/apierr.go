@@ -190,9 +190,11 @@ func From(err error) *Error {
 		e.Kind = Internal
 	}
 	if e.Message == "" {
-		e.Message = "internal error"
-		if s := e.StatusCode(); s != http.StatusInternalServerError {
-			e.Message = http.StatusText(s)
+		// A classification without a message it may send: say no more
+		// than the status does.
+		e.Message = http.StatusText(e.StatusCode())
+		if e.Message == "" || e.StatusCode() == http.StatusInternalServerError {
+			e.Message = "internal error"
 		}
 	}
 	e.Status, e.Err = e.StatusCode(), err

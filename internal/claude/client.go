@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -229,17 +230,27 @@ func classify(ctx context.Context, err error) error {
 	return &TransportError{Err: err}
 }
 
-// retryAfter reads the retry-after header (seconds or an HTTP date) and,
-// failing that on a 429, the earliest anthropic-ratelimit-*-reset (RFC
-// 3339). Every reply carries the reset headers, but they say when a bucket
-// is full again, which is no reason to wait after a 529 or a 500.
+// maxRetryAfter bounds a server's retry advice. Anything longer is a broken
+// header (and a float that large would overflow time.Duration).
+const maxRetryAfter = 24 * time.Hour
+
+// retryAfter reads the server's retry advice, in the SDK's order of
+// preference: retry-after-ms (milliseconds), then retry-after (seconds or
+// an HTTP date); failing both on a 429, the earliest
+// anthropic-ratelimit-*-reset (RFC 3339). Every reply carries the reset
+// headers, but they say when a bucket is full again, which is no reason to
+// wait after a 529 or a 500. A negative, non-numeric or malformed value
+// counts as absent; a huge one as maxRetryAfter.
 func retryAfter(h http.Header, limited bool) time.Duration {
+	if d, ok := parseWait(h.Get("retry-after-ms"), time.Millisecond); ok {
+		return d
+	}
 	if v := h.Get("retry-after"); v != "" {
-		if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
-			return time.Duration(s * float64(time.Second))
+		if d, ok := parseWait(v, time.Second); ok {
+			return d
 		}
 		if t, err := http.ParseTime(v); err == nil {
-			return max(time.Until(t), 0)
+			return min(max(time.Until(t), 0), maxRetryAfter)
 		}
 	}
 	if !limited {
@@ -256,5 +267,19 @@ func retryAfter(h http.Header, limited bool) time.Duration {
 			}
 		}
 	}
-	return best
+	return min(best, maxRetryAfter)
+}
+
+// parseWait reads a non-negative, finite number of units, capped at
+// maxRetryAfter; ok is false for anything else (empty, negative, NaN,
+// infinite, not a number).
+func parseWait(v string, unit time.Duration) (d time.Duration, ok bool) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
+		return 0, false
+	}
+	if f*float64(unit) >= float64(maxRetryAfter) {
+		return maxRetryAfter, true
+	}
+	return time.Duration(f * float64(unit)), true
 }
