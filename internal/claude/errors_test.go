@@ -96,7 +96,7 @@ func TestStatusErrorFromReply(t *testing.T) {
 			var calls atomic.Int32
 			hs := httptest.NewServer(apiError(tc.code, tc.typ, tc.msg, tc.header, &calls))
 			t.Cleanup(hs.Close)
-			_, err := newClient(t, hs.URL, 3).Create(t.Context(), []byte(body))
+			_, err := newClient(t, hs.URL, 3).Create(t.Context(), claude.Request{Model: "claude-sonnet-5-5", MaxTokens: 16, Body: []byte(body)})
 			var se *claude.StatusError
 			if !errors.As(err, &se) {
 				t.Fatalf("Create = %v, want a *StatusError", err)
@@ -121,7 +121,7 @@ func TestTransportAndContextErrors(t *testing.T) {
 	url := hs.URL
 	hs.Close() // nothing listens there now
 
-	_, err := newClient(t, url, 2).Create(t.Context(), []byte(body))
+	_, err := newClient(t, url, 2).Create(t.Context(), claude.Request{Model: "claude-sonnet-5-5", MaxTokens: 16, Body: []byte(body)})
 	var te *claude.TransportError
 	if !errors.As(err, &te) {
 		t.Errorf("unreachable server: %v, want a *TransportError", err)
@@ -139,7 +139,7 @@ func TestTransportAndContextErrors(t *testing.T) {
 	t.Cleanup(func() { close(released) }) // runs first
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	_, err = newClient(t, hang.URL, 1).Create(ctx, []byte(body))
+	_, err = newClient(t, hang.URL, 1).Create(ctx, claude.Request{Model: "claude-sonnet-5-5", MaxTokens: 16, Body: []byte(body)})
 	if !errors.Is(err, context.DeadlineExceeded) || errors.As(err, &te) {
 		t.Errorf("deadline: %v, want context.DeadlineExceeded and no *TransportError", err)
 	}
