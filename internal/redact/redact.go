@@ -118,3 +118,25 @@ func password(u string) (string, bool) {
 	_, pw, ok := strings.Cut(rest[:at], ":")
 	return pw, ok && pw != ""
 }
+
+// Error returns err with its message passed through s.String. errors.Is
+// and errors.As still see err; nil stays nil.
+func (s *Set) Error(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if red := s.String(msg); red != msg {
+		return &redacted{msg: red, err: err}
+	}
+	return err
+}
+
+// A redacted error prints msg, its cause's message with secrets cut.
+type redacted struct {
+	msg string
+	err error
+}
+
+func (e *redacted) Error() string { return e.msg }
+func (e *redacted) Unwrap() error { return e.err }

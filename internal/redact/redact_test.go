@@ -3,6 +3,7 @@ package redact_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -91,5 +92,24 @@ func TestHandler(t *testing.T) {
 	}
 	if !strings.Contains(out, "g.n=7") {
 		t.Errorf("log lost a numeric attribute: %s", out)
+	}
+}
+
+func TestSetError(t *testing.T) {
+	var s redact.Set
+	s.Add("tok-123456")
+	sentinel := errors.New("sentinel")
+	err := s.Error(fmt.Errorf("sent tok-123456: %w", sentinel))
+	if got, want := err.Error(), "sent [REDACTED]: sentinel"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if !errors.Is(err, sentinel) {
+		t.Error("redacted error does not wrap its cause")
+	}
+	if s.Error(nil) != nil {
+		t.Error("Error(nil) != nil")
+	}
+	if clean := errors.New("clean"); s.Error(clean) != clean {
+		t.Error("an error without secrets was wrapped")
 	}
 }
