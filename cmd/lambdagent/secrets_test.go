@@ -250,3 +250,80 @@ func TestNoSecretWritten(t *testing.T) {
 		}
 	})
 }
+
+// TestSecretsManager starts serve with its Claude key, Redis URL and admin
+// token only in a Secrets Manager secret (a local server speaking its JSON
+// protocol), and with an ARN that does not exist.
+func TestSecretsManager(t *testing.T) {
+	const arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:lambdagent-AbCdEf"
+	const adminToken = "admin-from-secret-KKKK1111"
+	srv := redistest.StartServer(t)
+	sim := httptest.NewServer(claudesim.New(claudesim.Config{APIKey: "sk-ant-from-secret-LLLL2222"}))
+	t.Cleanup(sim.Close)
+	secret, _ := json.Marshal(map[string]string{
+		"ANTHROPIC_API_KEY":      "sk-ant-from-secret-LLLL2222",
+		"REDIS_URL":              redistest.URL(srv.Addr),
+		"LAMBDAGENT_ADMIN_TOKEN": adminToken,
+		"LAMBDAGENT_MODEL":       "overridden-by-the-environment",
+	})
+	sm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in struct{ SecretId string }
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		if r.Method != "POST" || r.Header.Get("X-Amz-Target") != "secretsmanager.GetSecretValue" || in.SecretId != arn {
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"__type":"ResourceNotFoundException","message":"Secrets Manager can't find the specified secret."}`)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"ARN": arn, "Name": "lambdagent", "SecretString": string(secret), "VersionId": "v1"})
+	}))
+	t.Cleanup(sm.Close)
+	env := func(arn string) []string {
+		return []string{
+			"LAMBDAGENT_AUTH=none",
+			"LAMBDAGENT_SECRETS_ARN=" + arn,
+			"AWS_REGION=eu-west-1",
+			"AWS_ACCESS_KEY_ID=AKIDEXAMPLE",
+			"AWS_SECRET_ACCESS_KEY=aws-secret-MMMM3333",
+			"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + sm.URL,
+			"ANTHROPIC_BASE_URL=" + sim.URL,
+			"LAMBDAGENT_MODEL=" + claudesim.Models()[0].ID,
+			"LAMBDAGENT_REDIS_PREFIX=" + redistest.Prefix(t),
+		}
+	}
+
+	p := start(t, "serve", env(arn)...)
+	base := "http://" + p.addr
+	code, body, err := postTurn(base, "sm1", "hello", "")
+	if err != nil || code != 200 {
+		t.Fatalf("turn with the key from the secret: %d %s %v\n%s", code, body, err, p.out)
+	}
+	if n, _ := redistest.Client(t, srv.Addr).DBSize(context.Background()).Result(); n == 0 {
+		t.Error("nothing was written to the Redis named in the secret")
+	}
+	req, _ := http.NewRequest("GET", base+"/v1/usage?session_id=sm1", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("usage with the admin token from the secret: %d", resp.StatusCode)
+	}
+
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LAMBDAGENT_ADDR=" + freeAddr(t)}, env(arn+"-gone")...)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("serve started with an unknown secret:\n%s", out)
+	}
+	if !strings.Contains(string(out), arn+"-gone") || !strings.Contains(string(out), "ResourceNotFoundException") {
+		t.Errorf("startup error does not name the ARN and the cause:\n%s", out)
+	}
+	for _, s := range []string{"LLLL2222", "KKKK1111", "MMMM3333"} {
+		if strings.Contains(string(out)+p.out.String(), s) {
+			t.Errorf("output shows secret %s", s)
+		}
+	}
+}
