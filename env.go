@@ -3,10 +3,12 @@ package lambdagent
 import (
 	"fmt"
 	"math"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/lambdagent/lambdagent/internal/redact"
 	"github.com/lambdagent/lambdagent/internal/telemetry"
 )
 
@@ -21,6 +23,9 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 	var o Options
 	o.APIKey = e.str("ANTHROPIC_API_KEY")
 	o.BaseURL = e.str("ANTHROPIC_BASE_URL")
+	if u, err := url.Parse(o.BaseURL); o.BaseURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		e.fail(fmt.Errorf("ANTHROPIC_BASE_URL: want an absolute http(s) URL, got %q", redact.URL(o.BaseURL)))
+	}
 	o.Model = e.str("LAMBDAGENT_MODEL")
 	o.MaxTokens = int(e.int("LAMBDAGENT_MAX_TOKENS"))
 	o.System = getenv("LAMBDAGENT_SYSTEM_PROMPT")
@@ -29,7 +34,7 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 
 	o.RedisURL = e.str("REDIS_URL")
 	if u := o.RedisURL; u != "" && !strings.HasPrefix(u, "redis://") && !strings.HasPrefix(u, "rediss://") {
-		e.fail(fmt.Errorf("REDIS_URL: want redis://… or rediss://… (TLS), got %q", redact(u)))
+		e.fail(fmt.Errorf("REDIS_URL: want redis://… or rediss://… (TLS), got %q", redact.URL(u)))
 	}
 	o.RedisPrefix = e.str("LAMBDAGENT_REDIS_PREFIX")
 	o.DBPath = e.str("LAMBDAGENT_DB")
@@ -159,15 +164,4 @@ func (e *env) oneOf(name string, allowed ...string) string {
 	}
 	e.fail(fmt.Errorf("%s=%q: want one of %s", name, v, strings.Join(allowed, ", ")))
 	return v
-}
-
-// redact hides the user information (a password) of a URL, for error
-// messages and logs. It works on strings that do not parse as URLs too.
-func redact(u string) string {
-	at := strings.LastIndex(u, "@")
-	scheme := strings.Index(u, "://")
-	if at < 0 || scheme < 0 || at < scheme {
-		return u
-	}
-	return u[:scheme+3] + "…@" + u[at+1:]
 }

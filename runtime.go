@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/lambdagent/lambdagent/internal/httpserver"
 	"github.com/lambdagent/lambdagent/internal/mcptools"
 	"github.com/lambdagent/lambdagent/internal/ratelimit"
+	"github.com/lambdagent/lambdagent/internal/redact"
 	"github.com/lambdagent/lambdagent/internal/session"
 	"github.com/lambdagent/lambdagent/internal/session/filestore"
 	"github.com/lambdagent/lambdagent/internal/session/redisstore"
@@ -37,15 +39,23 @@ type Runtime struct {
 
 // New builds a Runtime. It connects to the store and to every MCP server
 // (configured and in-process) before it returns; ctx bounds that.
+//
+// Its errors and everything it logs have the secrets of o (the API key,
+// the admin token, the passwords of RedisURL and BaseURL) and of the
+// OTEL_EXPORTER_OTLP_* variables cut out, whatever library printed them
+// (see #13).
 func New(ctx context.Context, o Options) (*Runtime, error) {
+	secrets := redact.Env(os.Getenv)
+	secrets.Add(o.APIKey, o.AdminToken, o.RedisURL, o.BaseURL)
 	opts, err := o.resolve()
 	if err != nil {
-		return nil, fmt.Errorf("lambdagent: %w", err)
+		return nil, secrets.Error(fmt.Errorf("lambdagent: %w", err))
 	}
+	opts.Logger = slog.New(redact.Handler(opts.Logger.Handler(), secrets.String))
 	r := &Runtime{opts: opts}
 	if err := r.build(ctx); err != nil {
 		r.Close()
-		return nil, fmt.Errorf("lambdagent: %w", err)
+		return nil, secrets.Error(fmt.Errorf("lambdagent: %w", err))
 	}
 	return r, nil
 }
@@ -195,7 +205,7 @@ func openStore(o resolved) (session.Store, *redis.Client, func() error, error) {
 	if err != nil {
 		// go-redis quotes the URL (password included) in some of its
 		// errors: say what is wrong without it.
-		return nil, nil, nil, fmt.Errorf("RedisURL (REDIS_URL) %s does not parse as a Redis URL", redact(o.RedisURL))
+		return nil, nil, nil, fmt.Errorf("RedisURL (REDIS_URL) %s does not parse as a Redis URL", redact.URL(o.RedisURL))
 	}
 	// Fail fast when Redis is down: a turn answers 503 rather than hang.
 	opt.DialTimeout = 2 * time.Second

@@ -24,6 +24,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/lambdagent/lambdagent/internal/awssecrets"
+	"github.com/lambdagent/lambdagent/internal/redact"
 )
 
 const usage = `lambdagent runs Claude agents on stateless compute.
@@ -54,12 +57,22 @@ func main() {
 
 var errUsage = errors.New("see usage above")
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
+	// Values from LAMBDAGENT_SECRETS_ARN fill what the environment leaves
+	// unset, before anything reads the configuration.
+	getenv, err = awssecrets.Getenv(ctx, getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	// Whatever library printed a secret, it reaches neither the logs nor
+	// the error main prints (see #13).
+	secrets := redact.Env(getenv)
+	defer func() { err = secrets.Error(err) }()
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	log := newLogger(cfg, stderr)
+	log := slog.New(redact.Handler(newLogger(cfg, stderr).Handler(), secrets.String))
 	if getenv("AWS_LAMBDA_RUNTIME_API") != "" {
 		return runLambda(ctx, cfg, log)
 	}

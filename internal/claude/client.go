@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/option"
 
 	"github.com/lambdagent/lambdagent/internal/pricing"
+	"github.com/lambdagent/lambdagent/internal/redact"
 	"github.com/lambdagent/lambdagent/internal/retry"
 )
 
@@ -61,6 +63,11 @@ func New(cfg Config) (*Client, error) {
 		option.WithMaxRetries(0), // retries are ours: see Policy
 	}
 	if cfg.BaseURL != "" {
+		// The SDK reports a bad base URL at every call, quoting it whole,
+		// password included: refuse it here, without the password.
+		if u, err := url.Parse(cfg.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("claude: base URL %q is not an absolute http(s) URL", redact.URL(cfg.BaseURL))
+		}
 		opts = append(opts, option.WithBaseURL(cfg.BaseURL))
 	}
 	prices := cfg.Prices

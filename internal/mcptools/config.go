@@ -8,12 +8,13 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/lambdagent/lambdagent/internal/redact"
 )
 
 // Transport kinds, as written in a server's "type" field.
@@ -69,7 +70,7 @@ type ServerConfig struct {
 
 	// secrets are substrings to cut from anything we print: header and
 	// env values and every value taken from the environment.
-	secrets []string
+	secrets redact.Set
 }
 
 // rawServer is a server entry as written in JSON.
@@ -222,10 +223,7 @@ func parseServer(name string, data json.RawMessage, lookup func(string) (string,
 					return ServerConfig{}, fmt.Errorf("header %s: value contains a line break or NUL", k)
 				}
 				sc.Headers[k] = v
-				x.secret(v)
-				for f := range strings.FieldsSeq(v) {
-					x.secret(f) // the token of "Bearer <token>"
-				}
+				x.secrets.AddHeader(v) // and the token of "Bearer <token>"
 			}
 		}
 	}
@@ -268,7 +266,7 @@ var varRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}`)
 type expander struct {
 	lookup  func(string) (string, bool)
 	err     error
-	secrets []string
+	secrets redact.Set
 }
 
 func (x *expander) expand(s, where string) string {
@@ -291,26 +289,11 @@ func (x *expander) expand(s, where string) string {
 	})
 }
 
-// minSecretLen keeps short values such as "1" or "true" from being cut out
-// of every message.
-const minSecretLen = 6
+func (x *expander) secret(v string) { x.secrets.Add(v) }
 
-func (x *expander) secret(v string) {
-	if len(v) >= minSecretLen && !slices.Contains(x.secrets, v) {
-		x.secrets = append(x.secrets, v)
-	}
-}
-
-// redact replaces every secret of the server in s.
-func (c *ServerConfig) redact(s string) string {
-	// Longest first, so a token inside a longer header value is cut whole.
-	secrets := slices.Clone(c.secrets)
-	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
-	for _, v := range secrets {
-		s = strings.ReplaceAll(s, v, "[REDACTED]")
-	}
-	return s
-}
+// redact replaces every secret of the server in s, and hides the user
+// information of URLs.
+func (c *ServerConfig) redact(s string) string { return c.secrets.String(s) }
 
 // String describes the server without header values, env values or values
 // taken from the environment.

@@ -258,3 +258,64 @@ func TestCloseDuringDial(t *testing.T) {
 		t.Errorf("Close took %v while a connect hung; want it to cancel the connect", d)
 	}
 }
+
+// TestHTTPHeadersOnRedirect checks that configured headers follow a
+// redirect only to the configured server's origin, as net/http does for
+// Authorization: a server that redirects elsewhere must not hand our bearer
+// token to another host (see #13).
+func TestHTTPHeadersOnRedirect(t *testing.T) {
+	t.Setenv("MCPTEST_TOKEN", "s3cret-token-value")
+	tests := []struct {
+		name     string
+		sameHost bool
+		want     string // Authorization the MCP server sees
+	}{
+		{"same origin keeps headers", true, "Bearer s3cret-token-value"},
+		{"other origin drops headers", false, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			peer := newHTTPPeer(t, "http-test")
+			var front *httptest.Server
+			var redirected atomic.Int32
+			redirect := func(w http.ResponseWriter, r *http.Request) {
+				redirected.Add(1)
+				w.Header().Set("Location", peer.url())
+				w.WriteHeader(http.StatusTemporaryRedirect)
+			}
+			if tc.sameHost {
+				// One server: /old redirects to /mcp, which is the peer.
+				front = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.URL.Path == "/old" {
+						http.Redirect(w, r, "/mcp", http.StatusTemporaryRedirect)
+						redirected.Add(1)
+						return
+					}
+					peer.serve(w, r)
+				}))
+			} else {
+				front = httptest.NewServer(http.HandlerFunc(redirect))
+			}
+			t.Cleanup(front.Close)
+			ts := open(t, httpConfig(front.URL+"/old", `, "headers": {"Authorization": "Bearer ${MCPTEST_TOKEN}", "X-Team": "blue"}`), Options{})
+			if got := text(t, run1(t, ts, "echo", `{"message": "via redirect"}`)); got != "http-test: via redirect" {
+				t.Fatalf("echo = %q", got)
+			}
+			if redirected.Load() == 0 {
+				t.Fatal("no request was redirected")
+			}
+			sent := peer.sent()
+			if len(sent) == 0 {
+				t.Fatal("the MCP server saw no request")
+			}
+			for _, r := range sent {
+				if got := r.header.Get("Authorization"); got != tc.want {
+					t.Errorf("%s %s: Authorization = %q, want %q", r.method, r.rpc, got, tc.want)
+				}
+				if got, want := r.header.Get("X-Team") != "", tc.want != ""; got != want {
+					t.Errorf("%s %s: X-Team sent = %v, want %v", r.method, r.rpc, got, want)
+				}
+			}
+		})
+	}
+}

@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -44,6 +47,10 @@ func traceparentFrom(ctx context.Context) string {
 type httpTransport struct {
 	base    http.RoundTripper
 	headers map[string]string
+	// origin is the configured server's scheme://host:port. headers go only
+	// to it: a redirect elsewhere must not carry its bearer token, as
+	// net/http drops Authorization on a redirect to another host (see #13).
+	origin string
 	// keep answers DELETE (session termination, sent by Close) locally, so
 	// the session stays alive on the server for another process.
 	keep bool
@@ -57,8 +64,10 @@ type httpTransport struct {
 
 func (t *httpTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req = req.Clone(req.Context())
-	for k, v := range t.headers {
-		req.Header.Set(k, v)
+	if origin(req.URL) == t.origin {
+		for k, v := range t.headers {
+			req.Header.Set(k, v)
+		}
 	}
 	if tp := traceparentFrom(req.Context()); tp != "" && req.Header.Get("Traceparent") == "" {
 		req.Header.Set("Traceparent", tp)
@@ -210,10 +219,29 @@ func (t *Toolset) httpClient(cfg ServerConfig, resume *Session) *http.Client {
 		rt = http.DefaultTransport
 	}
 	ht := &httpTransport{base: rt, headers: cfg.Headers, keep: t.opts.KeepSessions, done: t.ctx}
+	if u, err := url.Parse(cfg.URL); err == nil { // ParseConfig checked it
+		ht.origin = origin(u)
+	}
 	if resume != nil {
 		ht.resume = &resumer{session: *resume}
 	}
 	// No Timeout: it would cut the long-lived SSE stream. Calls have their
 	// own deadlines.
 	return &http.Client{Transport: ht, Jar: base.Jar, CheckRedirect: base.CheckRedirect}
+}
+
+// origin returns u's scheme, host and port ("https://h:443"), the port
+// made explicit so that https://h and https://h:443 are one origin.
+func origin(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		switch scheme {
+		case "http":
+			port = "80"
+		case "https":
+			port = "443"
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/lambdagent/lambdagent/internal/redact"
 )
 
 // terminateDuration is how long a stdio server gets to exit after its stdin
@@ -81,7 +83,7 @@ func (c *conn) alive() bool {
 
 func newServer(t *Toolset, cfg ServerConfig) *server {
 	s := &server{t: t, cfg: cfg}
-	s.logger = slog.New(redactHandler{t.logger.Handler(), cfg.redact}).With("mcp_server", cfg.Name)
+	s.logger = slog.New(redact.Handler(t.logger.Handler(), cfg.redact)).With("mcp_server", cfg.Name)
 	if cfg.AllowedTools != nil {
 		s.allowed = make(map[string]bool, len(cfg.AllowedTools))
 		for _, name := range cfg.AllowedTools {
