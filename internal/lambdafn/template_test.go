@@ -356,11 +356,12 @@ func TestTemplateFunction(t *testing.T) {
 			t.Errorf("environment %s must be a {{resolve:secretsmanager:…}} or {{resolve:ssm…}} reference", name)
 		}
 	}
-	// Every LAMBDAGENT_* variable set here is one cmd/lambdagent reads.
+	// Every LAMBDAGENT_* variable set here is one the binary or the
+	// library it is built on reads.
 	src := cmdSource(t)
 	for i := 0; vars != nil && i+1 < len(vars.Content); i += 2 {
 		if name := vars.Content[i].Value; strings.HasPrefix(name, "LAMBDAGENT_") && !strings.Contains(src, `"`+name+`"`) {
-			t.Errorf("environment %s is not read by cmd/lambdagent", name)
+			t.Errorf("environment %s is read neither by cmd/lambdagent nor by the lambdagent package", name)
 		}
 	}
 
@@ -400,11 +401,13 @@ func TestTemplateFunction(t *testing.T) {
 	}
 }
 
-// cmdSource returns cmd/lambdagent's Go source, where the environment is
-// read.
+// cmdSource returns the Go source of cmd/lambdagent and of the root
+// package, where the environment is read.
 func cmdSource(t *testing.T) string {
 	t.Helper()
 	files, err := filepath.Glob("../../cmd/lambdagent/*.go")
+	root, _ := filepath.Glob("../../*.go")
+	files = append(files, root...)
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no cmd/lambdagent sources: %v", err)
 	}
