@@ -21,7 +21,10 @@ import (
 // It belongs to the deployment, not to a conversation: every process
 // talks to the server on its own connection, and a new one (a fresh
 // Lambda instance) continues the session the last one wrote instead of
-// opening another (see #8).
+// opening another (see #8). It is deliberately not namespaced by tenant
+// (see #13): the servers are the operator's, configured once for the
+// deployment, and every tenant's tool calls share their connections; the
+// value holds session ids, no conversation data.
 const mcpSessionsKey = "mcp:sessions"
 
 // mcpSessionsTTL bounds how long a stored MCP session is offered to new

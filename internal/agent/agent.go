@@ -12,6 +12,7 @@ import (
 	mrand "math/rand/v2"
 	"time"
 
+	"github.com/lambdagent/lambdagent/internal/auth"
 	"github.com/lambdagent/lambdagent/internal/claude"
 	"github.com/lambdagent/lambdagent/internal/session"
 )
@@ -157,9 +158,30 @@ type Request struct {
 	Message   string
 	// IdempotencyKey, if set, makes the turn run at most once per session.
 	IdempotencyKey string
-	// Tenant names who the turn is for (an API key's name, a header), for
-	// limits, budgets and metrics. Empty means the default tenant.
+	// Tenant names who the turn is for (the authenticated caller's
+	// tenant). It namespaces the session in the store (see
+	// [Request.StoreID]) and keys limits, budgets and metrics. Empty
+	// means the default tenant; otherwise it must pass
+	// auth.ValidTenant, or Run returns ErrBadRequest.
 	Tenant string
+}
+
+// StoreID returns the id under which the store keeps the request's
+// session: [session.Scope] of its tenant and session id. Every store call
+// of a turn, and every per-session key of its decorators (budgets, kill
+// switch, usage), uses it, so two tenants naming the same session id
+// never share anything (see #13). Answers keep the client's SessionID.
+func (r Request) StoreID() string { return session.Scope(r.Tenant, r.SessionID) }
+
+// checkTenant rejects a tenant name that could not be part of a key.
+func checkTenant(tenant string) error {
+	if tenant == "" {
+		return nil
+	}
+	if err := auth.ValidTenant(tenant); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	return nil
 }
 
 // Result is a turn's answer. Its JSON form is what the HTTP API returns
@@ -206,10 +228,14 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 	if req.Message == "" {
 		return nil, fmt.Errorf("%w: empty message", ErrBadRequest)
 	}
+	if err := checkTenant(req.Tenant); err != nil {
+		return nil, err
+	}
 	ctx = withRequest(ctx, req)
+	sid := req.StoreID()
 	token := newToken()
 	st, err := a.begin(ctx, session.BeginRequest{
-		ID:             req.SessionID,
+		ID:             sid,
 		LeaseToken:     token,
 		LeaseTTL:       a.cfg.LeaseTTL,
 		IdempotencyKey: req.IdempotencyKey,
@@ -232,13 +258,13 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 		if !committed {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CommitTimeout)
 			defer cancel()
-			_ = a.store.Release(rctx, req.SessionID, token)
+			_ = a.store.Release(rctx, sid, token)
 		}
 	}()
 
 	tctx, cancelTurn := a.turnContext(ctx)
 	defer cancelTurn()
-	tctx, stopRenew := a.keepLease(tctx, req.SessionID, token)
+	tctx, stopRenew := a.keepLease(tctx, sid, token)
 	// After checkpoints (a turn that ran tools), msgs are the messages
 	// since the last one and version is the session's version after it.
 	res, msgs, counters, version, err := a.loop(tctx, req, st, token)
@@ -260,7 +286,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CommitTimeout)
 	defer cancel()
 	_, err = a.store.Commit(cctx, session.Commit{
-		ID:             req.SessionID,
+		ID:             sid,
 		LeaseToken:     token,
 		Version:        version,
 		Messages:       msgs,
@@ -271,7 +297,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 		RequestHash:    requestHash(req),
 		Response:       out,
 	})
-	if err != nil && a.landed(cctx, req.SessionID, version, msgs) {
+	if err != nil && a.landed(cctx, sid, version, msgs) {
 		err = nil
 	}
 	if err != nil {
@@ -382,8 +408,20 @@ func newToken() string {
 
 // requestHash identifies a turn request for idempotency: the same key with
 // another message is a client bug that must not get the old answer.
+//
+// It covers the tenant, so a record can never answer another tenant's
+// request, even though the records already live in the tenant's own
+// session keys (see #13). The default tenant's hash is what it was before
+// tenants, so records and pending marks written then still match; a
+// tenant's starts with a byte no session id starts with, so the two forms
+// cannot meet.
 func requestHash(r Request) string {
 	h := sha256.New()
+	if r.Tenant != "" && r.Tenant != session.DefaultTenant {
+		h.Write([]byte{1})
+		h.Write([]byte(r.Tenant))
+		h.Write([]byte{0})
+	}
 	h.Write([]byte(r.SessionID))
 	h.Write([]byte{0})
 	h.Write([]byte(r.Message))

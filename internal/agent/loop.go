@@ -41,6 +41,7 @@ type Tools interface {
 
 // A turn is the state of one turn's loop.
 type turn struct {
+	// id is the session's store id ([Request.StoreID]); token the lease.
 	id, token string
 	// mark is the pending mark of the turn's checkpoints: the request's
 	// hash and where the turn starts in the history (see parseMark).
@@ -100,7 +101,7 @@ func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token 
 		return fail(fmt.Errorf("session %s: %w", req.SessionID, err))
 	}
 	hash := requestHash(req)
-	t := &turn{id: req.SessionID, token: token, version: st.Version}
+	t := &turn{id: req.StoreID(), token: token, version: st.Version}
 	var calls []ToolCall // the calls to answer before the next model call
 	var saved map[string]json.RawMessage
 	if start, ok := resumable(st, hash, open); ok {

@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,14 +13,20 @@ import (
 	"time"
 
 	"github.com/lambdagent/lambdagent/internal/apierr"
+	"github.com/lambdagent/lambdagent/internal/auth"
 	"github.com/lambdagent/lambdagent/internal/session"
 )
 
 // Admin paths, to mount on the API (httpapi.Config.Extra):
 //
-//	POST /v1/admin/stop    {"session_id":"s1"} or {"tenant":"acme"}
+//	POST /v1/admin/stop    {"tenant":"acme"}, {"tenant":"acme","session_id":"s1"} or {"session_id":"s1"}
 //	POST /v1/admin/resume  the same
-//	GET  /v1/usage?tenant=acme[&day=2026-11-24]  or ?session_id=s1
+//	GET  /v1/usage?tenant=acme[&day=2026-11-24], ?tenant=acme&session_id=s1 or ?session_id=s1
+//
+// A tenant alone names the tenant; a session id names a session of the
+// tenant given with it, or of the default tenant when none is: sessions
+// are namespaced by tenant (see #13), so tenant acme's s1 and the default
+// tenant's s1 are two sessions with their own kill switch and usage.
 const (
 	AdminPath = "/v1/admin/"
 	UsagePath = "/v1/usage"
@@ -81,7 +88,8 @@ func (a *admin) only(method string, f http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// Target is the body of the stop and resume requests: exactly one field.
+// Target is the body of the stop and resume requests: a tenant, a
+// session of the default tenant, or both (that tenant's session).
 type Target struct {
 	SessionID string `json:"session_id,omitempty"`
 	Tenant    string `json:"tenant,omitempty"`
@@ -89,8 +97,11 @@ type Target struct {
 
 // KillSwitch is the answer of the stop and resume requests.
 type KillSwitch struct {
-	Scope   Scope  `json:"scope"`
-	ID      string `json:"id"`
+	Scope Scope `json:"scope"`
+	// ID is the session id (as the client knows it) or the tenant.
+	ID string `json:"id"`
+	// Tenant is the tenant: the session's, or ID itself.
+	Tenant  string `json:"tenant"`
 	Stopped bool   `json:"stopped"`
 }
 
@@ -99,7 +110,7 @@ func (a *admin) kill(w http.ResponseWriter, r *http.Request, stop bool) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAdminBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&t); err != nil {
-		a.fail(w, r, &apierr.Error{Kind: apierr.InvalidRequest, Message: "body must be {\"session_id\":…} or {\"tenant\":…}", Err: err})
+		a.fail(w, r, &apierr.Error{Kind: apierr.InvalidRequest, Message: "body must be {\"tenant\":…}, {\"session_id\":…} or both", Err: err})
 		return
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -109,6 +120,10 @@ func (a *admin) kill(w http.ResponseWriter, r *http.Request, stop bool) {
 	scope, id, ok := a.target(w, r, t.SessionID, t.Tenant)
 	if !ok {
 		return
+	}
+	ks := KillSwitch{Scope: scope, ID: id, Tenant: id, Stopped: stop}
+	if scope == ScopeSession {
+		ks.Tenant, ks.ID = session.Unscope(id)
 	}
 	var err error
 	if stop {
@@ -120,27 +135,34 @@ func (a *admin) kill(w http.ResponseWriter, r *http.Request, stop bool) {
 		a.redisFail(w, r, err)
 		return
 	}
-	a.log.LogAttrs(r.Context(), slog.LevelWarn, "ratelimit: kill switch", slog.String("scope", string(scope)), slog.String("id", id), slog.Bool("stopped", stop))
-	writeJSON(w, http.StatusOK, KillSwitch{Scope: scope, ID: id, Stopped: stop})
+	a.log.LogAttrs(r.Context(), slog.LevelWarn, "ratelimit: kill switch", slog.String("scope", string(scope)),
+		slog.String("tenant", ks.Tenant), slog.String("id", ks.ID), slog.Bool("stopped", stop))
+	writeJSON(w, http.StatusOK, ks)
 }
 
-// target checks that exactly one of session and tenant is set and valid.
+// target checks the target of a request and returns its scope and id:
+// ScopeTenant and the tenant when only a tenant is given, else
+// ScopeSession and the session's store id (session.Scope of the tenant,
+// the default tenant when none is given, and the session id).
 func (a *admin) target(w http.ResponseWriter, r *http.Request, sessionID, tenant string) (Scope, string, bool) {
-	switch {
-	case (sessionID == "") == (tenant == ""):
-		a.fail(w, r, &apierr.Error{Kind: apierr.InvalidRequest, Message: "give exactly one of session_id and tenant"})
-		return "", "", false
-	case sessionID != "":
-		if err := session.ValidID(sessionID); err != nil {
-			a.fail(w, r, apierr.From(err))
-			return "", "", false
-		}
-		return ScopeSession, sessionID, true
-	case len(tenant) > 256:
-		a.fail(w, r, &apierr.Error{Kind: apierr.InvalidRequest, Message: "tenant is longer than 256 bytes"})
+	if sessionID == "" && tenant == "" {
+		a.fail(w, r, &apierr.Error{Kind: apierr.InvalidRequest, Message: "give a tenant, a session_id, or both"})
 		return "", "", false
 	}
-	return ScopeTenant, tenant, true
+	if tenant != "" {
+		if err := auth.ValidTenant(tenant); err != nil {
+			a.fail(w, r, apierr.From(fmt.Errorf("%w: %w", ErrInvalidKey, err)))
+			return "", "", false
+		}
+	}
+	if sessionID == "" {
+		return ScopeTenant, tenant, true
+	}
+	if err := session.ValidID(sessionID); err != nil {
+		a.fail(w, r, apierr.From(err))
+		return "", "", false
+	}
+	return ScopeSession, session.Scope(tenant, sessionID), true
 }
 
 // UsageView is the answer of GET /v1/usage.
@@ -171,7 +193,7 @@ func (a *admin) usage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	u, err := a.l.Usage(r.Context(), scope, id, t)
+	u, err := a.l.Usage(r.Context(), scope, id, t) // u names the client's session id and its tenant
 	if err != nil {
 		a.redisFail(w, r, err)
 		return

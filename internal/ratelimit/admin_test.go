@@ -3,6 +3,7 @@ package ratelimit_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -27,7 +28,10 @@ func TestAdminRequests(t *testing.T) {
 		{"wrong token", "GET", "/v1/usage?tenant=acme", ``, "Bearer nope", 401, "unauthorized"},
 		{"not bearer", "GET", "/v1/usage?tenant=acme", ``, "secret", 401, "unauthorized"},
 		{"empty target", "POST", "/v1/admin/stop", `{}`, bearer, 400, "invalid_request"},
-		{"two targets", "POST", "/v1/admin/stop", `{"tenant":"a","session_id":"s"}`, bearer, 400, "invalid_request"},
+		{"bad tenant", "POST", "/v1/admin/stop", `{"tenant":"a/b"}`, bearer, 400, "invalid_request"},
+		{"long tenant", "POST", "/v1/admin/stop", `{"tenant":"` + strings.Repeat("t", 65) + `"}`, bearer, 400, "invalid_request"},
+		{"bad tenant of a session", "POST", "/v1/admin/stop", `{"tenant":"a:b","session_id":"s"}`, bearer, 400, "invalid_request"},
+		{"usage bad tenant", "GET", "/v1/usage?tenant=%7Bx%7D&session_id=s", ``, bearer, 400, "invalid_request"},
 		{"unknown field", "POST", "/v1/admin/stop", `{"user":"a"}`, bearer, 400, "invalid_request"},
 		{"bad json", "POST", "/v1/admin/resume", `{"tenant":`, bearer, 400, "invalid_request"},
 		{"trailing data", "POST", "/v1/admin/resume", `{"tenant":"a"} {}`, bearer, 400, "invalid_request"},
@@ -79,8 +83,8 @@ func TestAdminKillSwitch(t *testing.T) {
 		t.Fatalf("turn: %d %v", r.status, r.body)
 	}
 
-	r := post(t, ops.url, "/v1/admin/stop", `{"session_id":"s1"}`, "Authorization", bearer)
-	if diff := cmp.Diff(map[string]any{"scope": "session", "id": "s1", "stopped": true}, r.body); r.status != 200 || diff != "" {
+	r := post(t, ops.url, "/v1/admin/stop", `{"tenant":"acme","session_id":"s1"}`, "Authorization", bearer)
+	if diff := cmp.Diff(map[string]any{"scope": "session", "id": "s1", "tenant": "acme", "stopped": true}, r.body); r.status != 200 || diff != "" {
 		t.Fatalf("stop: %d (-want +got):\n%s", r.status, diff)
 	}
 	if r := turn("s1", "acme"); r.status != 403 || r.errType() != "stopped" {
@@ -89,11 +93,30 @@ func TestAdminKillSwitch(t *testing.T) {
 	if r := turn("s2", "acme"); r.status != 200 {
 		t.Errorf("other session: %d %v", r.status, r.body)
 	}
-	r = send(t, "GET", ops.url+"/v1/usage?session_id=s1", "", "Authorization", bearer)
-	if r.status != 200 || r.body["stopped"] != true || r.body["model_calls"] != 1.0 || r.body["cost_usd"].(float64) <= 0 || r.body["budget"] != nil {
+	// Another tenant's (and the default tenant's) s1 is another session.
+	if r := turn("s1", "other"); r.status != 200 {
+		t.Errorf("other tenant's s1: %d %v", r.status, r.body)
+	}
+	if r := turn("s1", ""); r.status != 200 {
+		t.Errorf("default tenant's s1: %d %v", r.status, r.body)
+	}
+	r = send(t, "GET", ops.url+"/v1/usage?tenant=acme&session_id=s1", "", "Authorization", bearer)
+	if r.status != 200 || r.body["stopped"] != true || r.body["model_calls"] != 1.0 || r.body["cost_usd"].(float64) <= 0 || r.body["budget"] != nil ||
+		r.body["id"] != "s1" || r.body["tenant"] != "acme" {
 		t.Errorf("session usage: %d %v", r.status, r.body)
 	}
-	if r := post(t, ops.url, "/v1/admin/resume", `{"session_id":"s1"}`, "Authorization", bearer); r.status != 200 || r.body["stopped"] != false {
+	r = send(t, "GET", ops.url+"/v1/usage?session_id=s1", "", "Authorization", bearer)
+	if r.status != 200 || r.body["stopped"] != false || r.body["model_calls"] != 1.0 || r.body["tenant"] != "default" {
+		t.Errorf("default tenant's session usage: %d %v", r.status, r.body)
+	}
+	// Stopping the default tenant's s1 leaves acme's as it is.
+	if r := post(t, ops.url, "/v1/admin/resume", `{"session_id":"s1"}`, "Authorization", bearer); r.status != 200 || r.body["tenant"] != "default" {
+		t.Errorf("resume of the default tenant's s1: %d %v", r.status, r.body)
+	}
+	if r := turn("s1", "acme"); r.status != 403 || r.errType() != "stopped" {
+		t.Errorf("acme's s1 after resuming the default tenant's: %d %v, want 403 stopped", r.status, r.body)
+	}
+	if r := post(t, ops.url, "/v1/admin/resume", `{"tenant":"acme","session_id":"s1"}`, "Authorization", bearer); r.status != 200 || r.body["stopped"] != false {
 		t.Errorf("resume: %d %v", r.status, r.body)
 	}
 	if r := turn("s1", "acme"); r.status != 200 {
@@ -111,7 +134,7 @@ func TestAdminKillSwitch(t *testing.T) {
 	}
 	r = send(t, "GET", ops.url+"/v1/usage?tenant=acme", "", "Authorization", bearer)
 	want := map[string]any{"usd_per_day": 5.0}
-	if r.status != 200 || r.body["stopped"] != true || r.body["model_calls"] != 3.0 || !cmp.Equal(r.body["budget"], want) || r.body["scope"] != "tenant" {
+	if r.status != 200 || r.body["stopped"] != true || r.body["model_calls"] != 3.0 || !cmp.Equal(r.body["budget"], want) || r.body["scope"] != "tenant" || r.body["tenant"] != "acme" {
 		t.Errorf("tenant usage: %d %v", r.status, r.body)
 	}
 	r = send(t, "GET", ops.url+"/v1/usage?tenant=acme&day=2000-01-01", "", "Authorization", bearer)

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/lambdagent/lambdagent/internal/session"
 )
 
 // Stop sets the kill switch of a session or tenant (scope ScopeSession or
 // ScopeTenant): every instance refuses its next model call, and its next
 // turn, with a *StoppedError until [Limiter.Resume]. A turn in flight
-// fails at its next model call.
+// fails at its next model call. A session is named by its store id
+// (session.Scope of its tenant and id), a tenant by its name.
 func (l *Limiter) Stop(ctx context.Context, scope Scope, id string) error {
 	if err := checkScope(scope, id); err != nil {
 		return err
@@ -45,20 +48,29 @@ func (l *Limiter) Stopped(ctx context.Context, scope Scope, id string) (bool, er
 	return n == 1, nil
 }
 
+// checkScope rejects an unknown scope, and an id that is not a valid
+// session store id or tenant (wrapping [ErrInvalidKey]).
 func checkScope(scope Scope, id string) error {
-	if scope != ScopeSession && scope != ScopeTenant {
-		return fmt.Errorf("ratelimit: scope %q is not %q or %q", scope, ScopeSession, ScopeTenant)
+	switch scope {
+	case ScopeSession:
+		if id == "" {
+			return fmt.Errorf("%w: empty session id", ErrInvalidKey)
+		}
+		return checkKey(DefaultTenant, id)
+	case ScopeTenant:
+		return checkKey(id, "")
 	}
-	if id == "" {
-		return fmt.Errorf("ratelimit: empty %s id", scope)
-	}
-	return nil
+	return fmt.Errorf("ratelimit: scope %q is not %q or %q", scope, ScopeSession, ScopeTenant)
 }
 
 // DayUsage is what a session or tenant used on one UTC day.
 type DayUsage struct {
-	Scope Scope  `json:"scope"`
-	ID    string `json:"id"`
+	Scope Scope `json:"scope"`
+	// ID is the session's id as its client knows it (without the tenant),
+	// or the tenant.
+	ID string `json:"id"`
+	// Tenant is the tenant: the session's, or ID itself.
+	Tenant string `json:"tenant"`
 	// Day is the UTC date, YYYY-MM-DD.
 	Day                      string `json:"day"`
 	ModelCalls               int64  `json:"model_calls"`
@@ -74,10 +86,14 @@ type DayUsage struct {
 	CostUSD float64 `json:"cost_usd"`
 }
 
-// Usage returns what the session or tenant used on the UTC day of t.
-// Nothing recorded is all zeros, not an error.
+// Usage returns what the session or tenant used on the UTC day of t. A
+// session is named by its store id, as for [Limiter.Stop]. Nothing
+// recorded is all zeros, not an error.
 func (l *Limiter) Usage(ctx context.Context, scope Scope, id string, t time.Time) (DayUsage, error) {
-	u := DayUsage{Scope: scope, ID: id, Day: day(t)}
+	u := DayUsage{Scope: scope, ID: id, Tenant: id, Day: day(t)}
+	if scope == ScopeSession {
+		u.Tenant, u.ID = session.Unscope(id)
+	}
 	if err := checkScope(scope, id); err != nil {
 		return u, err
 	}

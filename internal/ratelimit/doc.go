@@ -62,7 +62,9 @@
 //
 // [Limiter.Admin] serves operators over HTTP, behind a bearer token:
 // POST /v1/admin/stop and /v1/admin/resume, and GET /v1/usage for a
-// session's or tenant's usage, cost, budget and kill switch on a day.
+// session's or tenant's usage, cost, budget and kill switch on a day. A
+// session is named by its tenant and id (?tenant=T&session_id=S); a
+// session id alone names the default tenant's.
 //
 // # Concurrency
 //
@@ -85,7 +87,13 @@
 //	                                     HASH calls in out cw cw1h cr usd (µUSD)
 //	R conc:global, R conc:tenant:<tenant>  ZSET slot ids by expiry (ms)
 //
-// Model and tenant names are query-escaped. If Redis cannot be reached,
-// calls are refused with [ErrUnavailable] rather than let through
-// unlimited.
+// Model names are query-escaped. Tenants are validated names
+// (auth.ValidTenant: letters, digits, "-_.", at most 64 bytes), refused
+// otherwise with [ErrInvalidKey], so a caller cannot grow a key or reach
+// another's. A session's <id> is its store id, session.Scope of its
+// tenant and its id ("acme/s1"; the default tenant's sessions keep their
+// bare id, so keys written before tenants still count): two tenants'
+// sessions of the same id have separate budgets, usage and kill switches
+// (see #13). If Redis cannot be reached, calls are refused with
+// [ErrUnavailable] rather than let through unlimited.
 package ratelimit

@@ -13,6 +13,12 @@ import (
 var ErrUnavailable = apierr.Sentinel("ratelimit: redis unavailable", apierr.Error{
 	Kind: apierr.StoreUnavailable, Message: "the session store is unavailable; nothing was saved, retry", RetryAfter: time.Second})
 
+// ErrInvalidKey means a tenant or a session id that cannot be part of a
+// key: a tenant failing auth.ValidTenant, or a session id failing
+// session.ValidStoreID. Nothing was read or written. It is a 400; its
+// client message is the error's own text, which names what is wrong.
+var ErrInvalidKey = apierr.Sentinel("ratelimit: invalid tenant or session id", apierr.Error{Kind: apierr.InvalidRequest})
+
 // A Scope names whom a budget, a kill switch or a limit applies to.
 type Scope string
 

@@ -16,7 +16,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lambdagent/lambdagent/internal/auth"
 	"github.com/lambdagent/lambdagent/internal/claude"
+	"github.com/lambdagent/lambdagent/internal/session"
 )
 
 // Defaults for a zero [Config].
@@ -196,6 +198,9 @@ func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
 	if cfg.DefaultTenant == "" {
 		cfg.DefaultTenant = DefaultTenant
 	}
+	if err := auth.ValidTenant(cfg.DefaultTenant); err != nil {
+		return nil, fmt.Errorf("ratelimit: DefaultTenant: %w", err)
+	}
 	l := &Limiter{rdb: rdb, cfg: cfg, prefix: cfg.Prefix + "rl:{rl}:", now: cfg.Now, log: cfg.Logger}
 	if l.now == nil {
 		l.now = time.Now
@@ -221,11 +226,29 @@ func (l *Limiter) Config() Config { return l.cfg }
 type Key struct {
 	// Model is the Messages API model; each has its own windows.
 	Model string
-	// Tenant is whose call it is; empty means Config.DefaultTenant.
+	// Tenant is whose call it is; empty means Config.DefaultTenant. It
+	// must pass auth.ValidTenant.
 	Tenant string
 	// SessionID, if set, subjects the call to the session's kill switch
-	// and budget.
+	// and budget. It is the session's store id (agent.Request.StoreID,
+	// session.Scope of the tenant and the client's id), so each tenant's
+	// sessions have their own budget, usage and kill switch even when two
+	// tenants use the same id (see #13).
 	SessionID string
+}
+
+// checkKey rejects a tenant or session store id that could not be part
+// of a key: the kill switch, budget and usage keys are built from them.
+func checkKey(tenant, sessionID string) error {
+	if err := auth.ValidTenant(tenant); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidKey, err)
+	}
+	if sessionID != "" {
+		if err := session.ValidStoreID(sessionID); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidKey, err)
+		}
+	}
+	return nil
 }
 
 // Tokens are token amounts of one call.
@@ -339,6 +362,7 @@ type Reservation struct {
 //   - over a rate limit or slowed down: it returns a *LimitError and how
 //     long until the call would fit;
 //   - stopped or over budget: a *StoppedError or *BudgetError;
+//   - an invalid tenant or session id: an error wrapping ErrInvalidKey;
 //   - Redis unreachable: an error wrapping ErrUnavailable.
 //
 // An estimate above a limit is cut to the limit, so a call larger than a
@@ -346,6 +370,9 @@ type Reservation struct {
 func (l *Limiter) Reserve(ctx context.Context, k Key, est Tokens) (*Reservation, time.Duration, error) {
 	if k.Tenant == "" {
 		k.Tenant = l.cfg.DefaultTenant
+	}
+	if err := checkKey(k.Tenant, k.SessionID); err != nil {
+		return nil, 0, err
 	}
 	ml, tl := l.modelLimits(k.Model), l.cfg.Tenant
 	est.Input = clamp(max(est.Input, 0), ml.InputTokens, tl.InputTokens)

@@ -147,7 +147,7 @@ func TestReconcile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantU := ratelimit.DayUsage{Scope: "session", ID: "s1", Day: "2000-01-01", ModelCalls: 1, InputTokens: 60, OutputTokens: 50,
+		wantU := ratelimit.DayUsage{Scope: "session", ID: "s1", Tenant: "default", Day: "2000-01-01", ModelCalls: 1, InputTokens: 60, OutputTokens: 50,
 			CacheCreationInputTokens: 40, CacheReadInputTokens: 5000, CostUSD: 0.00172}
 		if diff := cmp.Diff(wantU, u); diff != "" {
 			t.Errorf("session usage (-want +got):\n%s", diff)

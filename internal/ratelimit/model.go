@@ -44,7 +44,10 @@ func (w *model) Create(ctx context.Context, mreq claude.Request) (*claude.Reply,
 	if name == "" {
 		name = "unknown"
 	}
-	k := Key{Model: name, Tenant: req.Tenant, SessionID: req.SessionID}
+	k := Key{Model: name, Tenant: req.Tenant}
+	if req.SessionID != "" {
+		k.SessionID = req.StoreID() // the tenant's session, not another's of the same id
+	}
 	est := Tokens{Input: l.EstimateInput(mreq.Body), Output: l.cfg.OutputEstimate}
 	if est.Output == 0 {
 		est.Output = int64(mreq.MaxTokens)

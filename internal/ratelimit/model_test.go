@@ -189,7 +189,7 @@ func TestCostInAnswer(t *testing.T) {
 	for _, scope := range []struct {
 		s  ratelimit.Scope
 		id string
-	}{{ratelimit.ScopeSession, "s1"}, {ratelimit.ScopeTenant, "acme"}} {
+	}{{ratelimit.ScopeSession, session.Scope("acme", "s1")}, {ratelimit.ScopeTenant, "acme"}} {
 		du, err := in.lim.Usage(t.Context(), scope.s, scope.id, time.Now())
 		if err != nil {
 			t.Fatal(err)

@@ -35,7 +35,11 @@ type turner struct {
 }
 
 func (t *turner) Run(ctx context.Context, req agent.Request) (*agent.Answer, error) {
-	slot, err := t.l.Acquire(ctx, req.Tenant, req.SessionID)
+	sid := ""
+	if req.SessionID != "" {
+		sid = req.StoreID()
+	}
+	slot, err := t.l.Acquire(ctx, req.Tenant, sid)
 	if err != nil {
 		return nil, err
 	}
@@ -57,8 +61,10 @@ type Slot struct {
 }
 
 // Acquire takes a concurrency slot for a turn of tenant (empty means
-// Config.DefaultTenant) and session (may be empty), after checking their
-// kill switches. While the limits are full it polls, with jittered
+// Config.DefaultTenant) and session (its store id, session.Scope of the
+// tenant and the session id; may be empty), after checking their kill
+// switches. A tenant that fails auth.ValidTenant, or a session that fails
+// session.ValidStoreID, is an error wrapping [ErrInvalidKey]. While the limits are full it polls, with jittered
 // backoff, for as long as ctx's deadline and Config.MaxWait allow, then
 // returns a *LimitError of KindConcurrency. A slot lives Config.SlotTTL
 // and is renewed every third of it, so an instance that dies holding one
@@ -66,6 +72,9 @@ type Slot struct {
 func (l *Limiter) Acquire(ctx context.Context, tenant, session string) (*Slot, error) {
 	if tenant == "" {
 		tenant = l.cfg.DefaultTenant
+	}
+	if err := checkKey(tenant, session); err != nil {
+		return nil, err
 	}
 	s := &Slot{
 		l:      l,

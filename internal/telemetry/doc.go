@@ -40,7 +40,8 @@
 // Prometheus text format (version 0.0.4), written here in a few hundred
 // lines rather than imported: Lambda cold starts reward few dependencies.
 // Labels and dimensions stay low-cardinality: function, model, outcome or
-// error kind, store operation, and the tenant only if [Config.TenantLabel].
+// error kind, store operation, and the tenant only if [Config.TenantLabel],
+// bounded to [Config.MaxTenantLabels] values per process (then "other").
 //
 // # Traces
 //

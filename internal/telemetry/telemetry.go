@@ -48,6 +48,11 @@ type Config struct {
 	// metric label and an EMF dimension set. Off by default: each tenant
 	// multiplies the series, and CloudWatch bills each custom metric.
 	TenantLabel bool
+	// MaxTenantLabels bounds the tenant label's distinct values in this
+	// process: the first tenants seen keep their name, later ones are
+	// counted as OtherTenant ("other"), as are names that are not valid
+	// tenants. Zero means DefaultMaxTenantLabels (1000).
+	MaxTenantLabels int
 	// Model labels turns that made no model call (replays, busy sessions,
 	// bad requests): the agent's model. Model calls are labelled with the
 	// model their request names. Zero means "unknown".
@@ -80,6 +85,7 @@ type Telemetry struct {
 	function    string
 	model       string
 	tenantLabel bool
+	tenants     *tenantLabels // nil without tenantLabel
 	withTP      func(context.Context, string) context.Context
 
 	reg *registry // nil without Config.Prometheus
@@ -131,6 +137,9 @@ func New(cfg Config) (*Telemetry, error) {
 	}
 	if cfg.Prometheus {
 		t.reg = newRegistry()
+	}
+	if t.tenantLabel {
+		t.tenants = newTenantLabels(cfg.MaxTenantLabels)
 	}
 	if cfg.Tracing || cfg.SpanExporter != nil {
 		tp, err := newTracerProvider(cfg.SpanExporter, t.service, cfg.Function)

@@ -107,7 +107,7 @@ func (w *turner) Run(ctx context.Context, req agent.Request) (*agent.Answer, err
 		attrs := []attribute.KeyValue{attrOpInvokeAgent, attrProvider, attrSystem,
 			attribute.String(keyAgentName, t.service), attribute.String(keyConversationID, req.SessionID)}
 		if req.Tenant != "" {
-			attrs = append(attrs, attribute.String(keyTenant, req.Tenant))
+			attrs = append(attrs, attribute.String(keyTenant, tenantName(req.Tenant)))
 		}
 		ctx, span = t.tracer.Start(ctx, "invoke_agent "+t.service, trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
 	}
@@ -163,10 +163,7 @@ func (t *Telemetry) endTurn(ctx context.Context, span trace.Span, req agent.Requ
 	if rec.model == "" {
 		rec.model = t.model
 	}
-	rec.tenant = req.Tenant
-	if rec.tenant == "" {
-		rec.tenant = "default"
-	}
+	rec.tenant = tenantName(req.Tenant)
 	if ans != nil {
 		// A replay spent nothing, so tokens and cost stay this request's
 		// (zero); turn, stop reason and request id are the stored answer's,
@@ -246,10 +243,11 @@ func (t *Telemetry) logTurn(ctx context.Context, req agent.Request, r *turnRecor
 // knows; model, store and tool calls were counted as they happened.
 func (t *Telemetry) recordTurn(r *turnRecord) {
 	if t.tenantLabel {
-		t.reg.add(mTurns, 1, "model", r.model, "outcome", r.outcome, "tenant", r.tenant)
-		t.reg.observe(mTurnDuration, r.dur.Seconds(), "model", r.model, "outcome", r.outcome, "tenant", r.tenant)
+		tenant := t.tenants.label(r.tenant)
+		t.reg.add(mTurns, 1, "model", r.model, "outcome", r.outcome, "tenant", tenant)
+		t.reg.observe(mTurnDuration, r.dur.Seconds(), "model", r.model, "outcome", r.outcome, "tenant", tenant)
 		if r.kind != "" {
-			t.reg.add(mErrors, 1, "kind", string(r.kind), "tenant", r.tenant)
+			t.reg.add(mErrors, 1, "kind", string(r.kind), "tenant", tenant)
 		}
 		return
 	}
@@ -269,7 +267,7 @@ func (t *Telemetry) emitTurn(r *turnRecord) {
 	props := []emfProp{{"Function", t.function}, {"Model", dimValue(r.model, "unknown")}}
 	if t.tenantLabel {
 		dims = append(dims, []string{"Function", "Tenant"})
-		props = append(props, emfProp{"Tenant", dimValue(r.tenant, "default")})
+		props = append(props, emfProp{"Tenant", dimValue(t.tenants.label(r.tenant), "default")})
 	}
 	metrics := make([]emfMetric, 0, 12)
 	metrics = append(metrics,

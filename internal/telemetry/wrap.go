@@ -113,7 +113,7 @@ func (t *Telemetry) recordTokens(ctx context.Context, model string, u claude.Usa
 	}
 	tenant := ""
 	if t.tenantLabel {
-		tenant = tenantOf(ctx)
+		tenant = t.tenants.label(tenantOf(ctx))
 	}
 	for _, k := range kinds {
 		if tenant != "" {
@@ -127,13 +127,6 @@ func (t *Telemetry) recordTokens(ctx context.Context, model string, u claude.Usa
 	} else {
 		t.reg.add(mCost, u.CostUSD, "model", model)
 	}
-}
-
-func tenantOf(ctx context.Context) string {
-	if r, ok := agent.RequestFromContext(ctx); ok && r.Tenant != "" {
-		return r.Tenant
-	}
-	return "default"
 }
 
 // maxModelLabel bounds a model name used as a label; real ones are short.
@@ -179,7 +172,7 @@ func (w *toolset) Call(ctx context.Context, c agent.ToolCall) json.RawMessage {
 	}
 	if t.reg != nil {
 		if t.tenantLabel {
-			t.reg.add(mToolCalls, 1, "tenant", tenantOf(ctx))
+			t.reg.add(mToolCalls, 1, "tenant", t.tenants.label(tenantOf(ctx)))
 		} else {
 			t.reg.add(mToolCalls, 1)
 		}

@@ -69,6 +69,7 @@ func Run(t *testing.T, newStore func(t *testing.T, opts Options) session.Store) 
 		{"ToolResultFencing", testToolResultFencing},
 		{"DeletePending", testDeletePending},
 		{"KV", testKV},
+		{"TenantsApart", testTenantsApart},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t, Options{}))
