@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/lambdagent/lambdagent/internal/claude"
@@ -94,7 +95,11 @@ type Agent struct {
 	model  Model
 	tools  Tools
 	cfg    Config
-	prefix []byte // `{"model":…,"max_tokens":…[,"system":…]` built once
+	prefix []byte // `{"model":…[,"cache_control":…]` built once
+	cc     []byte // the cache_control object of requests, nil when off
+	// cur is the current system prompt and tools, pinned form, cached
+	// while the tool definitions do not change (see currentPin).
+	cur atomic.Pointer[current]
 }
 
 // New builds an Agent. tools may be nil.
@@ -176,6 +181,9 @@ type Result struct {
 	// "max_model_calls" when the last allowed model call was made with
 	// tools off (see Config.MaxModelCalls). Empty when Claude ended it.
 	Limit string `json:"limit,omitempty"`
+	// StopDetails is the stop_details object of a refusal, as Claude sent
+	// it (its category and explanation); absent otherwise.
+	StopDetails json.RawMessage `json:"stop_details,omitempty"`
 }
 
 // Answer is a finished turn: its Result and the JSON encoding of it.
@@ -242,6 +250,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 	// After checkpoints (a turn that ran tools), msgs are the messages
 	// since the last one and version is the session's version after it.
 	res, msgs, counters, version, err := a.loop(tctx, req, st, token)
+	pinned := a.pinFor(st)
 	if cause := context.Cause(tctx); err != nil && errors.Is(cause, session.ErrLeaseLost) {
 		// keepLease stopped the turn: say why (409, retry), rather than the
 		// context.Canceled it surfaced as (499, as if the client left).
@@ -270,6 +279,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 		IdempotencyKey: req.IdempotencyKey,
 		RequestHash:    requestHash(req),
 		Response:       out,
+		Pinned:         pinned,
 	})
 	if err != nil && a.landed(cctx, req.SessionID, version, msgs) {
 		err = nil

@@ -139,7 +139,10 @@ type Reply struct {
 	// Content is the raw content array, exactly as Claude sent it.
 	Content    json.RawMessage `json:"content"`
 	StopReason string          `json:"stop_reason"`
-	Usage      Usage           `json:"usage"`
+	// StopDetails is the reply's stop_details object as sent (a
+	// refusal's category and explanation); nil when null or absent.
+	StopDetails json.RawMessage `json:"stop_details,omitempty"`
+	Usage       Usage           `json:"usage"`
 	// RequestID is the request-id response header.
 	RequestID string `json:"-"`
 	// Header holds the response headers (anthropic-ratelimit-* among
@@ -192,6 +195,9 @@ func (c *Client) create(ctx context.Context, body []byte) (*Reply, error) {
 	}
 	if len(r.Content) == 0 || r.Content[0] != '[' {
 		return nil, fmt.Errorf("claude: reply %s has no content array", r.ID)
+	}
+	if string(r.StopDetails) == "null" {
+		r.StopDetails = nil
 	}
 	if resp != nil {
 		r.RequestID = resp.Header.Get("request-id")
