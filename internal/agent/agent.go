@@ -78,7 +78,18 @@ type Config struct {
 	// once; the others wait for a free place. Zero means
 	// DefaultMaxParallelTools.
 	MaxParallelTools int
+	// DropBoundThinking asks the API to drop, rather than reject with
+	// 400, a thinking block bound to another prefix
+	// (thinking.block_binding.prefix_mismatch_behavior "drop_block", with
+	// its beta header). Sessions pin their prefix (see pin.go), so only
+	// sessions broken before that, or edited by hand, need it; dropped
+	// thinking costs more and may lower quality. It sends thinking
+	// {"type":"adaptive"}: only for models with adaptive thinking.
+	DropBoundThinking bool
 }
+
+// betaBlockBinding is the beta header of thinking.block_binding.
+const betaBlockBinding = "thinking-binding-controls-2026-08-01"
 
 // Model is the part of the Claude client a turn uses. Decorators (limits,
 // telemetry) wrap it; they read the request's model and max_tokens from
@@ -97,6 +108,7 @@ type Agent struct {
 	cfg    Config
 	prefix []byte // `{"model":…[,"cache_control":…]` built once
 	cc     []byte // the cache_control object of requests, nil when off
+	betas  []string
 	// cur is the current system prompt and tools, pinned form, cached
 	// while the tool definitions do not change (see currentPin).
 	cur atomic.Pointer[current]
@@ -150,6 +162,9 @@ func New(store session.Store, model Model, tools Tools, cfg Config) (*Agent, err
 	}
 	a := &Agent{store: store, model: model, tools: tools, cfg: cfg}
 	a.prefix = a.buildPrefix()
+	if cfg.DropBoundThinking {
+		a.betas = []string{betaBlockBinding}
+	}
 	return a, nil
 }
 

@@ -236,6 +236,7 @@ func (a *Agent) call(ctx context.Context, t *turn, c conv, noTools bool, res *Re
 			Model:     a.cfg.Model,
 			MaxTokens: maxTokens,
 			Body:      a.requestBody(c, maxTokens, t.history, msgs, noTools),
+			Betas:     a.betas,
 		})
 		if err != nil {
 			if cw := contextWindowError(err, "", t); cw != nil {
@@ -381,6 +382,9 @@ func (a *Agent) buildPrefix() []byte {
 	if a.cc != nil {
 		b.WriteString(`,"cache_control":`)
 		b.Write(a.cc)
+	}
+	if a.cfg.DropBoundThinking {
+		b.WriteString(`,"thinking":{"type":"adaptive","block_binding":{"prefix_mismatch_behavior":"drop_block"}}`)
 	}
 	return b.Bytes()
 }

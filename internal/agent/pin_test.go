@@ -9,12 +9,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/lambdagent/lambdagent/internal/agent"
 	"github.com/lambdagent/lambdagent/internal/claudesim"
 	"github.com/lambdagent/lambdagent/internal/retry"
+	"github.com/lambdagent/lambdagent/internal/session"
 	"github.com/lambdagent/lambdagent/internal/session/filestore"
 	"github.com/lambdagent/lambdagent/internal/stacktest"
 )
@@ -183,5 +185,54 @@ func TestAppendOnly(t *testing.T) {
 	st, err := store.Load(ctx, "new")
 	if err != nil || !strings.Contains(string(st.Pinned), "Be thorough.") {
 		t.Errorf("pinned %s, %v", st.Pinned, err)
+	}
+}
+
+// A session whose thinking is bound to another prefix (here: one stored
+// before sessions pinned theirs, under another system prompt) fails every
+// turn with 400, unless DropBoundThinking asks the API to drop those
+// blocks.
+func TestDropBoundThinking(t *testing.T) {
+	sim := claudesim.New(claudesim.Config{})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	store, err := filestore.Open(filepath.Join(t.TempDir(), "sessions.db"), filestore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	deploy := func(cfg agent.Config) *agent.Agent {
+		return stacktest.Start(t, stacktest.Options{SimURL: srv.URL, Store: store, NoServer: true, Retry: retry.Policy{Attempts: 1}, Agent: cfg}).Agent
+	}
+	ctx := t.Context()
+	if _, err := deploy(agent.Config{System: "old"}).Run(ctx, agent.Request{SessionID: "s", Message: "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	// The same history, stored without a pin, as before pinning existed.
+	st, err := store.Load(ctx, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := "legacy-token"
+	if _, err := store.Begin(ctx, session.BeginRequest{ID: "legacy", LeaseToken: tok, LeaseTTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Commit(ctx, session.Commit{ID: "legacy", LeaseToken: tok, Messages: st.Messages, Turns: 1, Release: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := deploy(agent.Config{System: "new"}).Run(ctx, agent.Request{SessionID: "legacy", Message: "again"}); err == nil || !strings.Contains(err.Error(), "bound to a different conversation") {
+		t.Fatalf("turn without DropBoundThinking: err = %v; want the 400", err)
+	}
+	ans, err := deploy(agent.Config{System: "new", DropBoundThinking: true}).Run(ctx, agent.Request{SessionID: "legacy", Message: "again"})
+	if err != nil {
+		t.Fatalf("turn with DropBoundThinking: %v", err)
+	}
+	if !strings.Contains(ans.Result.Response, "again") {
+		t.Errorf("response %q", ans.Result.Response)
+	}
+	recs := sim.Requests()
+	if got := recs[len(recs)-1].Header.Get("anthropic-beta"); got != "thinking-binding-controls-2026-08-01" {
+		t.Errorf("anthropic-beta = %q", got)
 	}
 }

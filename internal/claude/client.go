@@ -80,6 +80,9 @@ type Request struct {
 	// Body is the whole Messages API request body, as JSON. It is sent as
 	// is: nothing checks that it agrees with Model and MaxTokens.
 	Body []byte
+	// Betas are sent as anthropic-beta headers, for beta fields of Body
+	// (thinking.block_binding, say).
+	Betas []string
 }
 
 // Usage is the token accounting of one reply.
@@ -164,7 +167,7 @@ func (c *Client) Create(ctx context.Context, req Request) (*Reply, error) {
 	attempts := 0
 	err := c.retry.Do(ctx, func(ctx context.Context) error {
 		attempts++
-		r, err := c.create(ctx, req.Body)
+		r, err := c.create(ctx, req.Body, req.Betas)
 		reply = r
 		return err
 	})
@@ -180,12 +183,17 @@ func (c *Client) Create(ctx context.Context, req Request) (*Reply, error) {
 	return reply, nil
 }
 
-func (c *Client) create(ctx context.Context, body []byte) (*Reply, error) {
+func (c *Client) create(ctx context.Context, body []byte, betas []string) (*Reply, error) {
 	var raw []byte
 	var resp *http.Response
-	err := c.sdk.Post(ctx, "v1/messages", nil, &raw,
+	opts := []option.RequestOption{
 		option.WithRequestBody("application/json", body),
-		option.WithResponseInto(&resp))
+		option.WithResponseInto(&resp),
+	}
+	for _, b := range betas {
+		opts = append(opts, option.WithHeaderAdd("anthropic-beta", b))
+	}
+	err := c.sdk.Post(ctx, "v1/messages", nil, &raw, opts...)
 	if err != nil {
 		return nil, classify(ctx, err)
 	}

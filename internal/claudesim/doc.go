@@ -58,9 +58,10 @@
 //     [[max_tokens_in_tool N]] with tools declared calls the first
 //     directive's tool (else the first tool) with a call that needs N
 //     output tokens (no N: it never fits): with max_tokens below N the
-//     reply ends with that tool_use cut short, its input {} (streamed
-//     without input deltas), output_tokens equal to max_tokens and
-//     stop_reason "max_tokens"; otherwise it is a normal tool call.
+//     reply ends with that tool_use cut short, its input {} (also when
+//     streamed, where the API would send the partial JSON),
+//     output_tokens equal to max_tokens and stop_reason "max_tokens";
+//     otherwise it is a normal tool call.
 //     [[empty]] makes an end_turn reply with empty content. They take
 //     precedence in that order, over tool directives.
 //
