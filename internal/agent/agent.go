@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/lambdagent/lambdagent/internal/auth"
@@ -78,7 +79,18 @@ type Config struct {
 	// once; the others wait for a free place. Zero means
 	// DefaultMaxParallelTools.
 	MaxParallelTools int
+	// DropBoundThinking asks the API to drop, rather than reject with
+	// 400, a thinking block bound to another prefix
+	// (thinking.block_binding.prefix_mismatch_behavior "drop_block", with
+	// its beta header). Sessions pin their prefix (see pin.go), so only
+	// sessions broken before that, or edited by hand, need it; dropped
+	// thinking costs more and may lower quality. It sends thinking
+	// {"type":"adaptive"}: only for models with adaptive thinking.
+	DropBoundThinking bool
 }
+
+// betaBlockBinding is the beta header of thinking.block_binding.
+const betaBlockBinding = "thinking-binding-controls-2026-08-01"
 
 // Model is the part of the Claude client a turn uses. Decorators (limits,
 // telemetry) wrap it; they read the request's model and max_tokens from
@@ -95,7 +107,12 @@ type Agent struct {
 	model  Model
 	tools  Tools
 	cfg    Config
-	prefix []byte // `{"model":…,"max_tokens":…[,"system":…]` built once
+	prefix []byte // `{"model":…[,"cache_control":…]` built once
+	cc     []byte // the cache_control object of requests, nil when off
+	betas  []string
+	// cur is the current system prompt and tools, pinned form, cached
+	// while the tool definitions do not change (see currentPin).
+	cur atomic.Pointer[current]
 }
 
 // New builds an Agent. tools may be nil.
@@ -146,6 +163,9 @@ func New(store session.Store, model Model, tools Tools, cfg Config) (*Agent, err
 	}
 	a := &Agent{store: store, model: model, tools: tools, cfg: cfg}
 	a.prefix = a.buildPrefix()
+	if cfg.DropBoundThinking {
+		a.betas = []string{betaBlockBinding}
+	}
 	return a, nil
 }
 
@@ -198,6 +218,9 @@ type Result struct {
 	// "max_model_calls" when the last allowed model call was made with
 	// tools off (see Config.MaxModelCalls). Empty when Claude ended it.
 	Limit string `json:"limit,omitempty"`
+	// StopDetails is the stop_details object of a refusal, as Claude sent
+	// it (its category and explanation); absent otherwise.
+	StopDetails json.RawMessage `json:"stop_details,omitempty"`
 }
 
 // Answer is a finished turn: its Result and the JSON encoding of it.
@@ -268,6 +291,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 	// After checkpoints (a turn that ran tools), msgs are the messages
 	// since the last one and version is the session's version after it.
 	res, msgs, counters, version, err := a.loop(tctx, req, st, token)
+	pinned := a.pinFor(st)
 	if cause := context.Cause(tctx); err != nil && errors.Is(cause, session.ErrLeaseLost) {
 		// keepLease stopped the turn: say why (409, retry), rather than the
 		// context.Canceled it surfaced as (499, as if the client left).
@@ -296,6 +320,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 		IdempotencyKey: req.IdempotencyKey,
 		RequestHash:    requestHash(req),
 		Response:       out,
+		Pinned:         pinned,
 	})
 	if err != nil && a.landed(cctx, sid, version, msgs) {
 		err = nil

@@ -52,7 +52,7 @@ func TestTurns(t *testing.T) {
 			t.Errorf("turn %d response %q does not echo %q", i+1, r.Response, msg)
 		}
 		var decoded agent.Result
-		if err := json.Unmarshal(ans.JSON, &decoded); err != nil || decoded != r {
+		if err := json.Unmarshal(ans.JSON, &decoded); err != nil || !cmp.Equal(decoded, r) {
 			t.Errorf("JSON %s does not decode to the result (%v)", ans.JSON, err)
 		}
 	}

@@ -17,4 +17,10 @@
 // tools and saves each tool result as its call returns, so that a retry
 // after a crash resumes the turn and never calls a tool twice (see
 // loop.go and #8). A turn without tools does neither.
+//
+// Conversations are append-only (see pin.go and #14): a session sends the
+// system prompt and tools it started with for its whole life, since the
+// models with preserved thinking reject a thinking block whose prefix
+// changed; changes reach it as a role "system" message. Every stop reason
+// is handled as the docs say (see stop.go).
 package agent

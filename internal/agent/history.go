@@ -19,6 +19,8 @@ func role(m json.RawMessage) (string, error) {
 		return "user", nil
 	case bytes.HasPrefix(m, assistantPrefix):
 		return "assistant", nil
+	case bytes.HasPrefix(m, systemPrefix):
+		return "system", nil
 	}
 	var v struct {
 		Role string `json:"role"`
@@ -31,6 +33,8 @@ func role(m json.RawMessage) (string, error) {
 
 // checkHistory makes sure a stored transcript can be sent to Claude: roles
 // alternate starting with the user, and it ends with an assistant message.
+// System messages (notices of a changed prompt or tool list, see convFor)
+// sit between turns and are not part of the alternation.
 // A trailing assistant tool_use without its tool_result (a turn that died
 // after its checkpoint, an older version or a hand edit) is returned in
 // open: the next user message must answer those calls first (see
@@ -42,6 +46,9 @@ func checkHistory(msgs []json.RawMessage) (history []json.RawMessage, open []Too
 		r, err := role(m)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: message %d: %v", ErrBrokenHistory, i, err)
+		}
+		if r == "system" && i > 0 {
+			continue
 		}
 		if r != want {
 			return nil, nil, fmt.Errorf("%w: message %d has role %q, want %q", ErrBrokenHistory, i, r, want)
@@ -59,6 +66,9 @@ func checkHistory(msgs []json.RawMessage) (history []json.RawMessage, open []Too
 		return nil, nil, fmt.Errorf("%w: last message %d is a user message with no answer", ErrBrokenHistory, len(msgs)-1)
 	}
 	last := msgs[len(msgs)-1]
+	for i := len(msgs) - 1; i > 0 && bytes.HasPrefix(last, systemPrefix); i-- {
+		last = msgs[i-1]
+	}
 	if !bytes.Contains(last, []byte(`"tool_use"`)) {
 		return msgs, nil, nil
 	}

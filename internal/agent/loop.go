@@ -48,8 +48,11 @@ type turn struct {
 	mark    string
 	history []json.RawMessage // the messages before the turn
 	msgs    []json.RawMessage // the turn's messages
-	saved   int               // msgs[:saved] are committed
-	version int64             // the session's version after msgs[:saved]
+	// pinned is the system prompt and tools to pin with the turn's
+	// commits, while the session has none (see convFor).
+	pinned  []byte
+	saved   int   // msgs[:saved] are committed
+	version int64 // the session's version after msgs[:saved]
 	// Model calls and usage not committed yet.
 	calls int
 	usage claude.Usage
@@ -100,8 +103,12 @@ func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token 
 	if err != nil {
 		return fail(fmt.Errorf("session %s: %w", req.SessionID, err))
 	}
+	c, err := a.convFor(st)
+	if err != nil {
+		return fail(fmt.Errorf("session %s: %w", req.SessionID, err))
+	}
 	hash := requestHash(req)
-	t := &turn{id: req.StoreID(), token: token, version: st.Version}
+	t := &turn{id: req.StoreID(), token: token, version: st.Version, pinned: c.store}
 	var calls []ToolCall // the calls to answer before the next model call
 	var saved map[string]json.RawMessage
 	if start, ok := resumable(st, hash, open); ok {
@@ -127,15 +134,23 @@ func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token 
 		t.mark = newMark(hash, int64(len(history)))
 		t.history = history
 		t.msgs = []json.RawMessage{user}
-	}
-	var defs json.RawMessage
-	if a.tools != nil {
-		defs = a.tools.Definitions()
+		if c.notice != "" {
+			// What changed since the session pinned its prefix, once: before
+			// the user's message, or after it when that message answers
+			// dangling calls (their results must follow the calls).
+			if n := systemMessage(c.notice); !announced(history, n) {
+				if len(open) > 0 {
+					t.msgs = append(t.msgs, n)
+				} else {
+					t.msgs = []json.RawMessage{n, user}
+				}
+			}
+		}
 	}
 	var usage claude.Usage // of this attempt, for the answer
 	for {
 		if len(calls) > 0 {
-			m, err := toolResultMessage(a.runTools(ctx, t, calls, saved))
+			m, err := toolResultMessage(a.answerCalls(ctx, t, c, calls, saved))
 			if err != nil {
 				return fail(err)
 			}
@@ -144,25 +159,43 @@ func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token 
 		}
 		res.ModelCalls++
 		last := res.ModelCalls >= a.cfg.MaxModelCalls
-		reply, err := a.model.Create(ctx, claude.Request{
-			Model:     a.cfg.Model,
-			MaxTokens: a.cfg.MaxTokens,
-			Body:      a.requestBody(t.history, t.msgs, defs, last && len(defs) > 0),
-		})
+		noTools := last && len(c.tools) > 0
+		reply, content, err := a.call(ctx, t, c, noTools, &res, &usage)
 		if err != nil {
 			return fail(err)
 		}
-		usage = usage.Add(reply.Usage)
-		t.usage = t.usage.Add(reply.Usage)
-		t.calls++
 		res.RequestID = reply.RequestID
 		res.StopReason = reply.StopReason
-		t.msgs = append(t.msgs, assistantMessage(reply.Content))
-		calls, res.Response, err = parseContent(reply.Content)
+		if reply.StopReason == "refusal" {
+			// Not stored: a conversation that keeps the refused message
+			// keeps being refused. What a tool loop checkpointed stays,
+			// closed by a placeholder.
+			res.Response, res.StopDetails = refusedAnswer, reply.StopDetails
+			if t.saved == 0 {
+				t.msgs = nil
+			} else {
+				t.msgs = append(t.msgs, assistantMessage(textContent(refusedText)))
+			}
+			break
+		}
+		if emptyContent(content) {
+			t.msgs = append(t.msgs, assistantMessage(textContent(emptyText)))
+			res.Response = ""
+			break
+		}
+		cut := cutInToolUse(reply)
+		if cut {
+			content = dropToolUses(content)
+		}
+		t.msgs = append(t.msgs, assistantMessage(content))
+		calls, res.Response, err = parseContent(content)
 		if err != nil {
 			return fail(fmt.Errorf("reply %s: %w", reply.ID, err))
 		}
-		if last && len(defs) > 0 {
+		if cut {
+			res.Response = strings.TrimSpace(res.Response + "\n\n" + cutAnswer)
+		}
+		if noTools {
 			// Tools were off for this call: the limit, not Claude, ended
 			// the tool loop. Say so in the answer.
 			res.Limit = "max_model_calls"
@@ -185,6 +218,59 @@ func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token 
 	}
 	res.Usage = usage
 	return res, t.msgs[t.saved:], t.counters(), t.version, nil
+}
+
+// call makes one model call of the turn and returns its reply and the
+// content to keep: a paused reply (pause_turn) is continued, within
+// MaxModelCalls, and its pieces joined; a reply cut inside a tool call is
+// made once more with a larger max_tokens. Every call's usage counts.
+func (a *Agent) call(ctx context.Context, t *turn, c conv, noTools bool, res *Result, usage *claude.Usage) (*claude.Reply, json.RawMessage, error) {
+	maxTokens := a.cfg.MaxTokens
+	retried := false
+	var paused json.RawMessage // the content so far of a paused reply
+	for {
+		msgs := t.msgs
+		if paused != nil {
+			msgs = append(slices.Clip(t.msgs), assistantMessage(paused))
+		}
+		reply, err := a.model.Create(ctx, claude.Request{
+			Model:     a.cfg.Model,
+			MaxTokens: maxTokens,
+			Body:      a.requestBody(c, maxTokens, t.history, msgs, noTools),
+			Betas:     a.betas,
+		})
+		if err != nil {
+			if cw := contextWindowError(err, "", t); cw != nil {
+				return nil, nil, cw
+			}
+			return nil, nil, err
+		}
+		*usage = usage.Add(reply.Usage)
+		t.usage = t.usage.Add(reply.Usage)
+		t.calls++
+		if reply.StopReason == "model_context_window_exceeded" {
+			return nil, nil, contextWindowError(nil, reply.StopReason, t)
+		}
+		if reply.StopReason == "refusal" {
+			return reply, reply.Content, nil
+		}
+		if !retried && cutInToolUse(reply) && min(2*maxTokens, maxTokensCap) > maxTokens {
+			// Cut inside a tool call: try once with more room. The cut
+			// reply is dropped, its usage kept.
+			retried, maxTokens = true, min(2*maxTokens, maxTokensCap)
+			continue
+		}
+		content := reply.Content
+		if paused != nil {
+			content = concatContent(paused, content)
+		}
+		if reply.StopReason == "pause_turn" && res.ModelCalls < a.cfg.MaxModelCalls {
+			res.ModelCalls++
+			paused = content
+			continue
+		}
+		return reply, content, nil
+	}
 }
 
 // resumable reports whether st holds this request's own unfinished turn,
@@ -227,6 +313,7 @@ func (a *Agent) checkpoint(ctx context.Context, t *turn) error {
 		Messages:   msgs,
 		Counters:   t.counters(),
 		Pending:    t.mark,
+		Pinned:     t.pinned,
 	})
 	if err != nil && a.landed(ctx, t.id, t.version, msgs) {
 		v, err = t.version+int64(len(msgs)), nil
@@ -272,49 +359,46 @@ func (a *Agent) runTools(ctx context.Context, t *turn, calls []ToolCall, saved m
 	return out
 }
 
-// buildPrefix renders the constant head of every request body.
+// buildPrefix renders the constant head of every request body, and sets
+// a.cc.
 //
 // Prompt caching (see #6): the request asks for automatic caching with a
 // top-level cache_control, so the API puts the breakpoint on the last
 // cacheable block and each turn reads the whole conversation so far from
-// the cache and writes only what is new. The system prompt, the same for
-// every session, carries a breakpoint of its own so that a new session
-// starts from a cached prefix. The stored history never carries
-// cache_control: breakpoints are a property of one request, and the API
-// allows four.
+// the cache and writes only what is new. The system prompt carries a
+// breakpoint of its own so that a new session starts from a cached prefix
+// (all sessions pinned to one prompt share it). The stored history never
+// carries cache_control: breakpoints are a property of one request, and
+// the API allows four.
 func (a *Agent) buildPrefix() []byte {
-	var cc []byte
 	switch a.cfg.PromptCache {
 	case "5m":
-		cc = []byte(`{"type":"ephemeral"}`)
+		a.cc = []byte(`{"type":"ephemeral"}`)
 	case "1h":
-		cc = []byte(`{"type":"ephemeral","ttl":"1h"}`)
+		a.cc = []byte(`{"type":"ephemeral","ttl":"1h"}`)
 	}
 	var b bytes.Buffer
 	b.WriteString(`{"model":`)
 	b.Write(mustJSON(a.cfg.Model))
-	b.WriteString(`,"max_tokens":`)
-	b.WriteString(strconv.Itoa(a.cfg.MaxTokens))
-	if cc != nil {
+	if a.cc != nil {
 		b.WriteString(`,"cache_control":`)
-		b.Write(cc)
+		b.Write(a.cc)
 	}
-	if a.cfg.System != "" {
-		b.WriteString(`,"system":[{"type":"text","text":`)
-		b.Write(mustJSON(a.cfg.System))
-		if cc != nil {
-			b.WriteString(`,"cache_control":`)
-			b.Write(cc)
-		}
-		b.WriteString(`}]`)
+	if a.cfg.DropBoundThinking {
+		b.WriteString(`,"thinking":{"type":"adaptive","block_binding":{"prefix_mismatch_behavior":"drop_block"}}`)
 	}
 	return b.Bytes()
 }
 
-// requestBody concatenates the request: constant head, tools, then the
-// stored history and this turn's messages as they are.
-func (a *Agent) requestBody(history, turn []json.RawMessage, tools json.RawMessage, noTools bool) []byte {
-	n := len(a.prefix) + len(tools) + 64
+// requestBody concatenates the request: constant head, max_tokens, the
+// session's pinned system prompt and tools, then the stored history and
+// this turn's messages as they are.
+func (a *Agent) requestBody(c conv, maxTokens int, history, turn []json.RawMessage, noTools bool) []byte {
+	var system []byte
+	if c.system != "" {
+		system = mustJSON(c.system)
+	}
+	n := len(a.prefix) + len(system) + 2*len(a.cc) + len(c.tools) + 128
 	for _, m := range history {
 		n += len(m) + 1
 	}
@@ -323,9 +407,20 @@ func (a *Agent) requestBody(history, turn []json.RawMessage, tools json.RawMessa
 	}
 	b := make([]byte, 0, n)
 	b = append(b, a.prefix...)
-	if len(tools) > 0 {
+	b = append(b, `,"max_tokens":`...)
+	b = strconv.AppendInt(b, int64(maxTokens), 10)
+	if system != nil {
+		b = append(b, `,"system":[{"type":"text","text":`...)
+		b = append(b, system...)
+		if a.cc != nil {
+			b = append(b, `,"cache_control":`...)
+			b = append(b, a.cc...)
+		}
+		b = append(b, `}]`...)
+	}
+	if len(c.tools) > 0 {
 		b = append(b, `,"tools":`...)
-		b = append(b, tools...)
+		b = append(b, c.tools...)
 		if noTools {
 			b = append(b, `,"tool_choice":{"type":"none"}`...)
 		}

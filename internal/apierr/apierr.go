@@ -18,28 +18,31 @@ type Kind string
 
 // Kinds of the HTTP API, with the status each gets (see [Kind.Status]).
 const (
-	InvalidRequest       Kind = "invalid_request"        // 400: bad JSON, missing fields, bad session id
-	Unauthorized         Kind = "unauthorized"           // 401: no or bad credentials
-	BudgetExceeded       Kind = "budget_exceeded"        // 402: a daily budget is spent
-	Forbidden            Kind = "forbidden"              // 403: credentials valid, access denied
-	Stopped              Kind = "stopped"                // 403: an operator's kill switch is on
-	NotFound             Kind = "not_found"              // 404: unknown session or endpoint
-	MethodNotAllowed     Kind = "method_not_allowed"     // 405
-	SessionBusy          Kind = "session_busy"           // 409: another turn of the session is in flight
-	Conflict             Kind = "conflict"               // 409: the session changed under the turn
-	InvalidHistory       Kind = "invalid_history"        // 409: the stored history breaks the Messages API rules
-	RequestTooLarge      Kind = "request_too_large"      // 413
-	UnsupportedMediaType Kind = "unsupported_media_type" // 415
-	IdempotencyMismatch  Kind = "idempotency_mismatch"   // 422: an Idempotency-Key reused for another request
-	RateLimited          Kind = "rate_limited"           // 429: Claude's or our own rate limit
-	TooManyTurns         Kind = "too_many_turns"         // 429: our concurrency limit
-	Canceled             Kind = "canceled"               // 499: the client went away
-	Internal             Kind = "internal_error"         // 500: a bug, or a failure we did not foresee
-	UpstreamError        Kind = "upstream_error"         // 502: Claude answered with an error
-	UpstreamUnreachable  Kind = "upstream_unreachable"   // 502: Claude could not be reached
-	StoreUnavailable     Kind = "store_unavailable"      // 503: the session or limiter store is down
-	UpstreamOverloaded   Kind = "upstream_overloaded"    // 503: Claude is overloaded (529)
-	Timeout              Kind = "timeout"                // 504: the turn outlived its deadline
+	InvalidRequest   Kind = "invalid_request"    // 400: bad JSON, missing fields, bad session id
+	Unauthorized     Kind = "unauthorized"       // 401: no or bad credentials
+	BudgetExceeded   Kind = "budget_exceeded"    // 402: a daily budget is spent
+	Forbidden        Kind = "forbidden"          // 403: credentials valid, access denied
+	Stopped          Kind = "stopped"            // 403: an operator's kill switch is on
+	NotFound         Kind = "not_found"          // 404: unknown session or endpoint
+	MethodNotAllowed Kind = "method_not_allowed" // 405
+	SessionBusy      Kind = "session_busy"       // 409: another turn of the session is in flight
+	Conflict         Kind = "conflict"           // 409: the session changed under the turn
+	InvalidHistory   Kind = "invalid_history"    // 409: the stored history breaks the Messages API rules
+	RequestTooLarge  Kind = "request_too_large"  // 413
+	// ContextWindowExceeded (413): the session's history no longer fits
+	// the model's context window; the message names its size.
+	ContextWindowExceeded Kind = "context_window_exceeded"
+	UnsupportedMediaType  Kind = "unsupported_media_type" // 415
+	IdempotencyMismatch   Kind = "idempotency_mismatch"   // 422: an Idempotency-Key reused for another request
+	RateLimited           Kind = "rate_limited"           // 429: Claude's or our own rate limit
+	TooManyTurns          Kind = "too_many_turns"         // 429: our concurrency limit
+	Canceled              Kind = "canceled"               // 499: the client went away
+	Internal              Kind = "internal_error"         // 500: a bug, or a failure we did not foresee
+	UpstreamError         Kind = "upstream_error"         // 502: Claude answered with an error
+	UpstreamUnreachable   Kind = "upstream_unreachable"   // 502: Claude could not be reached
+	StoreUnavailable      Kind = "store_unavailable"      // 503: the session or limiter store is down
+	UpstreamOverloaded    Kind = "upstream_overloaded"    // 503: Claude is overloaded (529)
+	Timeout               Kind = "timeout"                // 504: the turn outlived its deadline
 )
 
 // StatusClientClosedRequest is nginx's 499, the status of [Canceled]: the
@@ -48,28 +51,29 @@ const (
 const StatusClientClosedRequest = 499
 
 var statuses = map[Kind]int{
-	InvalidRequest:       http.StatusBadRequest,
-	Unauthorized:         http.StatusUnauthorized,
-	BudgetExceeded:       http.StatusPaymentRequired,
-	Forbidden:            http.StatusForbidden,
-	Stopped:              http.StatusForbidden,
-	NotFound:             http.StatusNotFound,
-	MethodNotAllowed:     http.StatusMethodNotAllowed,
-	SessionBusy:          http.StatusConflict,
-	Conflict:             http.StatusConflict,
-	InvalidHistory:       http.StatusConflict,
-	RequestTooLarge:      http.StatusRequestEntityTooLarge,
-	UnsupportedMediaType: http.StatusUnsupportedMediaType,
-	IdempotencyMismatch:  http.StatusUnprocessableEntity,
-	RateLimited:          http.StatusTooManyRequests,
-	TooManyTurns:         http.StatusTooManyRequests,
-	Canceled:             StatusClientClosedRequest,
-	Internal:             http.StatusInternalServerError,
-	UpstreamError:        http.StatusBadGateway,
-	UpstreamUnreachable:  http.StatusBadGateway,
-	StoreUnavailable:     http.StatusServiceUnavailable,
-	UpstreamOverloaded:   http.StatusServiceUnavailable,
-	Timeout:              http.StatusGatewayTimeout,
+	InvalidRequest:        http.StatusBadRequest,
+	Unauthorized:          http.StatusUnauthorized,
+	BudgetExceeded:        http.StatusPaymentRequired,
+	Forbidden:             http.StatusForbidden,
+	Stopped:               http.StatusForbidden,
+	NotFound:              http.StatusNotFound,
+	MethodNotAllowed:      http.StatusMethodNotAllowed,
+	SessionBusy:           http.StatusConflict,
+	Conflict:              http.StatusConflict,
+	InvalidHistory:        http.StatusConflict,
+	RequestTooLarge:       http.StatusRequestEntityTooLarge,
+	ContextWindowExceeded: http.StatusRequestEntityTooLarge,
+	UnsupportedMediaType:  http.StatusUnsupportedMediaType,
+	IdempotencyMismatch:   http.StatusUnprocessableEntity,
+	RateLimited:           http.StatusTooManyRequests,
+	TooManyTurns:          http.StatusTooManyRequests,
+	Canceled:              StatusClientClosedRequest,
+	Internal:              http.StatusInternalServerError,
+	UpstreamError:         http.StatusBadGateway,
+	UpstreamUnreachable:   http.StatusBadGateway,
+	StoreUnavailable:      http.StatusServiceUnavailable,
+	UpstreamOverloaded:    http.StatusServiceUnavailable,
+	Timeout:               http.StatusGatewayTimeout,
 }
 
 // Status is the HTTP status of k; 500 for a kind this package does not

@@ -88,6 +88,9 @@ type Request struct {
 	// Body is the whole Messages API request body, as JSON. It is sent as
 	// is: nothing checks that it agrees with Model and MaxTokens.
 	Body []byte
+	// Betas are sent as anthropic-beta headers, for beta fields of Body
+	// (thinking.block_binding, say).
+	Betas []string
 }
 
 // Usage is the token accounting of one reply.
@@ -147,7 +150,10 @@ type Reply struct {
 	// Content is the raw content array, exactly as Claude sent it.
 	Content    json.RawMessage `json:"content"`
 	StopReason string          `json:"stop_reason"`
-	Usage      Usage           `json:"usage"`
+	// StopDetails is the reply's stop_details object as sent (a
+	// refusal's category and explanation); nil when null or absent.
+	StopDetails json.RawMessage `json:"stop_details,omitempty"`
+	Usage       Usage           `json:"usage"`
 	// RequestID is the request-id response header.
 	RequestID string `json:"-"`
 	// Header holds the response headers (anthropic-ratelimit-* among
@@ -169,7 +175,7 @@ func (c *Client) Create(ctx context.Context, req Request) (*Reply, error) {
 	attempts := 0
 	err := c.retry.Do(ctx, func(ctx context.Context) error {
 		attempts++
-		r, err := c.create(ctx, req.Body)
+		r, err := c.create(ctx, req.Body, req.Betas)
 		reply = r
 		return err
 	})
@@ -185,12 +191,17 @@ func (c *Client) Create(ctx context.Context, req Request) (*Reply, error) {
 	return reply, nil
 }
 
-func (c *Client) create(ctx context.Context, body []byte) (*Reply, error) {
+func (c *Client) create(ctx context.Context, body []byte, betas []string) (*Reply, error) {
 	var raw []byte
 	var resp *http.Response
-	err := c.sdk.Post(ctx, "v1/messages", nil, &raw,
+	opts := []option.RequestOption{
 		option.WithRequestBody("application/json", body),
-		option.WithResponseInto(&resp))
+		option.WithResponseInto(&resp),
+	}
+	for _, b := range betas {
+		opts = append(opts, option.WithHeaderAdd("anthropic-beta", b))
+	}
+	err := c.sdk.Post(ctx, "v1/messages", nil, &raw, opts...)
 	if err != nil {
 		return nil, classify(ctx, err)
 	}
@@ -200,6 +211,9 @@ func (c *Client) create(ctx context.Context, body []byte) (*Reply, error) {
 	}
 	if len(r.Content) == 0 || r.Content[0] != '[' {
 		return nil, fmt.Errorf("claude: reply %s has no content array", r.ID)
+	}
+	if string(r.StopDetails) == "null" {
+		r.StopDetails = nil
 	}
 	if resp != nil {
 		r.RequestID = resp.Header.Get("request-id")

@@ -28,6 +28,7 @@
 //     joins the text blocks of the last user turn with "\n" and N is the
 //     number of messages the request carried, so a test can see what
 //     history reached the model.
+//
 //   - Tool directive: when the last user turn's text contains
 //     [[tool NAME]] or [[tool NAME {JSON object}]] (one or several;
 //     whitespace may separate the parts; the JSON may hold "]]" inside
@@ -38,10 +39,31 @@
 //     tool_choice "none" ignores them all; disable_parallel_tool_use keeps
 //     the first. On a model that allows forced tool_choice, "any" or "tool"
 //     without a directive calls the first (or named) tool with {}.
+//
 //   - Tool results: when the last user turn carries tool_result blocks (and
 //     no directive), the reply is "tool results: NAME=CONTENT; …" in the
 //     order of the results, CONTENT being the result's text ("(error) "
 //     first when is_error), with stop_reason end_turn.
+//
+//   - Stop reasons on demand, by a marker in the user's text:
+//     [[refusal]] anywhere in a user turn of the conversation makes the
+//     reply a refusal (stop_reason "refusal", empty content, stop_details
+//     {"type":"refusal","category":null,"explanation":…}); as the docs say
+//     of the API, every later request that still holds the refused message
+//     is refused too. [[pause_turn]] in the last user turn makes a reply
+//     with stop_reason "pause_turn"; sending it back as the last
+//     (assistant) message continues it, and the continuation, a text
+//     "resumed: echo: …", ends with end_turn (this trailing assistant turn
+//     is not taken for prefill). [[max_tokens_in_tool]] or
+//     [[max_tokens_in_tool N]] with tools declared calls the first
+//     directive's tool (else the first tool) with a call that needs N
+//     output tokens (no N: it never fits): with max_tokens below N the
+//     reply ends with that tool_use cut short, its input {} (also when
+//     streamed, where the API would send the partial JSON),
+//     output_tokens equal to max_tokens and stop_reason "max_tokens";
+//     otherwise it is a normal tool call.
+//     [[empty]] makes an end_turn reply with empty content. They take
+//     precedence in that order, over tool directives.
 //
 // stop_sequences cut the text at the first one found (stop_reason
 // stop_sequence); max_tokens cuts the reply at that many output tokens
@@ -67,10 +89,32 @@
 // but a thinking note still precedes tool calls. claude-sonnet-4-5 has none
 // of these restrictions and thinks only when asked with budget_tokens.
 //
-// Each thinking block is signed: the signature carries the full reasoning
-// and an HMAC (keyed by Config.SigningKey) over it and the text returned.
-// Every thinking block sent back is verified, and one whose text or
-// signature changed gets 400 "Invalid `signature` in `thinking` block".
+// Each thinking block is signed: the signature carries the full reasoning,
+// the MAC of the block's prefix and an HMAC (keyed by Config.SigningKey)
+// over the three and the text returned. Every thinking block sent back is
+// verified, and one whose text or signature changed gets 400 "Invalid
+// `signature` in `thinking` block". A verified block bills its full
+// reasoning as input tokens, even when its display was omitted.
+//
+// # Preserved thinking: the prefix check
+//
+// On the 5.5 models ([Model.BindsThinking]) a thinking block is bound to
+// its prefix, as the docs on preserved thinking describe: the top-level
+// system prompt, the tools and every content block before it (with its
+// role), compared by content: message boundaries, cache_control and the
+// string-or-blocks form of a text do not count; a system message appended
+// after the block does not touch its prefix. A block sent back after its
+// prefix changed gets 400 invalid_request_error "messages.I.content.J:
+// Invalid `signature` in `thinking` block. The block is bound to a
+// different conversation. Remove the block, or set
+// `thinking.block_binding.prefix_mismatch_behavior` to "drop_block"." With
+// thinking.block_binding.prefix_mismatch_behavior "drop_block" and the
+// beta header anthropic-beta: thinking-binding-controls-2026-08-01 (the
+// field without the header gets 400), such blocks are dropped instead
+// (not billed) and the reply lists each in input_transformations as
+// {"type":"thinking_dropped","path":"messages.I.content.J","reason":"prefix_mismatch"}.
+// Every account is simulated as one created after 2026-08-31, where the
+// check is on by default.
 // While thinking is on, the assistant turn of an open tool loop (the turn
 // whose tool_use blocks the last user turn answers) must start with its
 // thinking block, or the request gets the documented 400.
@@ -80,12 +124,17 @@
 // As the API does, the simulator rejects, with 400 invalid_request_error
 // and messages shaped like the API's: bad JSON; missing model, max_tokens
 // or messages; an empty messages array; a first message not from the user;
-// a role other than user or assistant; empty content or empty text blocks;
-// unknown block types; a tool_result without a tool_use of that id in the
-// previous turn; a tool_use without its tool_result in the next turn;
-// duplicate tool names; more than four cache_control breakpoints. It does
-// not reject consecutive messages of the same role: it combines them into
-// one turn, as documented. Without a key (x-api-key or Authorization:
+// a role other than user, assistant or system; empty content or empty text
+// blocks; a system message with other than text blocks; unknown block
+// types; a tool_result without a tool_use of that id in the previous turn;
+// a tool_result after other content (text) of its user turn; a tool_use
+// without its tool_result in the next turn; duplicate tool names; more
+// than four cache_control breakpoints. It does not reject consecutive
+// messages of the same role: it combines them into one turn, as
+// documented. A role "system" message (an instruction appended to the
+// conversation, as the docs on preserved thinking advise for changes)
+// neither starts nor separates a turn; it is counted, echoed in the
+// message count and part of the prefix of later blocks. Without a key (x-api-key or Authorization:
 // Bearer) it answers 401 authentication_error unless Config.AllowNoAPIKey;
 // without an anthropic-version header, 400.
 //
@@ -134,8 +183,10 @@
 // The simulator does not model: real tokenization (counts differ from the
 // API's); images, documents and server tools beyond accepting and counting
 // them; the removal of earlier turns' thinking from the context (all
-// thinking text is counted); the binding of thinking blocks to a model or
-// conversation (only the HMAC key matters); errors in the middle of a
+// thinking text is counted); the binding of thinking blocks to a model
+// (any model reads any block the key signed); where the API may reject a
+// system message (between a tool_use and its tool_result it is
+// accepted here); errors in the middle of a
 // stream (injected errors are sent as the HTTP status, before any event);
 // cache invalidation by changes to tool_choice, thinking or images, and the
 // rule that 1h entries precede 5m ones; the separate rate limits of

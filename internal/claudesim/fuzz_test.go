@@ -88,7 +88,8 @@ func TestDirectives(t *testing.T) {
 
 func TestSignature(t *testing.T) {
 	key := []byte("k")
-	sig := sign(key, "full reasoning", "")
+	prefix := make([]byte, 32)
+	sig := sign(key, "full reasoning", "", prefix)
 	for _, tc := range []struct {
 		key        []byte
 		shown, sig string
@@ -100,9 +101,9 @@ func TestSignature(t *testing.T) {
 		{key, "", sig[:len(sig)-4], false},
 		{key, "", "", false},
 		{key, "", "!!!", false},
-		{key, "", sign(key, "x", "x"), false},
+		{key, "", sign(key, "x", "x", prefix), false},
 	} {
-		if got := verify(tc.key, tc.shown, tc.sig); got != tc.want {
+		if _, _, got := verify(tc.key, tc.shown, tc.sig); got != tc.want {
 			t.Errorf("verify(%q, %q, %q) = %v, want %v", tc.key, tc.shown, tc.sig, got, tc.want)
 		}
 	}

@@ -40,6 +40,11 @@ type Model struct {
 	// cache_control breakpoint caches; shorter prefixes are silently not
 	// cached, as documented.
 	MinCacheTokens int
+	// BindsThinking reports whether the model checks the prefix a
+	// thinking block was made after (preserved thinking, the 5.5
+	// models): a block sent back after a changed system prompt, tool list
+	// or earlier message gets 400, or is dropped on request.
+	BindsThinking bool
 }
 
 // Models returns the default model table, in the order GET /v1/models
@@ -76,6 +81,7 @@ func Models() []Model {
 			AcceptsDisabled: true,
 			DefaultDisplay:  "omitted",
 			MinCacheTokens:  1024,
+			BindsThinking:   true,
 		},
 		{
 			ID:                  "claude-sonnet-5-5",
@@ -87,6 +93,7 @@ func Models() []Model {
 			AcceptsBetweenTools: true,
 			DefaultDisplay:      "omitted",
 			MinCacheTokens:      512,
+			BindsThinking:       true,
 		},
 		{
 			ID:             "claude-opus-5-5",
@@ -97,6 +104,7 @@ func Models() []Model {
 			Adaptive:       true,
 			DefaultDisplay: "omitted",
 			MinCacheTokens: 512,
+			BindsThinking:  true,
 		},
 		sonnet45,
 		sonnet45Dated,

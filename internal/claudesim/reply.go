@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -39,7 +40,138 @@ type reply struct {
 	content      []outBlock
 	stopReason   string
 	stopSequence *string
+	stopDetails  *stopDetails
 	outputTokens int
+}
+
+// stopDetails is the documented stop_details object of a refusal.
+type stopDetails struct {
+	Type        string  `json:"type"`
+	Category    *string `json:"category"`
+	Explanation *string `json:"explanation"`
+}
+
+// Markers in the user's text that ask for a stop reason on demand (see
+// the package doc).
+const (
+	markRefusal  = "[[refusal]]"
+	markPause    = "[[pause_turn]]"
+	markEmpty    = "[[empty]]"
+	markToolCut  = "[[max_tokens_in_tool"
+	refusalNote  = "The simulator refuses any conversation holding " + markRefusal + "."
+	pausedText   = "pausing: this turn takes a while"
+	resumedText  = "resumed: "
+	truncatedMin = 1 << 30 // [[max_tokens_in_tool]] without N: never fits
+)
+
+// continuesPause reports whether the request continues a paused turn: it
+// ends with an assistant turn and the user turn before it asked for a
+// pause. The API takes such a request although it ends with the
+// assistant.
+func (r *request) continuesPause() bool {
+	n := len(r.turns)
+	if n < 2 || r.turns[n-1].role != "assistant" {
+		return false
+	}
+	return strings.Contains(turnText(r.turns[n-2]), markPause)
+}
+
+// turnText joins the text blocks of t with "\n".
+func turnText(t turn) string {
+	var texts []string
+	for _, b := range t.blocks {
+		if b.typ == "text" {
+			texts = append(texts, b.text)
+		}
+	}
+	return strings.Join(texts, "\n")
+}
+
+// refused reports whether any user turn holds the refusal marker: as the
+// docs say of the real API, a conversation keeps being refused until the
+// refused message leaves its context.
+func (r *request) refused() bool {
+	for _, t := range r.turns {
+		if t.role == "user" && strings.Contains(turnText(t), markRefusal) {
+			return true
+		}
+	}
+	return false
+}
+
+// toolCutNeed parses [[max_tokens_in_tool]] or [[max_tokens_in_tool N]]
+// in text: the output tokens the tool call needs, a reply with less cut
+// inside it. Without N it never fits.
+func toolCutNeed(text string) (int, bool) {
+	i := strings.Index(text, markToolCut)
+	if i < 0 {
+		return 0, false
+	}
+	rest := strings.TrimLeft(text[i+len(markToolCut):], " ")
+	end := strings.Index(rest, "]]")
+	if end < 0 {
+		return 0, false
+	}
+	arg := strings.TrimSpace(rest[:end])
+	if arg == "" {
+		return truncatedMin, true
+	}
+	n, err := strconv.Atoi(arg)
+	if err != nil || n < 1 {
+		return 0, false
+	}
+	return n, true
+}
+
+// onDemand makes the replies the markers ask for, or returns false.
+func onDemand(r *request, key []byte, newID func(string) string, userText string) (reply, bool) {
+	last := r.turns[len(r.turns)-1]
+	switch {
+	case r.refused():
+		note := refusalNote
+		return reply{content: []outBlock{}, stopReason: "refusal", stopDetails: &stopDetails{Type: "refusal", Explanation: &note}}, true
+	case last.role == "assistant" && r.continuesPause():
+		text := resumedText + fmt.Sprintf("echo: %s (messages: %d)", userText, len(r.messages))
+		rep := reply{content: []outBlock{{Type: "text", Text: &text}}, stopReason: "end_turn"}
+		rep.applyMaxTokens(r.maxTokens, key, r.display, r.replyPrefix)
+		return rep, true
+	case last.role != "user":
+		return reply{}, false
+	case strings.Contains(userText, markPause):
+		var content []outBlock
+		if r.thinking != thinkNone {
+			content = append(content, thinkingBlock(key, "This will take more than one step; I will pause here.", r.display, r.replyPrefix))
+		}
+		text := pausedText
+		content = append(content, outBlock{Type: "text", Text: &text})
+		return reply{content: content, stopReason: "pause_turn"}, true
+	case strings.Contains(userText, markEmpty):
+		return reply{content: []outBlock{}, stopReason: "end_turn"}, true
+	}
+	need, ok := toolCutNeed(userText)
+	if !ok || len(r.tools) == 0 || r.toolChoice.Type == "none" {
+		return reply{}, false
+	}
+	calls := toolCalls(r, userText)
+	if len(calls) == 0 {
+		calls = []directive{{name: r.tools[0].name, input: []byte("{}")}}
+	}
+	c := calls[0]
+	var content []outBlock
+	if r.thinking != thinkNone {
+		content = append(content, thinkingBlock(key, "The user asked me to call "+c.name+" with a large input.", r.display, r.replyPrefix))
+	}
+	text := "calling: " + c.name
+	content = append(content, outBlock{Type: "text", Text: &text})
+	rep := reply{content: content, stopReason: "tool_use"}
+	if r.maxTokens < need {
+		// Cut inside the call: its input never finished, so it comes back
+		// empty, and the reply used all of max_tokens.
+		content = append(content, outBlock{Type: "tool_use", ID: newID("toolu_01"), Name: c.name, Input: json.RawMessage("{}")})
+		return reply{content: content, stopReason: "max_tokens", outputTokens: r.maxTokens}, true
+	}
+	rep.content = append(rep.content, outBlock{Type: "tool_use", ID: newID("toolu_01"), Name: c.name, Input: c.input})
+	return rep, true
 }
 
 // A directive asks the simulator to call a tool: [[tool NAME {json}]].
@@ -116,6 +248,15 @@ func generate(r *request, key []byte, newID func(prefix string) string) reply {
 	}
 	userText := strings.Join(texts, "\n")
 
+	if rep, ok := onDemand(r, key, newID, userText); ok {
+		if rep.outputTokens == 0 {
+			for i := range rep.content {
+				rep.outputTokens += rep.content[i].tokens()
+			}
+		}
+		return rep
+	}
+
 	calls := toolCalls(r, userText)
 	var thinking, text string
 	switch {
@@ -138,7 +279,7 @@ func generate(r *request, key []byte, newID func(prefix string) string) reply {
 	// Between-tools thinking skips up-front thinking, keeping only the
 	// note written before tool calls.
 	if r.thinking != thinkNone && (r.thinking != thinkBetweenTools || len(calls) > 0) {
-		content = append(content, thinkingBlock(key, thinking, r.display))
+		content = append(content, thinkingBlock(key, thinking, r.display, r.replyPrefix))
 	}
 	forced := r.toolChoice.Type == "any" || r.toolChoice.Type == "tool"
 	if !forced || len(calls) == 0 {
@@ -153,7 +294,7 @@ func generate(r *request, key []byte, newID func(prefix string) string) reply {
 	}
 	rep := reply{content: content, stopReason: stop}
 	rep.applyStopSequences(r.stopSequences)
-	rep.applyMaxTokens(r.maxTokens, key, r.display)
+	rep.applyMaxTokens(r.maxTokens, key, r.display, r.replyPrefix)
 	for i := range rep.content {
 		rep.outputTokens += rep.content[i].tokens()
 	}
@@ -218,12 +359,14 @@ func summarise(r *request, results []*block) string {
 	return "tool results: " + strings.Join(parts, "; ")
 }
 
-func thinkingBlock(key []byte, raw, display string) outBlock {
+// thinkingBlock makes a signed thinking block bound to prefix, the
+// binding MAC of everything before it.
+func thinkingBlock(key []byte, raw, display string, prefix []byte) outBlock {
 	shown := raw
 	if display == "omitted" {
 		shown = ""
 	}
-	sig := sign(key, raw, shown)
+	sig := sign(key, raw, shown, prefix)
 	return outBlock{Type: "thinking", Thinking: &shown, Signature: &sig, raw: raw}
 }
 
@@ -264,7 +407,7 @@ func (rep *reply) applyStopSequences(seqs []string) {
 // applyMaxTokens cuts the reply to maxTokens output tokens, as a model that
 // hits the limit stops mid-block. A tool call that does not fit whole is
 // dropped.
-func (rep *reply) applyMaxTokens(maxTokens int, key []byte, display string) {
+func (rep *reply) applyMaxTokens(maxTokens int, key []byte, display string, prefix []byte) {
 	budget := maxTokens
 	for i := range rep.content {
 		b := &rep.content[i]
@@ -279,7 +422,7 @@ func (rep *reply) applyMaxTokens(maxTokens int, key []byte, display string) {
 		switch b.Type {
 		case "thinking":
 			if cut := truncate(b.raw, budget*4); cut != "" {
-				*b = thinkingBlock(key, cut, display)
+				*b = thinkingBlock(key, cut, display, prefix)
 				keep = i + 1
 			}
 		case "text":

@@ -2,6 +2,7 @@ package claudesim
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,9 +34,32 @@ type request struct {
 	display       string // "summarized" or "omitted"
 	stopSequences []string
 	messages      []message // as sent
-	turns         []turn    // consecutive same-role messages merged
+	turns         []turn    // consecutive same-role messages merged; system messages left out
 	autoCache     *cacheControl
+	// dropMismatched is thinking.block_binding.prefix_mismatch_behavior
+	// "drop_block": a thinking block bound to another prefix is dropped
+	// (and reported in transformations) instead of failing the request.
+	dropMismatched  bool
+	transformations []inputTransformation
+	// replyPrefix is the binding MAC of the whole request: the prefix of
+	// the reply's first block.
+	replyPrefix []byte
 }
+
+// An inputTransformation is one entry of a reply's input_transformations:
+// a block the API changed or dropped before the model saw the request.
+type inputTransformation struct {
+	Type   string `json:"type"`
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+// Beta headers (anthropic-beta) the simulator knows.
+const (
+	// betaBlockBinding enables thinking.block_binding, as the docs on
+	// preserved thinking name it.
+	betaBlockBinding = "thinking-binding-controls-2026-08-01"
+)
 
 // A message is one element of the request's messages array.
 type message struct {
@@ -65,6 +89,7 @@ type block struct {
 	isError   bool   // tool_result
 	thinking  string // thinking
 	signature string // thinking
+	dropped   bool   // thinking: bound to another prefix, dropped (drop_block)
 	raw       []byte // other block types, as sent
 	cc        *cacheControl
 	tokens    int
@@ -116,9 +141,14 @@ func (c *rawContent) UnmarshalJSON(b []byte) error {
 }
 
 type wireThinking struct {
-	Type         string `json:"type"`
-	BudgetTokens *int   `json:"budget_tokens"`
-	Display      string `json:"display"`
+	Type         string            `json:"type"`
+	BudgetTokens *int              `json:"budget_tokens"`
+	Display      string            `json:"display"`
+	BlockBinding *wireBlockBinding `json:"block_binding"`
+}
+
+type wireBlockBinding struct {
+	PrefixMismatchBehavior string `json:"prefix_mismatch_behavior"`
 }
 
 type wireOutputConfig struct {
@@ -175,8 +205,9 @@ func tokensFor(n int) int { return (n + 3) / 4 }
 
 // parseRequest decodes and validates body. countOnly is set for
 // /v1/messages/count_tokens, where max_tokens is not required. model looks
-// up a model by name. The error is always an *apiError.
-func parseRequest(body []byte, countOnly bool, model func(string) (Model, bool), verify func(b *block) bool) (*request, *apiError) {
+// up a model by name; key verifies thinking signatures; betas are the
+// request's anthropic-beta values. The error is always an *apiError.
+func parseRequest(body []byte, countOnly bool, model func(string) (Model, bool), key []byte, betas []string) (*request, *apiError) {
 	var w wireRequest
 	if err := json.Unmarshal(body, &w); err != nil {
 		return nil, jsonError(err)
@@ -210,6 +241,9 @@ func parseRequest(body []byte, countOnly bool, model func(string) (Model, bool),
 	if err := r.parseThinking(&w, countOnly); err != nil {
 		return nil, err
 	}
+	if err := r.parseBlockBinding(&w, betas); err != nil {
+		return nil, err
+	}
 	if err := r.parseSystem(w.System); err != nil {
 		return nil, err
 	}
@@ -231,10 +265,80 @@ func parseRequest(body []byte, countOnly bool, model func(string) (Model, bool),
 	if err := r.checkBreakpoints(); err != nil {
 		return nil, err
 	}
-	if err := r.checkHistory(verify); err != nil {
+	if err := r.checkBinding(key); err != nil {
+		return nil, err
+	}
+	if err := r.checkHistory(); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// parseBlockBinding reads thinking.block_binding, a beta field: without
+// its anthropic-beta header the API rejects it.
+func (r *request) parseBlockBinding(w *wireRequest, betas []string) *apiError {
+	if w.Thinking == nil || w.Thinking.BlockBinding == nil {
+		return nil
+	}
+	if !hasBeta(betas, betaBlockBinding) {
+		return invalid("thinking.block_binding: Extra inputs are not permitted. This field requires the beta header `anthropic-beta: %s`.", betaBlockBinding)
+	}
+	switch w.Thinking.BlockBinding.PrefixMismatchBehavior {
+	case "", "error":
+	case "drop_block":
+		r.dropMismatched = true
+	default:
+		return invalid("thinking.block_binding.prefix_mismatch_behavior: Input should be 'error' or 'drop_block'")
+	}
+	return nil
+}
+
+// hasBeta reports whether the anthropic-beta values (each possibly a
+// comma-separated list) name beta.
+func hasBeta(betas []string, beta string) bool {
+	for _, v := range betas {
+		for _, b := range strings.Split(v, ",") {
+			if strings.TrimSpace(b) == beta {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkBinding verifies every thinking block's signature and, on models
+// that bind thinking to its conversation, that the block's prefix (the
+// system prompt, the tools and every block before it, see [binder]) is
+// the one it was made after. A changed prefix gets the documented 400,
+// or with drop_block drops the block and reports it in
+// input_transformations. A verified block's input tokens are its full
+// reasoning, which the model reads even when the display was omitted.
+func (r *request) checkBinding(key []byte) *apiError {
+	b := newBinder(key)
+	b.head(r.system, r.tools)
+	for i, m := range r.messages {
+		for j, bl := range m.blocks {
+			if bl.typ == "thinking" {
+				raw, prefix, ok := verify(key, bl.thinking, bl.signature)
+				if !ok {
+					return invalid("messages.%d.content.%d: Invalid `signature` in `thinking` block", i, j)
+				}
+				bl.tokens = tokensFor(len(raw))
+				if r.model.BindsThinking && !hmac.Equal(prefix, b.sum()) {
+					if !r.dropMismatched {
+						return invalid("messages.%d.content.%d: Invalid `signature` in `thinking` block. The block is bound to a different conversation. Remove the block, or set `thinking.block_binding.prefix_mismatch_behavior` to \"drop_block\".", i, j)
+					}
+					bl.dropped, bl.tokens = true, 0
+					r.transformations = append(r.transformations, inputTransformation{
+						Type: "thinking_dropped", Path: fmt.Sprintf("messages.%d.content.%d", i, j), Reason: "prefix_mismatch",
+					})
+				}
+			}
+			b.block(m.role, bl)
+		}
+	}
+	r.replyPrefix = b.sum()
+	return nil
 }
 
 // jsonError turns a decoding error into the 400 the API sends.
@@ -495,12 +599,19 @@ func (r *request) parseMessages(ws []wireMessage) *apiError {
 	}
 	r.messages = make([]message, len(ws))
 	for i, wm := range ws {
-		if wm.Role != "user" && wm.Role != "assistant" {
-			return invalid("messages.%d.role: Input should be 'user' or 'assistant'", i)
+		if wm.Role != "user" && wm.Role != "assistant" && wm.Role != "system" {
+			return invalid("messages.%d.role: Input should be 'user', 'assistant' or 'system'", i)
 		}
 		blocks, err := parseContent(i, wm.Role, wm.Content)
 		if err != nil {
 			return err
+		}
+		if wm.Role == "system" {
+			for j, b := range blocks {
+				if b.typ != "text" {
+					return invalid("messages.%d.content.%d: system messages may only contain text blocks", i, j)
+				}
+			}
 		}
 		if len(blocks) == 0 && !(wm.Role == "assistant" && i == len(ws)-1) {
 			return invalid("messages.%d: all messages must have non-empty content except for the optional final assistant message", i)
@@ -510,8 +621,13 @@ func (r *request) parseMessages(ws []wireMessage) *apiError {
 	if r.messages[0].role != "user" {
 		return invalid(`messages: first message must use the "user" role`)
 	}
-	// Consecutive same-role messages are combined into one turn.
+	// Consecutive same-role messages are combined into one turn. A
+	// system message is an instruction between turns, not a turn: it
+	// neither starts one nor separates two.
 	for i, m := range r.messages {
+		if m.role == "system" {
+			continue
+		}
 		if n := len(r.turns); n == 0 || r.turns[n-1].role != m.role {
 			r.turns = append(r.turns, turn{role: m.role, first: i})
 		}
@@ -522,7 +638,7 @@ func (r *request) parseMessages(ws []wireMessage) *apiError {
 			t.blkIdx = append(t.blkIdx, j)
 		}
 	}
-	if last := r.turns[len(r.turns)-1]; last.role == "assistant" && r.model.Adaptive {
+	if last := r.turns[len(r.turns)-1]; last.role == "assistant" && r.model.Adaptive && !r.continuesPause() {
 		return invalid("This model does not support assistant message prefill. The conversation must end with a user message.")
 	}
 	return nil
@@ -718,22 +834,17 @@ func (r *request) checkBreakpoints() *apiError {
 // checkHistory enforces the tool_use/tool_result pairing and the thinking
 // rules on the (merged) turns: every tool_use is answered by a tool_result
 // in the next turn, every tool_result answers a tool_use of the turn
-// before, every thinking block carries a valid signature, and while
+// before and comes before any other content of its turn, and while
 // thinking is on, the assistant turn of an open tool loop starts with its
-// thinking block.
-func (r *request) checkHistory(verify func(*block) bool) *apiError {
+// thinking block. (checkBinding has verified the signatures.)
+func (r *request) checkHistory() *apiError {
 	for ti, t := range r.turns {
 		switch t.role {
 		case "assistant":
 			var ids []string
-			for k, b := range t.blocks {
-				switch b.typ {
-				case "tool_use":
+			for _, b := range t.blocks {
+				if b.typ == "tool_use" {
 					ids = append(ids, b.id)
-				case "thinking":
-					if !verify(b) {
-						return invalid("messages.%d.content.%d: Invalid `signature` in `thinking` block", t.msgIdx[k], t.blkIdx[k])
-					}
 				}
 			}
 			if len(ids) == 0 || ti == len(r.turns)-1 {
@@ -756,9 +867,16 @@ func (r *request) checkHistory(verify func(*block) bool) *apiError {
 			}
 		case "user":
 			var asked map[string]bool
+			other := -1 // the first block that is not a tool_result
 			for k, b := range t.blocks {
 				if b.typ != "tool_result" {
+					if other < 0 {
+						other = k
+					}
 					continue
+				}
+				if other >= 0 {
+					return invalid("messages.%d.content.%d: `tool_result` blocks must come first in the user message, before any other content (found `%s` at messages.%d.content.%d).", t.msgIdx[k], t.blkIdx[k], t.blocks[other].typ, t.msgIdx[other], t.blkIdx[other])
 				}
 				if asked == nil {
 					asked = map[string]bool{}

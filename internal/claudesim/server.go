@@ -217,13 +217,11 @@ func (s *Server) readBody(x *exchange) *apiError {
 	return nil
 }
 
-func (s *Server) verifyBlock(b *block) bool { return verify(s.key, b.thinking, b.signature) }
-
 func (s *Server) parse(x *exchange, countOnly bool) (*request, *apiError) {
 	if err := s.readBody(x); err != nil {
 		return nil, err
 	}
-	r, err := parseRequest(x.body, countOnly, s.model, s.verifyBlock)
+	r, err := parseRequest(x.body, countOnly, s.model, s.key, x.req.Header.Values("anthropic-beta"))
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +290,10 @@ func (s *Server) messages(x *exchange) {
 		Content:      rep.content,
 		StopReason:   &rep.stopReason,
 		StopSequence: rep.stopSequence,
+		StopDetails:  rep.stopDetails,
 		Usage:        x.usage,
+
+		InputTransformations: r.transformations,
 	}
 	if !r.stream {
 		if !sleep(x.req.Context(), delay) {

@@ -26,15 +26,18 @@ type CacheCreation struct {
 
 // messageJSON is the documented Message object.
 type messageJSON struct {
-	ID           string     `json:"id"`
-	Type         string     `json:"type"`
-	Role         string     `json:"role"`
-	Model        string     `json:"model"`
-	Content      []outBlock `json:"content"`
-	StopReason   *string    `json:"stop_reason"`
-	StopSequence *string    `json:"stop_sequence"`
-	StopDetails  *struct{}  `json:"stop_details"`
-	Usage        Usage      `json:"usage"`
+	ID           string       `json:"id"`
+	Type         string       `json:"type"`
+	Role         string       `json:"role"`
+	Model        string       `json:"model"`
+	Content      []outBlock   `json:"content"`
+	StopReason   *string      `json:"stop_reason"`
+	StopSequence *string      `json:"stop_sequence"`
+	StopDetails  *stopDetails `json:"stop_details"`
+	Usage        Usage        `json:"usage"`
+	// InputTransformations lists what the API changed in the request
+	// before the model saw it (thinking blocks dropped by drop_block).
+	InputTransformations []inputTransformation `json:"input_transformations,omitempty"`
 }
 
 // deltaUsage is the cumulative usage a message_delta event carries.
@@ -99,7 +102,7 @@ func streamEvents(msg messageJSON) []sseEvent {
 	}
 	start := msg
 	start.Content = []outBlock{}
-	start.StopReason, start.StopSequence = nil, nil
+	start.StopReason, start.StopSequence, start.StopDetails = nil, nil, nil
 	start.Usage.OutputTokens = min(1, msg.Usage.OutputTokens)
 	out := []sseEvent{
 		ev("message_start", struct {
@@ -165,18 +168,18 @@ func streamEvents(msg messageJSON) []sseEvent {
 	out = append(out, ev("message_delta", struct {
 		Type  string `json:"type"`
 		Delta struct {
-			StopReason   *string   `json:"stop_reason"`
-			StopSequence *string   `json:"stop_sequence"`
-			StopDetails  *struct{} `json:"stop_details"`
+			StopReason   *string      `json:"stop_reason"`
+			StopSequence *string      `json:"stop_sequence"`
+			StopDetails  *stopDetails `json:"stop_details"`
 		} `json:"delta"`
 		Usage deltaUsage `json:"usage"`
 	}{
 		Type: "message_delta",
 		Delta: struct {
-			StopReason   *string   `json:"stop_reason"`
-			StopSequence *string   `json:"stop_sequence"`
-			StopDetails  *struct{} `json:"stop_details"`
-		}{msg.StopReason, msg.StopSequence, nil},
+			StopReason   *string      `json:"stop_reason"`
+			StopSequence *string      `json:"stop_sequence"`
+			StopDetails  *stopDetails `json:"stop_details"`
+		}{msg.StopReason, msg.StopSequence, msg.StopDetails},
 		Usage: deltaUsage{
 			InputTokens:              msg.Usage.InputTokens,
 			CacheCreationInputTokens: msg.Usage.CacheCreationInputTokens,

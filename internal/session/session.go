@@ -125,6 +125,10 @@ type State struct {
 	// last commit, by tool_use id. Begin returns them (Load need not);
 	// nil when there are none. Read-only, like Messages.
 	ToolResults map[string]json.RawMessage
+	// Pinned is what the session's first commit pinned (Commit.Pinned):
+	// opaque bytes the store keeps for the session's life. Begin and Load
+	// return it; nil when none was pinned. Read-only, like Messages.
+	Pinned []byte
 }
 
 // Commit is what a turn writes with [Store.Commit].
@@ -155,6 +159,13 @@ type Commit struct {
 	// commit with Release clears it. The store keeps it as opaque bytes.
 	// A checkpoint with Pending empty leaves the mark as it is.
 	Pending string
+	// Pinned, when set, is stored with the session if it has nothing
+	// pinned yet, and ignored if it has: a session pins once, at its first
+	// commit, and keeps it for its life (State.Pinned). The agent pins the
+	// system prompt and tools a conversation started with, so that every
+	// request of it sends the same prefix (see #14). Opaque bytes; it
+	// costs no round trip of its own.
+	Pinned []byte
 }
 
 // A Store keeps sessions. Implementations are safe for concurrent use by

@@ -14,6 +14,7 @@
 //
 //	meta   JSON: version, turns, counters, expiry (unix ns), pending mark
 //	lease  JSON: token, idempotency key, expiry (unix ns)
+//	pinned Commit.Pinned of the first commit that had one, as is
 //	msgs   bucket: message i under its 8-byte big-endian index
 //	idem   bucket: idempotency key → expiry, request hash, response
 //	tools  bucket: tool_use id → tool result of the open turn
@@ -92,6 +93,7 @@ var (
 	bucketSessions = []byte("sessions")
 	keyMeta        = []byte("meta")
 	keyLease       = []byte("lease")
+	keyPinned      = []byte("pinned")
 	bucketMsgs     = []byte("msgs")
 	bucketIdem     = []byte("idem")
 	bucketTools    = []byte("tools")
@@ -269,6 +271,9 @@ func readState(sb *bolt.Bucket, m *meta) (*session.State, error) {
 	if len(m.Counters) > 0 {
 		st.Counters = m.Counters
 	}
+	if p := sb.Get(keyPinned); p != nil {
+		st.Pinned = bytes.Clone(p)
+	}
 	if m.Version == 0 {
 		return st, nil
 	}
@@ -298,6 +303,9 @@ func expire(sb *bolt.Bucket, now int64, pruneIdem bool) error {
 		}
 		if m == nil {
 			if err := sb.Delete(keyMeta); err != nil {
+				return err
+			}
+			if err := sb.Delete(keyPinned); err != nil {
 				return err
 			}
 			for _, name := range [][]byte{bucketMsgs, bucketIdem, bucketTools} {
@@ -500,6 +508,11 @@ func (s *Store) Commit(ctx context.Context, c session.Commit) (int64, error) {
 				if err := mb.Put(msgKey(m.Version+int64(i)), msg); err != nil {
 					return err
 				}
+			}
+		}
+		if len(c.Pinned) > 0 && sb.Get(keyPinned) == nil {
+			if err := sb.Put(keyPinned, c.Pinned); err != nil {
+				return err
 			}
 		}
 		m.Version += int64(len(c.Messages))

@@ -52,13 +52,15 @@ return {'ok', redis.call('LRANGE', KEYS[1], 0, -1), redis.call('HGETALL', KEYS[2
 //
 // It also drops the saved tool results (now in the history, or the turn
 // is over) and keeps the pending mark in meta's "pending" field: cleared
-// by a release, set by a checkpoint that carries one.
+// by a release, set by a checkpoint that carries one. A pinned value goes
+// into meta's "pinned" field unless one is there already (HSETNX).
 //
 //	KEYS: msgs, meta, lease, idemkeys, tools[, idem record when ARGV[7] is set]
 //	ARGV: 1 lease token, 2 version, 3 turns, 4 release "1"/"0",
 //	      5 session TTL ms, 6 idempotency TTL ms, 7 idempotency key,
-//	      8 request hash, 9 response, 10 pending mark, 11 counter count n,
-//	      12…11+2n counter name/delta pairs, then the messages
+//	      8 request hash, 9 response, 10 pending mark, 11 pinned,
+//	      12 counter count n, 13…12+2n counter name/delta pairs, then the
+//	      messages
 //	→ {"lost"} | {"conflict", current version} | {"ok", new version}
 //
 // idemkeys is a sorted set of the session's idempotency keys scored by
@@ -68,14 +70,15 @@ var commitScript = redis.NewScript(`
 if redis.call('HGET', KEYS[3], 't') ~= ARGV[1] then return {'lost'} end
 local len = redis.call('LLEN', KEYS[1])
 if len ~= tonumber(ARGV[2]) then return {'conflict', len} end
-local first = 12 + 2 * tonumber(ARGV[11])
+local first = 13 + 2 * tonumber(ARGV[12])
 for i = first, #ARGV, 1000 do
   len = redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
 redis.call('HINCRBY', KEYS[2], 'turns', ARGV[3])
-for i = 12, first - 1, 2 do
+for i = 13, first - 1, 2 do
   redis.call('HINCRBY', KEYS[2], 'c:' .. ARGV[i], ARGV[i + 1])
 end
+if ARGV[11] ~= '' then redis.call('HSETNX', KEYS[2], 'pinned', ARGV[11]) end
 redis.call('DEL', KEYS[5])
 if ARGV[4] == '1' then
   redis.call('HDEL', KEYS[2], 'pending')

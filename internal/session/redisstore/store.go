@@ -6,7 +6,8 @@
 //
 //	<prefix>{<id>}:msgs        LIST of raw message JSON, appended with RPUSH
 //	<prefix>{<id>}:meta        HASH: turns, c:<name> for each counter, and
-//	                           pending (the mark of an unfinished turn)
+//	                           pending (the mark of an unfinished turn), pinned
+//	                           (Commit.Pinned of the first commit that had one)
 //	<prefix>{<id>}:lease       HASH: t (token), k (idempotency key); PX expiry
 //	<prefix>{<id>}:idem:<key>  HASH: h (request hash), r (response); own TTL
 //	<prefix>{<id>}:idemkeys    ZSET of the idempotency keys, for Delete
@@ -197,9 +198,9 @@ func (s *Store) Commit(ctx context.Context, c session.Commit) (int64, error) {
 		names = append(names, name)
 	}
 	slices.Sort(names) // the same commit is the same command, byte for byte
-	args := make([]any, 0, 11+2*len(names)+len(c.Messages))
+	args := make([]any, 0, 12+2*len(names)+len(c.Messages))
 	args = append(args, c.LeaseToken, c.Version, c.Turns, release, millis(s.ttl), millis(s.idemTTL),
-		c.IdempotencyKey, c.RequestHash, c.Response, c.Pending, len(names))
+		c.IdempotencyKey, c.RequestHash, c.Response, c.Pending, c.Pinned, len(names))
 	for _, name := range names {
 		args = append(args, name, c.Counters[name])
 	}
@@ -371,6 +372,10 @@ func parseState(msgs, meta any) (*session.State, bool) {
 		v, ok2 := fields[i+1].(string)
 		if ok1 && ok2 && f == "pending" {
 			st.Pending = v
+			continue
+		}
+		if ok1 && ok2 && f == "pinned" {
+			st.Pinned = []byte(v)
 			continue
 		}
 		n, err := strconv.ParseInt(v, 10, 64)

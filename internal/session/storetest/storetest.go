@@ -65,6 +65,7 @@ func Run(t *testing.T, newStore func(t *testing.T, opts Options) session.Store) 
 		{"Concurrent", testConcurrent},
 		{"InvalidID", testInvalidID},
 		{"Pending", testPending},
+		{"Pinned", testPinned},
 		{"ToolResults", testToolResults},
 		{"ToolResultFencing", testToolResultFencing},
 		{"DeletePending", testDeletePending},
@@ -766,13 +767,14 @@ type view struct {
 	Replay      []byte
 	Pending     string
 	ToolResults map[string]string
+	Pinned      string
 }
 
 func viewOf(st *session.State) view {
 	if st == nil {
 		return view{Version: -1}
 	}
-	v := view{Version: st.Version, Turns: st.Turns, Messages: strs(st.Messages...), Counters: st.Counters, Replay: st.Replay, Pending: st.Pending}
+	v := view{Version: st.Version, Turns: st.Turns, Messages: strs(st.Messages...), Counters: st.Counters, Replay: st.Replay, Pending: st.Pending, Pinned: string(st.Pinned)}
 	if st.ToolResults != nil {
 		v.ToolResults = make(map[string]string, len(st.ToolResults))
 		for id, r := range st.ToolResults {
