@@ -228,9 +228,9 @@ type resolved struct {
 	Options
 	authMode auth.Method
 	jwt      auth.JWTConfig
-	agent  agent.Config
-	limits ratelimit.Config
-	prices pricing.Table
+	agent    agent.Config
+	limits   ratelimit.Config
+	prices   pricing.Table
 }
 
 // resolve applies defaults and validates o. Its errors name the field and
