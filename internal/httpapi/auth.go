@@ -66,6 +66,9 @@ func authError(err error) *apierr.Error {
 	switch auth.Status(err) {
 	case http.StatusUnauthorized:
 		e = &apierr.Error{Kind: apierr.Unauthorized, Message: err.Error()}
+		if errors.Is(err, auth.ErrMissingCredentials) {
+			e.Message = "no credentials: send Authorization: Bearer <key>"
+		}
 	case http.StatusForbidden:
 		e = &apierr.Error{Kind: apierr.Forbidden, Message: err.Error()}
 	default:
