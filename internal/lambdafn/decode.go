@@ -175,6 +175,7 @@ func parseTurn(raw []byte, source string) (turn, error) {
 	}
 	_ = json.Unmarshal(fields["session_id"], &t.sessionID) // the handler judges it
 	strip := false
+	_, hasTenant := fields["tenant"]
 	for name, dst := range map[string]*string{"reply_to": &t.replyTo, "idempotency_key": &t.key, "tenant": &t.tenant} {
 		v, ok := fields[name]
 		if !ok {
@@ -186,7 +187,7 @@ func parseTurn(raw []byte, source string) (turn, error) {
 		delete(fields, name)
 		strip = true
 	}
-	if _, ok := fields["tenant"]; ok {
+	if hasTenant {
 		if err := auth.ValidTenant(t.tenant); err != nil {
 			return turn{}, fmt.Errorf("%w: tenant: %v", ErrInvalidEvent, err)
 		}
