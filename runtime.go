@@ -96,6 +96,12 @@ func (r *Runtime) build(ctx context.Context) error {
 		return err
 	}
 	r.closers = append(r.closers, closeStore)
+	// Before the MCP servers: a deployment that cannot authenticate
+	// anyone stops here, quickly.
+	authn, err := newAuthenticator(ctx, o, st)
+	if err != nil {
+		return err
+	}
 	tools, err := openTools(ctx, o, st)
 	if err != nil {
 		return err
@@ -131,10 +137,6 @@ func (r *Runtime) build(ctx context.Context) error {
 		turns = ratelimit.WrapTurner(turns, lim)
 	}
 	turns = telemetry.WrapTurner(turns, r.tel)
-	authn, err := newAuthenticator(ctx, o, st)
-	if err != nil {
-		return err
-	}
 	// The agent itself, as an MCP tool (ask_agent) for other MCP hosts.
 	// /mcp is authenticated like /agent, and the caller's principal
 	// reaches the tool through the request's context: its turns are its
