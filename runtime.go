@@ -146,7 +146,11 @@ func (r *Runtime) build(ctx context.Context) error {
 		if !ok {
 			return "", errors.New("ask_agent: no principal in the request context") // a wiring bug: refuse rather than guess a tenant
 		}
-		ans, err := turns.Run(ctx, agent.Request{SessionID: sessionID, Message: message, Tenant: p.Tenant})
+		tenant := p.Tenant
+		if tenant == auth.DefaultTenant {
+			tenant = "" // as the HTTP API does: the default tenant is the empty one
+		}
+		ans, err := turns.Run(ctx, agent.Request{SessionID: sessionID, Message: message, Tenant: tenant})
 		if err != nil {
 			return "", err
 		}

@@ -165,7 +165,14 @@ func (h *handler) turn(w http.ResponseWriter, r *http.Request, id, msg string) {
 		h.writeError(w, r, badRequest(IdempotencyKeyHeader+" is longer than 256 bytes"))
 		return
 	}
-	ans, err := h.turns.Run(r.Context(), agent.Request{SessionID: id, Message: msg, IdempotencyKey: key, Tenant: tenantOf(r)})
+	tenant := tenantOf(r)
+	if tenant == auth.DefaultTenant {
+		// The empty tenant is the default one everywhere (limits, store
+		// ids, metrics); keep it empty so that a single-tenant deployment's
+		// logs, spans and metric labels stay as they were.
+		tenant = ""
+	}
+	ans, err := h.turns.Run(r.Context(), agent.Request{SessionID: id, Message: msg, IdempotencyKey: key, Tenant: tenant})
 	if err != nil {
 		h.writeError(w, r, err)
 		return
