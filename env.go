@@ -50,6 +50,16 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 	o.MCPConfig = e.str("LAMBDAGENT_MCP_CONFIG")
 	o.MaxBodyBytes = e.int("LAMBDAGENT_MAX_BODY_BYTES")
 	o.TenantHeader = e.str("LAMBDAGENT_TENANT_HEADER")
+	o.Auth = e.oneOf("LAMBDAGENT_AUTH", "key", "jwt", "apigw", "none")
+	o.APIKeysFile = e.str("LAMBDAGENT_API_KEYS")
+	o.JWT = JWT{
+		JWKSURL:     e.str("LAMBDAGENT_JWT_JWKS_URL"),
+		Issuer:      e.str("LAMBDAGENT_JWT_ISSUER"),
+		Audience:    e.str("LAMBDAGENT_JWT_AUDIENCE"),
+		TenantClaim: e.str("LAMBDAGENT_JWT_TENANT_CLAIM"),
+	}
+	o.DefaultTenant = e.str("LAMBDAGENT_DEFAULT_TENANT")
+	o.OpsAuth = e.oneOf("LAMBDAGENT_OPS_AUTH", "open", "admin")
 
 	o.Limits = Limits{
 		Window:             e.dur("LAMBDAGENT_RATE_WINDOW"),

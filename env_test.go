@@ -36,6 +36,22 @@ func TestOptionsFromEnv(t *testing.T) {
 		{name: "slow below 1", env: map[string]string{"LAMBDAGENT_SLOW_BELOW": "1"}, wantErr: "LAMBDAGENT_SLOW_BELOW"},
 		{name: "bad prices", env: map[string]string{"LAMBDAGENT_PRICES": "{"}, wantErr: "LAMBDAGENT_PRICES"},
 		{name: "budget without price", env: map[string]string{"LAMBDAGENT_MODEL": "my-model", "LAMBDAGENT_TENANT_BUDGET_USD": "5"}, wantErr: "LAMBDAGENT_MODEL"},
+		{name: "auth", env: map[string]string{
+			"LAMBDAGENT_AUTH": "jwt", "LAMBDAGENT_JWT_JWKS_URL": "https://idp.example/jwks.json", "LAMBDAGENT_JWT_ISSUER": "https://idp.example",
+			"LAMBDAGENT_JWT_AUDIENCE": "app", "LAMBDAGENT_JWT_TENANT_CLAIM": "custom:tenant", "LAMBDAGENT_DEFAULT_TENANT": "ops",
+			"LAMBDAGENT_OPS_AUTH": "admin", "LAMBDAGENT_ADMIN_TOKEN": "t", "LAMBDAGENT_REDIS_PREFIX": "p:", "REDIS_URL": "redis://h:6379",
+		}, want: func(o *Options) {
+			o.Metrics, o.Auth, o.DefaultTenant, o.OpsAuth, o.AdminToken, o.RedisPrefix, o.RedisURL = "prometheus", "jwt", "ops", "admin", "t", "p:", "redis://h:6379"
+			o.JWT = JWT{JWKSURL: "https://idp.example/jwks.json", Issuer: "https://idp.example", Audience: "app", TenantClaim: "custom:tenant"}
+		}},
+		{name: "tenant header with none", env: map[string]string{"LAMBDAGENT_AUTH": "none", "LAMBDAGENT_TENANT_HEADER": "X-Tenant"},
+			want: func(o *Options) { o.Metrics, o.Auth, o.TenantHeader = "prometheus", "none", "X-Tenant" }},
+		{name: "tenant header with keys", env: map[string]string{"LAMBDAGENT_TENANT_HEADER": "X-Tenant"}, wantErr: "LAMBDAGENT_TENANT_HEADER"},
+		{name: "bad auth", env: map[string]string{"LAMBDAGENT_AUTH": "open"}, wantErr: "LAMBDAGENT_AUTH"},
+		{name: "jwt without issuer", env: map[string]string{"LAMBDAGENT_AUTH": "jwt", "LAMBDAGENT_JWT_JWKS_URL": "https://x/j", "LAMBDAGENT_JWT_AUDIENCE": "a"}, wantErr: "LAMBDAGENT_JWT_ISSUER"},
+		{name: "jwks over http", env: map[string]string{"LAMBDAGENT_AUTH": "jwt", "LAMBDAGENT_JWT_JWKS_URL": "http://idp.example/j", "LAMBDAGENT_JWT_ISSUER": "i", "LAMBDAGENT_JWT_AUDIENCE": "a"}, wantErr: "LAMBDAGENT_JWT"},
+		{name: "bad default tenant", env: map[string]string{"LAMBDAGENT_DEFAULT_TENANT": "a:b"}, wantErr: "LAMBDAGENT_DEFAULT_TENANT"},
+		{name: "ops auth without admin token", env: map[string]string{"LAMBDAGENT_OPS_AUTH": "admin"}, wantErr: "LAMBDAGENT_ADMIN_TOKEN"},
 		{name: "bad redis url hides password", env: map[string]string{"REDIS_URL": "http://user:secret@host:6379"}, wantErr: "REDIS_URL"},
 	}
 	for _, tc := range tests {

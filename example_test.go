@@ -46,7 +46,11 @@ func Example() {
 		APIKey:  "sk-ant-example",
 		BaseURL: sim.URL,
 		DBPath:  filepath.Join(dir, "sessions.db"),
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// Only this process calls the handler. In production leave Auth
+		// at its default, "key", and create keys with `lambdagent keys
+		// create`: New refuses to start open by accident.
+		Auth:   "none",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -88,6 +92,7 @@ func Example_goTools() {
 		BaseURL: sim.URL,
 		DBPath:  filepath.Join(dir, "sessions.db"),
 		Servers: map[string]*mcp.Server{"orders": orders},
+		Auth:    "none",
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

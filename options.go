@@ -1,6 +1,7 @@
 package lambdagent
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/lambdagent/lambdagent/internal/agent"
+	"github.com/lambdagent/lambdagent/internal/auth"
 	"github.com/lambdagent/lambdagent/internal/pricing"
 	"github.com/lambdagent/lambdagent/internal/ratelimit"
 )
@@ -94,8 +96,38 @@ type Options struct {
 	// Zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// TenantHeader names the request header that names a turn's tenant
-	// (LAMBDAGENT_TENANT_HEADER). Empty means one tenant.
+	// (LAMBDAGENT_TENANT_HEADER), for a deployment whose gateway
+	// authenticates callers. Only with Auth "none": with any other mode the
+	// tenant comes from the credential and New refuses the header. Empty
+	// means one tenant.
 	TenantHeader string
+
+	// Auth says how data-plane requests (POST /agent, /v1/sessions/…,
+	// /mcp) are authenticated (LAMBDAGENT_AUTH): "key" (API keys,
+	// Authorization: Bearer lga_…), "jwt" (JWTs checked against JWT's
+	// JWKS), "apigw" (on Lambda, API Gateway's authorizer context) or
+	// "none" (nobody; every request is DefaultTenant's, or TenantHeader's,
+	// and a warning is logged at every start). Zero means "key", and New
+	// fails when there is no key at all: see the README, "Authentication
+	// and tenants".
+	Auth string
+	// APIKeysFile holds API keys as hashes, one JSON line per key, for a
+	// deployment without a writable store (LAMBDAGENT_API_KEYS): a file
+	// path, or the lines themselves when it starts with '{'. `lambdagent
+	// keys create -file` prints a key's line. Keys in the store work too.
+	APIKeysFile string
+	// JWT configures Auth "jwt".
+	JWT JWT
+	// DefaultTenant is the tenant of SQS, EventBridge and direct Lambda
+	// invocations that name none in a "tenant" field
+	// (LAMBDAGENT_DEFAULT_TENANT). Zero means "default", the tenant of
+	// data written before tenants existed.
+	DefaultTenant string
+	// OpsAuth puts /metrics and /readyz behind AdminToken when "admin"
+	// (LAMBDAGENT_OPS_AUTH). Zero means "open": they answer anyone, as
+	// load balancers and Prometheus scrapers expect; keep them off the
+	// internet some other way then.
+	OpsAuth string
 
 	// Limits are rate limits, concurrency limits and daily budgets, shared
 	// by every instance through Redis.
@@ -125,6 +157,23 @@ type Options struct {
 	// DeadlineMargin, on Lambda, stops a turn this long before the
 	// invocation's deadline (LAMBDAGENT_DEADLINE_MARGIN). Zero means 500ms.
 	DeadlineMargin time.Duration
+}
+
+// JWT says which JWTs Auth "jwt" accepts: signed (RS256 or ES256) by a
+// key of JWKSURL, from Issuer, for Audience. All three are required.
+type JWT struct {
+	// JWKSURL is where the IdP publishes its keys, https
+	// (LAMBDAGENT_JWT_JWKS_URL).
+	JWKSURL string
+	// Issuer must equal the token's iss (LAMBDAGENT_JWT_ISSUER).
+	Issuer string
+	// Audience must be in the token's aud, or be its client_id
+	// (LAMBDAGENT_JWT_AUDIENCE).
+	Audience string
+	// TenantClaim names the claim holding the tenant
+	// (LAMBDAGENT_JWT_TENANT_CLAIM). Zero means "tenant". In mode apigw it
+	// names the authorizer context field instead.
+	TenantClaim string
 }
 
 // Limits are the limits and budgets of a [Runtime]. They keep their state
@@ -177,9 +226,11 @@ func (l Limits) set() bool {
 // packages' configurations, once.
 type resolved struct {
 	Options
-	agent  agent.Config
-	limits ratelimit.Config
-	prices pricing.Table
+	authMode auth.Method
+	jwt      auth.JWTConfig
+	agent    agent.Config
+	limits   ratelimit.Config
+	prices   pricing.Table
 }
 
 // resolve applies defaults and validates o. Its errors name the field and
@@ -212,6 +263,18 @@ func (o Options) resolve() (resolved, error) {
 	}
 	if r.Logger == nil {
 		r.Logger = slog.Default()
+	}
+	if r.Auth == "" {
+		r.Auth = string(auth.MethodKey)
+	}
+	if r.DefaultTenant == "" {
+		r.DefaultTenant = auth.DefaultTenant
+	}
+	if r.OpsAuth == "" {
+		r.OpsAuth = "open"
+	}
+	if err := r.resolveAuth(); err != nil {
+		return r, err
 	}
 	switch {
 	case r.MaxTokens < 0:
@@ -274,4 +337,43 @@ func (o Options) resolve() (resolved, error) {
 		UsageTTL:          l.UsageTTL,
 	}
 	return r, nil
+}
+
+// resolveAuth checks the authentication settings that do not need the
+// store (New checks that mode key has a key).
+func (r *resolved) resolveAuth() error {
+	m, err := auth.ParseMode(r.Auth)
+	if err != nil {
+		return fmt.Errorf("Auth (LAMBDAGENT_AUTH) = %.32q: want key, jwt, apigw or none", r.Auth)
+	}
+	r.authMode = m
+	if err := auth.ValidTenant(r.DefaultTenant); err != nil {
+		return fmt.Errorf("DefaultTenant (LAMBDAGENT_DEFAULT_TENANT): %w", err)
+	}
+	if r.TenantHeader != "" && m != auth.MethodNone {
+		return fmt.Errorf("TenantHeader (LAMBDAGENT_TENANT_HEADER) = %q works only with Auth (LAMBDAGENT_AUTH) none: with %s the tenant comes from the credential, so a client cannot pick another tenant's budget or sessions; unset it", r.TenantHeader, m)
+	}
+	switch r.OpsAuth {
+	case "open":
+	case "admin":
+		if r.AdminToken == "" {
+			return errors.New("OpsAuth (LAMBDAGENT_OPS_AUTH) admin needs AdminToken (LAMBDAGENT_ADMIN_TOKEN)")
+		}
+	default:
+		return fmt.Errorf("OpsAuth (LAMBDAGENT_OPS_AUTH) = %q: want open or admin", r.OpsAuth)
+	}
+	if m == auth.MethodJWT {
+		j := r.JWT
+		if j.JWKSURL == "" || j.Issuer == "" || j.Audience == "" {
+			return errors.New("Auth (LAMBDAGENT_AUTH) jwt needs JWT.JWKSURL, JWT.Issuer and JWT.Audience (LAMBDAGENT_JWT_JWKS_URL, LAMBDAGENT_JWT_ISSUER, LAMBDAGENT_JWT_AUDIENCE)")
+		}
+		r.jwt = auth.JWTConfig{JWKSURL: j.JWKSURL, Issuer: j.Issuer, Audience: j.Audience, TenantClaim: j.TenantClaim}
+		if _, err := auth.NewJWTVerifier(r.jwt); err != nil { // checks the URL; no I/O
+			return fmt.Errorf("JWT (LAMBDAGENT_JWT_*): %w", err)
+		}
+	}
+	if r.JWT.TenantClaim != "" && m != auth.MethodJWT && m != auth.MethodAPIGateway {
+		return fmt.Errorf("JWT.TenantClaim (LAMBDAGENT_JWT_TENANT_CLAIM) is for Auth jwt or apigw, not %s", m)
+	}
+	return nil
 }

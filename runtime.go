@@ -8,11 +8,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lambdagent/lambdagent/internal/agent"
+	"github.com/lambdagent/lambdagent/internal/auth"
 	"github.com/lambdagent/lambdagent/internal/claude"
 	"github.com/lambdagent/lambdagent/internal/httpapi"
 	"github.com/lambdagent/lambdagent/internal/httpserver"
@@ -104,6 +106,12 @@ func (r *Runtime) build(ctx context.Context) error {
 		return err
 	}
 	r.closers = append(r.closers, closeStore)
+	// Before the MCP servers: a deployment that cannot authenticate
+	// anyone stops here, quickly.
+	authn, err := newAuthenticator(ctx, o, st)
+	if err != nil {
+		return err
+	}
 	tools, err := openTools(ctx, o, st)
 	if err != nil {
 		return err
@@ -140,8 +148,19 @@ func (r *Runtime) build(ctx context.Context) error {
 	}
 	turns = telemetry.WrapTurner(turns, r.tel)
 	// The agent itself, as an MCP tool (ask_agent) for other MCP hosts.
+	// /mcp is authenticated like /agent, and the caller's principal
+	// reaches the tool through the request's context: its turns are its
+	// tenant's.
 	ask := func(ctx context.Context, sessionID, message string) (string, error) {
-		ans, err := turns.Run(ctx, agent.Request{SessionID: sessionID, Message: message})
+		p, ok := auth.PrincipalFrom(ctx)
+		if !ok {
+			return "", errors.New("ask_agent: no principal in the request context") // a wiring bug: refuse rather than guess a tenant
+		}
+		tenant := p.Tenant
+		if tenant == auth.DefaultTenant {
+			tenant = "" // as the HTTP API does: the default tenant is the empty one
+		}
+		ans, err := turns.Run(ctx, agent.Request{SessionID: sessionID, Message: message, Tenant: tenant})
 		if err != nil {
 			return "", err
 		}
@@ -151,20 +170,28 @@ func (r *Runtime) build(ctx context.Context) error {
 	if modelURL == "" {
 		modelURL = "https://api.anthropic.com"
 	}
-	extra := map[string]http.Handler{
-		"/mcp":     mcptools.NewAgentHandler(ask, mcptools.AgentHandlerOptions{Name: "lambdagent", Logger: log}),
+	extra := map[string]http.Handler{ // the data plane: authenticated
+		"/mcp": mcptools.NewAgentHandler(ask, mcptools.AgentHandlerOptions{Name: "lambdagent", Logger: log}),
+	}
+	public := map[string]http.Handler{ // open, or with a token of their own
 		"/metrics": r.tel.MetricsHandler(),
 		"/readyz": r.tel.ReadyHandler(map[string]telemetry.Pinger{
 			"store": telemetry.StorePinger(st), // the raw store: probes stay out of the metrics
 			"model": telemetry.HTTPPinger(modelURL, nil),
 		}, 0),
 	}
+	if o.OpsAuth == "admin" {
+		for path, h := range public {
+			public[path] = httpapi.RequireToken(o.AdminToken, h)
+		}
+	}
 	if lim != nil {
 		adm := lim.Admin(o.AdminToken, log)
-		extra[ratelimit.AdminPath] = adm
-		extra[ratelimit.UsagePath] = adm
+		public[ratelimit.AdminPath] = adm
+		public[ratelimit.UsagePath] = adm
 	}
-	h, err := httpapi.New(turns, observed, httpapi.Config{MaxBodyBytes: o.MaxBodyBytes, Logger: log, Extra: extra, TenantHeader: o.TenantHeader})
+	h, err := httpapi.New(turns, observed, httpapi.Config{MaxBodyBytes: o.MaxBodyBytes, Logger: log,
+		Auth: authn, Extra: extra, Public: public, TenantHeader: o.TenantHeader})
 	if err != nil {
 		return err
 	}
@@ -221,4 +248,65 @@ func openStore(o resolved) (session.Store, *redis.Client, func() error, error) {
 	}
 	o.Logger.Info("store: redis", "addr", opt.Addr, "tls", opt.TLSConfig != nil, "prefix", o.RedisPrefix)
 	return st, rdb, rdb.Close, nil
+}
+
+// errNoKeys is New's answer to mode key with no key anywhere: the
+// deployment would answer 401 to everyone, so it refuses to start and
+// says how to go on (#13).
+var errNoKeys = errors.New("Auth (LAMBDAGENT_AUTH) is key but there is no API key: create one with `lambdagent keys create -tenant NAME`, set LAMBDAGENT_API_KEYS, or set LAMBDAGENT_AUTH=none")
+
+// newAuthenticator builds the authentication of o.Auth. API keys live in
+// the session store st (and the static key file); JWKS are fetched on
+// first use.
+func newAuthenticator(ctx context.Context, o resolved, st session.Store) (*auth.Authenticator, error) {
+	cfg := auth.Config{Mode: o.authMode, TenantClaim: o.JWT.TenantClaim}
+	switch o.authMode {
+	case auth.MethodNone:
+		o.Logger.Warn("authentication is off (LAMBDAGENT_AUTH=none): anyone who reaches this server acts for tenant " + auth.DefaultTenant +
+			" and spends its Claude key; set LAMBDAGENT_AUTH=key unless a gateway in front authenticates every request")
+	case auth.MethodKey:
+		static, err := readKeyFile(o.APIKeysFile)
+		if err != nil {
+			return nil, err
+		}
+		reg, err := auth.NewRegistry(st, auth.RegistryConfig{Static: static})
+		if err != nil {
+			return nil, err
+		}
+		has, err := reg.HasKeys(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read API keys from the store: %w", err)
+		}
+		if !has {
+			return nil, errNoKeys
+		}
+		cfg.Keys = reg
+	case auth.MethodJWT:
+		v, err := auth.NewJWTVerifier(o.jwt)
+		if err != nil {
+			return nil, err
+		}
+		cfg.JWT = v
+	}
+	return auth.New(cfg)
+}
+
+// readKeyFile reads APIKeysFile: the key lines themselves when it starts
+// with '{', else a file of them.
+func readKeyFile(v string) ([]auth.Key, error) {
+	if v == "" {
+		return nil, nil
+	}
+	data := []byte(v)
+	if !strings.HasPrefix(strings.TrimSpace(v), "{") {
+		var err error
+		if data, err = os.ReadFile(v); err != nil {
+			return nil, fmt.Errorf("APIKeysFile (LAMBDAGENT_API_KEYS): %w", err)
+		}
+	}
+	keys, err := auth.ParseKeyFile(data)
+	if err != nil {
+		return nil, fmt.Errorf("APIKeysFile (LAMBDAGENT_API_KEYS): %w", err)
+	}
+	return keys, nil
 }

@@ -36,6 +36,13 @@ func runDev(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer)
 
 	cfg.Options.BaseURL = "http://" + simLn.Addr().String()
 	cfg.Options.APIKey = "dev-simulator-key"
+	// dev stays zero-setup on the developer's own machine: open, since
+	// nothing else can reach a loopback address. On any other address it
+	// is as closed as serve (#13).
+	open := cfg.Options.Auth == "" && loopbackAddr(cfg.Addr)
+	if open {
+		cfg.Options.Auth = "none"
+	}
 	rt, err := newRuntime(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -46,7 +53,12 @@ func runDev(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer)
 		return fmt.Errorf("listen on %s (LAMBDAGENT_ADDR): %w", cfg.Addr, err)
 	}
 	fmt.Fprintf(stdout, "lambdagent dev: listening on http://%s (Claude simulator at %s, store %s)\n", ln.Addr(), cfg.Options.BaseURL, storeName(cfg))
-	fmt.Fprintf(stdout, "try:\n  curl -d '{\"session_id\":\"s1\",\"message\":\"hello\"}' http://%s/agent\n", ln.Addr())
+	if open {
+		fmt.Fprintf(stdout, "authentication is off: open to this machine only (loopback); set LAMBDAGENT_AUTH=key to require API keys\n")
+		fmt.Fprintf(stdout, "try:\n  curl -H 'Content-Type: application/json' -d '{\"session_id\":\"s1\",\"message\":\"hello\"}' http://%s/agent\n", ln.Addr())
+	} else {
+		fmt.Fprintf(stdout, "try:\n  curl -H \"Authorization: Bearer $KEY\" -H 'Content-Type: application/json' -d '{\"session_id\":\"s1\",\"message\":\"hello\"}' http://%s/agent\n", ln.Addr())
+	}
 	return rt.Serve(ctx, ln)
 }
 

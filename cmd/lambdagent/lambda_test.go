@@ -118,6 +118,7 @@ func startLambdaFunc(t *testing.T, timeout time.Duration, env map[string]string)
 		"LAMBDAGENT_REDIS_PREFIX": f.prefix,
 		"ANTHROPIC_API_KEY":       lambdaAPIKey,
 		"ANTHROPIC_BASE_URL":      srv.URL,
+		"LAMBDAGENT_AUTH":         "none", // direct and SQS turns are IAM's; HTTP events here test the adapter
 	}
 	maps.Copy(all, env)
 	f.rie = rietest.Start(t, bootstrap, all, timeout)

@@ -9,6 +9,7 @@
 //	lambdagent load    closed-loop load with a history check; -cold for cold starts
 //	lambdagent chat    interactive terminal client for a session
 //	lambdagent cost    cost per 100K turns from measured figures
+//	lambdagent keys    create, list and revoke API keys
 //
 // With AWS_LAMBDA_RUNTIME_API set (inside AWS Lambda) it runs as a Lambda
 // function whatever the arguments. Configuration is read from environment
@@ -38,6 +39,7 @@ Usage:
   lambdagent load    closed-loop load against an endpoint, with a history check (-h for flags)
   lambdagent chat    interactive client for a session (-url, -session)
   lambdagent cost    cost per 100K turns from measured figures or a load report (-h for flags)
+  lambdagent keys    create, list and revoke API keys (create -tenant NAME, list, revoke ID)
 
 Configuration is read from environment variables; see the README.
 `
@@ -93,6 +95,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runChat(ctx, args, os.Stdin, stdout, stderr)
 	case "cost":
 		return runCost(args, os.Stdin, stdout, stderr)
+	case "keys":
+		return runKeys(ctx, args, cfg, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

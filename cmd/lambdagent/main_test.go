@@ -83,7 +83,10 @@ func start(t *testing.T, mode string, env ...string) *proc {
 	t.Helper()
 	addr := freeAddr(t)
 	cmd := exec.Command(binary, mode)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LAMBDAGENT_ADDR=" + addr, "LAMBDAGENT_LOG_LEVEL=warn"}, env...)
+	// Authentication off unless env says otherwise (the last value of a
+	// variable wins): these tests are about turns, auth_test.go about
+	// authentication.
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LAMBDAGENT_ADDR=" + addr, "LAMBDAGENT_LOG_LEVEL=warn", "LAMBDAGENT_AUTH=none"}, env...)
 	p := &proc{cmd: cmd, addr: addr, out: new(syncBuffer)}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
@@ -153,17 +156,19 @@ func postAgent(t *testing.T, addr, session, msg string) turnAnswer {
 // curl, then a restart that keeps the conversation.
 func TestDevQuickStart(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "dev.db")
-	p := start(t, "dev", "LAMBDAGENT_DB="+db)
+	p := start(t, "dev", "LAMBDAGENT_DB="+db, "LAMBDAGENT_AUTH=") // dev's own default: open on loopback
 	first := postAgent(t, p.addr, "s1", "hello")
 	if first.SessionID != "s1" || first.Turn != 1 || !strings.Contains(first.Response, "hello") {
 		t.Fatalf("first turn = %+v", first)
 	}
-	if !strings.Contains(p.out.String(), "curl -d") {
-		t.Errorf("dev did not print the curl line; output:\n%s", p.out)
+	for _, want := range []string{"curl -H 'Content-Type: application/json' -d", "open to this machine only (loopback)"} {
+		if !strings.Contains(p.out.String(), want) {
+			t.Errorf("dev did not print %q; output:\n%s", want, p.out)
+		}
 	}
 	p.stop(t)
 
-	p = start(t, "dev", "LAMBDAGENT_DB="+db)
+	p = start(t, "dev", "LAMBDAGENT_DB="+db, "LAMBDAGENT_AUTH=")
 	second := postAgent(t, p.addr, "s1", "again")
 	if second.Turn != 2 || !strings.Contains(second.Response, "messages: 3") {
 		t.Fatalf("after restart, turn = %+v; want turn 2 whose request carried 3 messages", second)

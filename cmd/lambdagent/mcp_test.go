@@ -206,6 +206,7 @@ func newToolApp(t *testing.T, mcpConfig string, env map[string]string) *toolApp 
 		"ANTHROPIC_BASE_URL":    simSrv.URL,
 		"LAMBDAGENT_DB":         filepath.Join(t.TempDir(), "s.db"),
 		"LAMBDAGENT_MCP_CONFIG": mcpConfig,
+		"LAMBDAGENT_AUTH":       "none", // these tests are about tools
 	}
 	for k, v := range env {
 		vars[k] = v

@@ -21,6 +21,9 @@ func runServe(ctx context.Context, cfg config, log *slog.Logger) error {
 	if cfg.Options.APIKey == "" {
 		return fmt.Errorf("ANTHROPIC_API_KEY is not set (use `lambdagent dev` to run without a key)")
 	}
+	if cfg.Options.Auth == "apigw" {
+		return fmt.Errorf("LAMBDAGENT_AUTH=apigw trusts API Gateway's authorizer and works only on Lambda: use key or jwt for serve")
+	}
 	rt, err := newRuntime(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -39,4 +42,19 @@ func modelName(cfg config) string {
 		return cfg.Options.Model
 	}
 	return lambdagent.DefaultModel
+}
+
+// loopbackAddr reports whether addr (host:port) listens on loopback only:
+// 127.0.0.0/8, ::1 or localhost. An empty host (":8080") is every
+// interface.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

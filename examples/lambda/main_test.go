@@ -38,6 +38,7 @@ func TestExampleUnderEmulator(t *testing.T) {
 		"LAMBDAGENT_REDIS_PREFIX": redistest.Prefix(t),
 		"ANTHROPIC_API_KEY":       "example-key",
 		"ANTHROPIC_BASE_URL":      simSrv.URL,
+		"LAMBDAGENT_AUTH":         "none", // direct invocations are IAM-authenticated anyway
 	}, 30*time.Second)
 
 	turn := []byte(`{"session_id": "support-1", "idempotency_key": "ticket-9",

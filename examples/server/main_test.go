@@ -35,7 +35,7 @@ func TestExampleServer(t *testing.T) {
 
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "ANTHROPIC_API_KEY=sk-ant-example", "ANTHROPIC_BASE_URL="+sim.URL,
-		"LAMBDAGENT_DB="+filepath.Join(t.TempDir(), "s.db"), "LAMBDAGENT_ADDR="+addr)
+		"LAMBDAGENT_DB="+filepath.Join(t.TempDir(), "s.db"), "LAMBDAGENT_ADDR="+addr, "LAMBDAGENT_AUTH=none")
 	var logs strings.Builder
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

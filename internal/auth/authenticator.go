@@ -24,6 +24,11 @@ const (
 	// MethodNone authenticates nobody: every request acts for
 	// [DefaultTenant]. It must be asked for explicitly.
 	MethodNone Method = "none"
+	// MethodIAM marks a request the Lambda adapter made from an event AWS
+	// authenticated with IAM (SQS, EventBridge, a direct invocation): the
+	// adapter puts its principal in the context with [WithPrincipal]. It
+	// is never a mode: [ParseMode] refuses it.
+	MethodIAM Method = "iam"
 )
 
 // ParseMode reads a LAMBDAGENT_AUTH value. Empty is an error, not a

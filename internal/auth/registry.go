@@ -191,6 +191,23 @@ func (r *Registry) index(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
+// HasKeys reports whether the Registry knows any key at all, static or
+// stored (revoked ones included): startup refuses mode key without one
+// (#13). It reads the index only, one store round trip.
+func (r *Registry) HasKeys(ctx context.Context) (bool, error) {
+	if len(r.static) > 0 {
+		return true, nil
+	}
+	if r.kv == nil {
+		return false, nil
+	}
+	ids, err := r.index(ctx)
+	if err != nil {
+		return false, err
+	}
+	return len(ids) > 0, nil
+}
+
 // List returns the stored keys, oldest first, revoked ones included. It
 // never returns a secret (only hashes, which do not give a key away). It
 // leaves out static keys: they are listed in their file.

@@ -328,3 +328,40 @@ func TestRegistryConcurrentCreate(t *testing.T) {
 		t.Errorf("List = %d keys, %v; want 8", len(list), err)
 	}
 }
+
+// TestRegistryHasKeys is what startup asks before it accepts mode key: a
+// static key, or a stored one (revoked or not), counts; nothing does not.
+func TestRegistryHasKeys(t *testing.T) {
+	ctx := t.Context()
+	_, id, hash := newKey()
+	static := []Key{{ID: id, Tenant: "acme", Hash: hash}}
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			kv, _ := b.open(t)
+			stored := newRegistry(t, kv, RegistryConfig{}, newClock())
+			var got []bool
+			for _, r := range []*Registry{newRegistry(t, nil, RegistryConfig{}, newClock()), newRegistry(t, nil, RegistryConfig{Static: static}, newClock()), stored} {
+				has, err := r.HasKeys(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, has)
+			}
+			_, k, err := stored.Create(ctx, "acme", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := stored.Revoke(ctx, k.ID); err != nil {
+				t.Fatal(err)
+			}
+			has, err := stored.HasKeys(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, has)
+			if diff := cmp.Diff([]bool{false, true, false, true}, got); diff != "" {
+				t.Errorf("HasKeys of none, static, empty store, store with a revoked key (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lambdagent/lambdagent/internal/agent"
 	"github.com/lambdagent/lambdagent/internal/apierr"
+	"github.com/lambdagent/lambdagent/internal/auth"
 	"github.com/lambdagent/lambdagent/internal/session"
 )
 
@@ -40,13 +41,23 @@ type Config struct {
 	MaxBodyBytes int64
 	// Logger receives one line per failed request. Nil means slog.Default().
 	Logger *slog.Logger
+	// Auth says who each data-plane request acts for: its principal's
+	// tenant owns the turn (agent.Request.Tenant) and the sessions read
+	// and deleted (session.Scope). Nil means mode none: every request acts
+	// for auth.DefaultTenant. lambdagent.New always sets one (#13).
+	Auth *auth.Authenticator
 	// TenantHeader, if set, names the request header whose value is the
-	// turn's tenant (for limits, budgets and metrics); empty means every
-	// turn is the default tenant's.
+	// tenant in mode none (a gateway in front authenticated the caller);
+	// empty means every turn is the default tenant's. Any other mode
+	// ignores it: the tenant comes from the credential, never a header.
 	TenantHeader string
-	// Extra, if set, serves paths the API does not know (e.g. /metrics,
-	// /mcp) before the JSON 404.
+	// Extra, if set, serves data-plane paths the API does not know (such
+	// as /mcp), after authentication like the API's own routes.
 	Extra map[string]http.Handler
+	// Public, if set, serves paths without the data-plane authentication:
+	// operational endpoints (/metrics, /readyz, open or behind
+	// [RequireToken]) and the admin API, which checks its own token.
+	Public map[string]http.Handler
 }
 
 type handler struct {
@@ -54,6 +65,7 @@ type handler struct {
 	sessions Sessions
 	maxBody  int64
 	tenantH  string
+	auth     *auth.Authenticator
 	log      *slog.Logger
 	mux      *http.ServeMux
 }
@@ -63,7 +75,7 @@ func New(t Turner, s Sessions, cfg Config) (http.Handler, error) {
 	if t == nil || s == nil {
 		return nil, errors.New("httpapi: nil Turner or Sessions")
 	}
-	h := &handler{turns: t, sessions: s, maxBody: cfg.MaxBodyBytes, tenantH: cfg.TenantHeader, log: cfg.Logger, mux: http.NewServeMux()}
+	h := &handler{turns: t, sessions: s, maxBody: cfg.MaxBodyBytes, tenantH: cfg.TenantHeader, auth: cfg.Auth, log: cfg.Logger, mux: http.NewServeMux()}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
 	}
@@ -71,12 +83,16 @@ func New(t Turner, s Sessions, cfg Config) (http.Handler, error) {
 		h.log = slog.Default()
 	}
 	// Routes take every method and check it themselves so that a wrong
-	// method gets a JSON 405, not ServeMux's text one.
-	h.mux.HandleFunc("/agent", h.only("POST", h.postAgent))
-	h.mux.HandleFunc("/v1/sessions/{id}/turns", h.only("POST", h.postTurn))
-	h.mux.HandleFunc("/v1/sessions/{id}", h.session)
+	// method gets a JSON 405, not ServeMux's text one. Authentication
+	// comes first: a stranger learns nothing, not even the allowed method.
+	h.mux.HandleFunc("/agent", h.authenticated(h.only("POST", h.postAgent)))
+	h.mux.HandleFunc("/v1/sessions/{id}/turns", h.authenticated(h.only("POST", h.postTurn)))
+	h.mux.HandleFunc("/v1/sessions/{id}", h.authenticated(h.session))
 	h.mux.HandleFunc("/healthz", h.only("GET", h.healthz))
 	for path, x := range cfg.Extra {
+		h.mux.Handle(path, h.authenticated(x.ServeHTTP))
+	}
+	for path, x := range cfg.Public {
 		h.mux.Handle(path, x)
 	}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -149,9 +165,12 @@ func (h *handler) turn(w http.ResponseWriter, r *http.Request, id, msg string) {
 		h.writeError(w, r, badRequest(IdempotencyKeyHeader+" is longer than 256 bytes"))
 		return
 	}
-	var tenant string
-	if h.tenantH != "" {
-		tenant = r.Header.Get(h.tenantH)
+	tenant := tenantOf(r)
+	if tenant == auth.DefaultTenant {
+		// The empty tenant is the default one everywhere (limits, store
+		// ids, metrics); keep it empty so that a single-tenant deployment's
+		// logs, spans and metric labels stay as they were.
+		tenant = ""
 	}
 	ans, err := h.turns.Run(r.Context(), agent.Request{SessionID: id, Message: msg, IdempotencyKey: key, Tenant: tenant})
 	if err != nil {
@@ -179,9 +198,12 @@ func (h *handler) session(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
+	// The store id is the caller's tenant's: another tenant's session of
+	// the same id is not found, never forbidden (#13).
+	storeID := session.Scope(tenantOf(r), id)
 	switch r.Method {
 	case http.MethodGet:
-		st, err := h.sessions.Load(r.Context(), id)
+		st, err := h.sessions.Load(r.Context(), storeID)
 		if err != nil {
 			h.writeError(w, r, err)
 			return
@@ -192,7 +214,7 @@ func (h *handler) session(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, SessionView{SessionID: id, Turns: st.Turns, Version: st.Version, Counters: st.Counters, Messages: st.Messages})
 	case http.MethodDelete:
-		if err := h.sessions.Delete(r.Context(), id); err != nil {
+		if err := h.sessions.Delete(r.Context(), storeID); err != nil {
 			h.writeError(w, r, err)
 			return
 		}
@@ -247,4 +269,12 @@ func DecodeJSON(body []byte, v any) error {
 		return badRequest("invalid JSON: data after the object")
 	}
 	return nil
+}
+
+// tenantOf is the tenant of an authenticated request.
+func tenantOf(r *http.Request) string {
+	if p, ok := auth.PrincipalFrom(r.Context()); ok {
+		return p.Tenant
+	}
+	return auth.DefaultTenant // unreachable: every data-plane route is authenticated
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/lambdagent/lambdagent/internal/auth"
 )
 
 // kind is the source of an event.
@@ -41,10 +43,13 @@ func (k kind) String() string {
 
 // event is a decoded payload: exactly one of http, records and turn is set.
 type event struct {
-	kind    kind
-	http    *http.Request // API Gateway and Function URL
-	records []sqsRecord   // SQS; never empty
-	turn    turn          // EventBridge and direct
+	kind kind
+	http *http.Request // API Gateway and Function URL
+	// authorizer is the API Gateway event's requestContext.authorizer,
+	// nil when there is none (or it is not an object); for mode apigw.
+	authorizer map[string]any
+	records    []sqsRecord // SQS; never empty
+	turn       turn        // EventBridge and direct
 }
 
 // decode detects the event source of payload by its top-level keys and
@@ -60,9 +65,9 @@ func decode(payload []byte) (*event, error) {
 	ev := &event{kind: k}
 	switch k {
 	case kindAPIGatewayV1:
-		ev.http, err = decodeV1(payload)
+		ev.http, ev.authorizer, err = decodeV1(payload)
 	case kindAPIGatewayV2, kindFunctionURL:
-		ev.http, err = decodeV2(payload, k)
+		ev.http, ev.authorizer, err = decodeV2(payload, k)
 	case kindSQS:
 		ev.records, err = decodeSQS(payload)
 	case kindEventBridge:
@@ -157,8 +162,9 @@ func decodeEventBridge(payload []byte) (turn, error) {
 }
 
 // parseTurn reads the control fields of a POST /agent body: session_id
-// (to order turns), reply_to and idempotency_key (taken out of the body:
-// they are the adapter's, not the API's). A body that is not a JSON
+// (to order turns), reply_to, idempotency_key and tenant (taken out of
+// the body: they are the adapter's, not the API's). A tenant that fails
+// auth.ValidTenant is an ErrInvalidEvent: the turn never runs. A body that is not a JSON
 // object is passed on as is, for the handler to answer 400 with its own
 // message; only control fields of the wrong type are an error here.
 func parseTurn(raw []byte, source string) (turn, error) {
@@ -169,7 +175,8 @@ func parseTurn(raw []byte, source string) (turn, error) {
 	}
 	_ = json.Unmarshal(fields["session_id"], &t.sessionID) // the handler judges it
 	strip := false
-	for name, dst := range map[string]*string{"reply_to": &t.replyTo, "idempotency_key": &t.key} {
+	_, hasTenant := fields["tenant"]
+	for name, dst := range map[string]*string{"reply_to": &t.replyTo, "idempotency_key": &t.key, "tenant": &t.tenant} {
 		v, ok := fields[name]
 		if !ok {
 			continue
@@ -179,6 +186,11 @@ func parseTurn(raw []byte, source string) (turn, error) {
 		}
 		delete(fields, name)
 		strip = true
+	}
+	if hasTenant {
+		if err := auth.ValidTenant(t.tenant); err != nil {
+			return turn{}, fmt.Errorf("%w: tenant: %v", ErrInvalidEvent, err)
+		}
 	}
 	if strip {
 		b, err := json.Marshal(fields)

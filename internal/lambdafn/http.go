@@ -25,7 +25,8 @@ type v1Request struct {
 	Body                            string              `json:"body"`
 	IsBase64Encoded                 bool                `json:"isBase64Encoded"`
 	RequestContext                  struct {
-		DomainName string `json:"domainName"`
+		DomainName string          `json:"domainName"`
+		Authorizer json.RawMessage `json:"authorizer"`
 		Identity   struct {
 			SourceIP string `json:"sourceIp"`
 		} `json:"identity"`
@@ -43,8 +44,9 @@ type v2Request struct {
 	Body            string            `json:"body"`
 	IsBase64Encoded bool              `json:"isBase64Encoded"`
 	RequestContext  struct {
-		DomainName string `json:"domainName"`
-		Stage      string `json:"stage"`
+		DomainName string          `json:"domainName"`
+		Stage      string          `json:"stage"`
+		Authorizer json.RawMessage `json:"authorizer"`
 		HTTP       struct {
 			Method   string `json:"method"`
 			SourceIP string `json:"sourceIp"`
@@ -52,10 +54,10 @@ type v2Request struct {
 	} `json:"requestContext"`
 }
 
-func decodeV1(payload []byte) (*http.Request, error) {
+func decodeV1(payload []byte) (*http.Request, map[string]any, error) {
 	var e v1Request
 	if err := json.Unmarshal(payload, &e); err != nil {
-		return nil, fmt.Errorf("%w: API Gateway v1 event: %v", ErrInvalidEvent, err)
+		return nil, nil, fmt.Errorf("%w: API Gateway v1 event: %v", ErrInvalidEvent, err)
 	}
 	header := http.Header{}
 	if e.MultiValueHeaders != nil {
@@ -77,14 +79,25 @@ func decodeV1(payload []byte) (*http.Request, error) {
 			query.Set(k, v)
 		}
 	}
-	return newRequest(e.HTTPMethod, e.Path, query.Encode(), header, e.Body, e.IsBase64Encoded,
+	r, err := newRequest(e.HTTPMethod, e.Path, query.Encode(), header, e.Body, e.IsBase64Encoded,
 		e.RequestContext.DomainName, e.RequestContext.Identity.SourceIP, e.PathParameters)
+	return r, authorizer(e.RequestContext.Authorizer), err
 }
 
-func decodeV2(payload []byte, k kind) (*http.Request, error) {
+// authorizer reads requestContext.authorizer as an object; anything else
+// (absent, null, a string) is none. What it holds is auth's to judge.
+func authorizer(raw json.RawMessage) map[string]any {
+	var m map[string]any
+	if json.Unmarshal(raw, &m) != nil || len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+func decodeV2(payload []byte, k kind) (*http.Request, map[string]any, error) {
 	var e v2Request
 	if err := json.Unmarshal(payload, &e); err != nil {
-		return nil, fmt.Errorf("%w: %v event: %v", ErrInvalidEvent, k, err)
+		return nil, nil, fmt.Errorf("%w: %v event: %v", ErrInvalidEvent, k, err)
 	}
 	header := http.Header{}
 	for k, v := range e.Headers {
@@ -101,8 +114,13 @@ func decodeV2(payload []byte, k kind) (*http.Request, error) {
 			path = rest
 		}
 	}
-	return newRequest(e.RequestContext.HTTP.Method, path, e.RawQueryString, header, e.Body, e.IsBase64Encoded,
+	r, err := newRequest(e.RequestContext.HTTP.Method, path, e.RawQueryString, header, e.Body, e.IsBase64Encoded,
 		e.RequestContext.DomainName, e.RequestContext.HTTP.SourceIP, e.PathParameters)
+	var authz map[string]any
+	if k == kindAPIGatewayV2 { // a Function URL has no authorizer of API Gateway's
+		authz = authorizer(e.RequestContext.Authorizer)
+	}
+	return r, authz, err
 }
 
 // newRequest builds the request the handler sees, as net/http's server

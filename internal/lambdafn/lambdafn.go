@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/lambdagent/lambdagent/internal/apierr"
+	"github.com/lambdagent/lambdagent/internal/auth"
 )
 
 const (
@@ -45,6 +46,9 @@ type Config struct {
 	// Logger receives what the adapter decides (dropped or failed records,
 	// handler panics). Nil means slog.Default().
 	Logger *slog.Logger
+	// DefaultTenant is the tenant of an SQS, EventBridge or direct turn
+	// whose body names none in "tenant". Empty means auth.DefaultTenant.
+	DefaultTenant string
 }
 
 // A Function serves Lambda invocations with an http.Handler. It is safe
@@ -55,6 +59,7 @@ type Function struct {
 	maxConc int
 	sqs     SQSClient
 	log     *slog.Logger
+	tenant  string
 }
 
 var _ lambda.Handler = (*Function)(nil)
@@ -79,6 +84,13 @@ func New(h http.Handler, cfg Config) (*Function, error) {
 	}
 	if f.log == nil {
 		f.log = slog.Default()
+	}
+	f.tenant = cfg.DefaultTenant
+	if f.tenant == "" {
+		f.tenant = auth.DefaultTenant
+	}
+	if err := auth.ValidTenant(f.tenant); err != nil {
+		return nil, fmt.Errorf("lambdafn: DefaultTenant: %w", err)
 	}
 	return f, nil
 }
@@ -124,10 +136,15 @@ func (f *Function) invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	}
 }
 
-// serveHTTP answers an API Gateway or Function URL request.
+// serveHTTP answers an API Gateway or Function URL request. It carries
+// API Gateway's authorizer context, for mode apigw, and never a trusted
+// principal: the handler authenticates the request like any other.
 func (f *Function) serveHTTP(ctx context.Context, ev *event) ([]byte, error) {
 	ctx, cancel := f.turnContext(ctx)
 	defer cancel()
+	if ev.authorizer != nil {
+		ctx = auth.WithAPIGatewayAuthorizer(ctx, ev.authorizer)
+	}
 	return httpResponse(ev.kind, f.serve(ev.http.WithContext(ctx)))
 }
 
@@ -139,7 +156,7 @@ func (f *Function) serveTurn(ctx context.Context, t turn) ([]byte, error) {
 	}
 	tctx, cancel := f.turnContext(ctx)
 	defer cancel()
-	res := f.serve(t.request(tctx))
+	res := f.serve(t.request(tctx, f.tenant))
 	if !res.ok() {
 		return nil, res.statusError()
 	}
@@ -200,10 +217,21 @@ type turn struct {
 	// source names the event source in the User-Agent: sqs, eventbridge
 	// or invoke.
 	source string
+	// tenant is the body's "tenant", valid; "" for none.
+	tenant string
 }
 
-func (t turn) request(ctx context.Context) *http.Request {
-	r, err := http.NewRequestWithContext(ctx, http.MethodPost, "/agent", bytes.NewReader(t.body))
+// request is the turn as a POST /agent request, whose context carries a
+// trusted principal: AWS authenticated the event's sender with IAM (only
+// principals allowed by the queue's, the rule's or the function's policy
+// can send one), so the event may name its tenant; without one the turn
+// is defaultTenant's.
+func (t turn) request(ctx context.Context, defaultTenant string) *http.Request {
+	p := auth.Principal{Tenant: t.tenant, Method: auth.MethodIAM, Subject: t.source}
+	if p.Tenant == "" {
+		p.Tenant = defaultTenant
+	}
+	r, err := http.NewRequestWithContext(auth.WithPrincipal(ctx, p), http.MethodPost, "/agent", bytes.NewReader(t.body))
 	if err != nil {
 		panic(err) // constant method and URL
 	}

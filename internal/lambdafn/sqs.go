@@ -179,7 +179,7 @@ func (f *Function) runRecord(ctx, tctx context.Context, job sqsJob) bool {
 		log.WarnContext(ctx, "lambdafn: no time left to run SQS record; left for redelivery", slog.Any("err", err))
 		return false
 	}
-	res := f.serve(t.request(tctx))
+	res := f.serve(t.request(tctx, f.tenant))
 	switch {
 	case res.ok():
 	case permanent(res.code):

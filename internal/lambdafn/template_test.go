@@ -356,12 +356,24 @@ func TestTemplateFunction(t *testing.T) {
 			t.Errorf("environment %s must be a {{resolve:secretsmanager:…}} or {{resolve:ssm…}} reference", name)
 		}
 	}
-	// Every LAMBDAGENT_* variable set here is one the binary or the
-	// library it is built on reads.
+	// The function authenticates: LAMBDAGENT_AUTH is set, from a
+	// parameter that cannot say "none" (#13).
+	if mode := get(vars, "LAMBDAGENT_AUTH"); mode == nil {
+		t.Errorf("environment has no LAMBDAGENT_AUTH: the HTTP API would depend on the binary's default")
+	} else if mode.Tag == "!Ref" {
+		p := tp.params[mode.Value]
+		allowed := get(p, "AllowedValues")
+		if allowed == nil || slices.ContainsFunc(allowed.Content, func(n *yaml.Node) bool { return n.Value == "none" }) || scalarAt(p, "Default") == "none" {
+			t.Errorf("LAMBDAGENT_AUTH comes from parameter %s, which must have AllowedValues without none", mode.Value)
+		}
+	} else if mode.Value == "none" || mode.Value == "" {
+		t.Errorf("LAMBDAGENT_AUTH = %q: want key, jwt or apigw", mode.Value)
+	}
+	// Every LAMBDAGENT_* variable set here is one cmd/lambdagent reads.
 	src := cmdSource(t)
 	for i := 0; vars != nil && i+1 < len(vars.Content); i += 2 {
 		if name := vars.Content[i].Value; strings.HasPrefix(name, "LAMBDAGENT_") && !strings.Contains(src, `"`+name+`"`) {
-			t.Errorf("environment %s is read neither by cmd/lambdagent nor by the lambdagent package", name)
+			t.Errorf("environment %s is not read by cmd/lambdagent", name)
 		}
 	}
 
@@ -402,15 +414,18 @@ func TestTemplateFunction(t *testing.T) {
 }
 
 // cmdSource returns the Go source of cmd/lambdagent and of the root
-// package, where the environment is read.
+// package (lambdagent.OptionsFromEnv), where the environment is read.
 func cmdSource(t *testing.T) string {
 	t.Helper()
 	files, err := filepath.Glob("../../cmd/lambdagent/*.go")
-	root, _ := filepath.Glob("../../*.go")
-	files = append(files, root...)
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no cmd/lambdagent sources: %v", err)
 	}
+	root, err := filepath.Glob("../../*.go")
+	if err != nil || len(root) == 0 {
+		t.Fatalf("no root package sources: %v", err)
+	}
+	files = append(files, root...)
 	var b strings.Builder
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
