@@ -28,7 +28,8 @@ const (
 	SessionBusy          Kind = "session_busy"           // 409: another turn of the session is in flight
 	Conflict             Kind = "conflict"               // 409: the session changed under the turn
 	InvalidHistory       Kind = "invalid_history"        // 409: the stored history breaks the Messages API rules
-	RequestTooLarge      Kind = "request_too_large"      // 413
+	RequestTooLarge      Kind = "request_too_large"      // 413: a body, a message or a header over its limit
+	SessionTooLarge      Kind = "session_too_large"      // 413: the session's stored history is at its limit
 	UnsupportedMediaType Kind = "unsupported_media_type" // 415
 	IdempotencyMismatch  Kind = "idempotency_mismatch"   // 422: an Idempotency-Key reused for another request
 	RateLimited          Kind = "rate_limited"           // 429: Claude's or our own rate limit
@@ -59,6 +60,7 @@ var statuses = map[Kind]int{
 	Conflict:             http.StatusConflict,
 	InvalidHistory:       http.StatusConflict,
 	RequestTooLarge:      http.StatusRequestEntityTooLarge,
+	SessionTooLarge:      http.StatusRequestEntityTooLarge,
 	UnsupportedMediaType: http.StatusUnsupportedMediaType,
 	IdempotencyMismatch:  http.StatusUnprocessableEntity,
 	RateLimited:          http.StatusTooManyRequests,
