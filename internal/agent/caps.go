@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"unicode/utf8"
@@ -70,21 +69,26 @@ func capToolResult(id string, r json.RawMessage, limit int) json.RawMessage {
 		note += fmt.Sprintf("; %d non-text block(s) (images, documents) were dropped", dropped)
 	}
 	note += ". The rest is lost: if you need it, ask the tool for less at a time (a narrower query, a page, a range).]"
-	keep := len(text)
-	for {
-		kept := text[:cutUTF8(text, keep)]
-		out := encodeResult(id, kept, note, in.IsError)
-		if len(out) <= limit || keep == 0 {
-			return out
+	// The longest prefix of the text that fits, by bisection: escaping
+	// makes a byte of text cost one to six bytes of JSON, so no one
+	// guess fits. Each byte costs at least one, so no more than limit
+	// bytes can fit.
+	lo, hi := 0, min(len(text), limit)
+	for lo < hi {
+		mid := cutUTF8(text, (lo+hi+1)/2)
+		if mid <= lo {
+			mid = lo + 1 // within a rune: try its end below
+			for mid < hi && !utf8.RuneStart(text[mid]) {
+				mid++
+			}
 		}
-		// Each byte of text costs at least one byte of JSON, so cutting
-		// the excess fits unless the cut lands inside a rune: then once
-		// more.
-		keep = len(kept) - (len(out) - limit)
-		if keep < 0 {
-			keep = 0
+		if len(encodeResult(id, text[:mid], note, in.IsError)) <= limit {
+			lo = mid
+		} else {
+			hi = mid - 1
 		}
 	}
+	return encodeResult(id, text[:cutUTF8(text, lo)], note, in.IsError)
 }
 
 // resultText returns the text of a tool_result's content (a string, or
@@ -130,21 +134,20 @@ func cutUTF8(s string, n int) int {
 }
 
 // encodeResult renders a cut tool_result: the kept text, then the note.
-// HTML is not escaped, so that "<" costs one byte, not six.
+// It escapes as json.Marshal does, since the tool_result message that
+// holds the block is encoded by json.Marshal (toolResultMessage), which
+// would escape "<" again: the size measured here is the size stored.
 func encodeResult(id, text, note string, isError bool) json.RawMessage {
 	content := make([]textBlock, 0, 2)
 	if text != "" {
 		content = append(content, textBlock{Type: "text", Text: text})
 	}
 	content = append(content, textBlock{Type: "text", Text: note})
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(struct {
+	b, _ := json.Marshal(struct {
 		Type      string      `json:"type"`
 		ToolUseID string      `json:"tool_use_id"`
 		Content   []textBlock `json:"content"`
 		IsError   bool        `json:"is_error,omitempty"`
 	}{"tool_result", id, content, isError}) // strings only: cannot fail
-	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'})
+	return b
 }

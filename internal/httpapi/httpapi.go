@@ -225,7 +225,9 @@ func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any) error {
 		if errors.As(err, &mbe) {
 			return err
 		}
-		return badRequest("read body: " + err.Error())
+		// The cause (a read timeout, a reset) is the server's business;
+		// the log has it.
+		return &apierr.Error{Kind: apierr.InvalidRequest, Message: "the request body could not be read in full (too slow, or cut short)", Err: err}
 	}
 	return DecodeJSON(body, v)
 }
