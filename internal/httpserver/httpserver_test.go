@@ -278,7 +278,9 @@ func TestHostCheck(t *testing.T) {
 				t.Fatalf("status %d %s, want %d", resp.StatusCode, b, tc.want)
 			}
 			if tc.want == 403 {
-				var e struct{ Error struct{ Type, Message string } }
+				var e struct {
+					Error struct{ Type, Message string }
+				}
 				if json.Unmarshal(b, &e) != nil || e.Error.Type != "forbidden" || strings.Contains(e.Error.Message, "attacker") {
 					t.Errorf("body %s: want a JSON forbidden error that does not echo the Host", b)
 				}
