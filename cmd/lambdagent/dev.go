@@ -46,7 +46,7 @@ func runDev(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer)
 		return fmt.Errorf("listen on %s (LAMBDAGENT_ADDR): %w", cfg.Addr, err)
 	}
 	fmt.Fprintf(stdout, "lambdagent dev: listening on http://%s (Claude simulator at %s, store %s)\n", ln.Addr(), cfg.Options.BaseURL, storeName(cfg))
-	fmt.Fprintf(stdout, "try:\n  curl -d '{\"session_id\":\"s1\",\"message\":\"hello\"}' http://%s/agent\n", ln.Addr())
+	fmt.Fprintf(stdout, "try:\n  curl -H 'Content-Type: application/json' -d '{\"session_id\":\"s1\",\"message\":\"hello\"}' http://%s/agent\n", ln.Addr())
 	return rt.Serve(ctx, ln)
 }
 

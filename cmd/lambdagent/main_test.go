@@ -158,7 +158,7 @@ func TestDevQuickStart(t *testing.T) {
 	if first.SessionID != "s1" || first.Turn != 1 || !strings.Contains(first.Response, "hello") {
 		t.Fatalf("first turn = %+v", first)
 	}
-	if !strings.Contains(p.out.String(), "curl -d") {
+	if !strings.Contains(p.out.String(), "curl -H 'Content-Type: application/json' -d") {
 		t.Errorf("dev did not print the curl line; output:\n%s", p.out)
 	}
 	p.stop(t)
