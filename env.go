@@ -49,6 +49,14 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 
 	o.MCPConfig = e.str("LAMBDAGENT_MCP_CONFIG")
 	o.MaxBodyBytes = e.int("LAMBDAGENT_MAX_BODY_BYTES")
+	o.ReadTimeout = e.dur("LAMBDAGENT_READ_TIMEOUT")
+	o.WriteTimeout = e.dur("LAMBDAGENT_WRITE_TIMEOUT")
+	o.IdleTimeout = e.dur("LAMBDAGENT_IDLE_TIMEOUT")
+	o.MaxHeaderBytes = int(e.int("LAMBDAGENT_MAX_HEADER_BYTES"))
+	o.AllowedHosts = e.list("LAMBDAGENT_ALLOWED_HOSTS")
+	o.MaxMessageBytes = int(e.int("LAMBDAGENT_MAX_MESSAGE_BYTES"))
+	o.MaxSessionBytes = int(e.int("LAMBDAGENT_MAX_SESSION_BYTES"))
+	o.MaxToolResultBytes = int(e.int("LAMBDAGENT_MAX_TOOL_RESULT_BYTES"))
 	o.TenantHeader = e.str("LAMBDAGENT_TENANT_HEADER")
 	o.Auth = e.oneOf("LAMBDAGENT_AUTH", "key", "jwt", "apigw", "none")
 	o.APIKeysFile = e.str("LAMBDAGENT_API_KEYS")
@@ -159,6 +167,17 @@ func (e *env) float(name string) float64 {
 		e.fail(fmt.Errorf("%s=%q: want a number", name, v))
 	}
 	return f
+}
+
+// list reads a comma-separated variable; blank items are dropped.
+func (e *env) list(name string) []string {
+	var out []string
+	for _, v := range strings.Split(e.str(name), ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // oneOf reads a variable that must be one of allowed; unset reads as "".

@@ -27,6 +27,19 @@ func TestOptionsFromEnv(t *testing.T) {
 			o.Limits.TenantRequests, o.Limits.SessionBudget.USDPerDay = 7, 1.5
 			o.Metrics = "both"
 		}},
+		{name: "hostile input limits", env: map[string]string{
+			"LAMBDAGENT_READ_TIMEOUT": "5s", "LAMBDAGENT_WRITE_TIMEOUT": "20m", "LAMBDAGENT_IDLE_TIMEOUT": "30s",
+			"LAMBDAGENT_MAX_HEADER_BYTES": "8192", "LAMBDAGENT_ALLOWED_HOSTS": " agent.example.com, ,b.example ",
+			"LAMBDAGENT_MAX_MESSAGE_BYTES": "2000", "LAMBDAGENT_MAX_SESSION_BYTES": "1000000", "LAMBDAGENT_MAX_TOOL_RESULT_BYTES": "4096",
+		}, want: func(o *Options) {
+			o.Metrics = "prometheus"
+			o.ReadTimeout, o.WriteTimeout, o.IdleTimeout = 5*time.Second, 20*time.Minute, 30*time.Second
+			o.MaxHeaderBytes, o.AllowedHosts = 8192, []string{"agent.example.com", "b.example"}
+			o.MaxMessageBytes, o.MaxSessionBytes, o.MaxToolResultBytes = 2000, 1000000, 4096
+		}},
+		{name: "tiny tool result cap", env: map[string]string{"LAMBDAGENT_MAX_TOOL_RESULT_BYTES": "10"}, wantErr: "LAMBDAGENT_MAX_TOOL_RESULT_BYTES"},
+		{name: "bad header cap", env: map[string]string{"LAMBDAGENT_MAX_HEADER_BYTES": "-1"}, wantErr: "LAMBDAGENT_MAX_HEADER_BYTES"},
+		{name: "bad read timeout", env: map[string]string{"LAMBDAGENT_READ_TIMEOUT": "slow"}, wantErr: "LAMBDAGENT_READ_TIMEOUT"},
 		{name: "bad duration", env: map[string]string{"LAMBDAGENT_QUEUE_WAIT": "soon"}, wantErr: "LAMBDAGENT_QUEUE_WAIT"},
 		{name: "negative duration", env: map[string]string{"LAMBDAGENT_LEASE_TTL": "-1s"}, wantErr: "LAMBDAGENT_LEASE_TTL"},
 		{name: "tiny lease", env: map[string]string{"LAMBDAGENT_LEASE_TTL": "1ms"}, wantErr: "LAMBDAGENT_LEASE_TTL"},
@@ -75,5 +88,27 @@ func TestOptionsFromEnv(t *testing.T) {
 				t.Errorf("(-want +got)\n%s", d)
 			}
 		})
+	}
+}
+
+// The server's write timeout, counted from a request's headers, must not
+// cut a turn: by default it outlasts the queue wait and the turn timeout.
+func TestWriteTimeoutOutlastsTurn(t *testing.T) {
+	tests := []struct {
+		o    Options
+		want time.Duration
+	}{
+		{Options{}, 10*time.Minute + 30*time.Second + time.Minute},
+		{Options{TurnTimeout: time.Hour, QueueWait: time.Minute}, time.Hour + 2*time.Minute},
+		{Options{TurnTimeout: time.Hour, WriteTimeout: 5 * time.Minute}, 5 * time.Minute},
+	}
+	for _, tc := range tests {
+		r, err := tc.o.resolve()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.WriteTimeout != tc.want {
+			t.Errorf("WriteTimeout of %+v = %v, want %v", tc.o, r.WriteTimeout, tc.want)
+		}
 	}
 }

@@ -92,9 +92,38 @@ type Options struct {
 	// in-memory transport when it is built.
 	Servers map[string]*mcp.Server
 
-	// MaxBodyBytes limits a request body (LAMBDAGENT_MAX_BODY_BYTES).
-	// Zero means DefaultMaxBodyBytes.
+	// MaxBodyBytes limits a request body, /mcp's included
+	// (LAMBDAGENT_MAX_BODY_BYTES). Zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// ReadTimeout bounds reading a whole request, body included
+	// (LAMBDAGENT_READ_TIMEOUT). Zero means 30s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds a request from its headers to the end of its
+	// answer, so it must outlast a turn (LAMBDAGENT_WRITE_TIMEOUT). Zero
+	// means TurnTimeout + QueueWait (or their defaults) + 1m.
+	WriteTimeout time.Duration
+	// IdleTimeout bounds an idle keep-alive connection
+	// (LAMBDAGENT_IDLE_TIMEOUT). Zero means 60s.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's headers (LAMBDAGENT_MAX_HEADER_BYTES).
+	// Zero means 64 KiB.
+	MaxHeaderBytes int
+	// AllowedHosts are Host names accepted on a loopback listener besides
+	// localhost and loopback addresses, such as the public name a reverse
+	// proxy on the same machine passes on (LAMBDAGENT_ALLOWED_HOSTS,
+	// comma-separated). Other Hosts get 403 there (DNS rebinding).
+	AllowedHosts []string
+	// MaxMessageBytes caps a turn's message (LAMBDAGENT_MAX_MESSAGE_BYTES):
+	// 413 beyond. Zero means agent.DefaultMaxMessageBytes.
+	MaxMessageBytes int
+	// MaxSessionBytes caps a session's stored history
+	// (LAMBDAGENT_MAX_SESSION_BYTES): a turn that would pass it is refused
+	// (413 session_too_large). Zero means agent.DefaultMaxSessionBytes.
+	MaxSessionBytes int
+	// MaxToolResultBytes caps a tool result (LAMBDAGENT_MAX_TOOL_RESULT_BYTES):
+	// a larger one is cut, with a note to Claude, before it is saved or
+	// sent. Zero means agent.DefaultMaxToolResultBytes.
+	MaxToolResultBytes int
 	// TenantHeader names the request header that names a turn's tenant
 	// (LAMBDAGENT_TENANT_HEADER), for a deployment whose gateway
 	// authenticates callers. Only with Auth "none": with any other mode the
@@ -281,6 +310,16 @@ func (o Options) resolve() (resolved, error) {
 		return r, fmt.Errorf("MaxTokens (LAMBDAGENT_MAX_TOKENS) = %d: want > 0", r.MaxTokens)
 	case r.MaxBodyBytes < 0:
 		return r, fmt.Errorf("MaxBodyBytes (LAMBDAGENT_MAX_BODY_BYTES) = %d: want > 0", r.MaxBodyBytes)
+	case r.MaxHeaderBytes < 0:
+		return r, fmt.Errorf("MaxHeaderBytes (LAMBDAGENT_MAX_HEADER_BYTES) = %d: want > 0", r.MaxHeaderBytes)
+	case r.MaxMessageBytes < 0:
+		return r, fmt.Errorf("MaxMessageBytes (LAMBDAGENT_MAX_MESSAGE_BYTES) = %d: want > 0", r.MaxMessageBytes)
+	case r.MaxSessionBytes < 0:
+		return r, fmt.Errorf("MaxSessionBytes (LAMBDAGENT_MAX_SESSION_BYTES) = %d: want > 0", r.MaxSessionBytes)
+	case r.MaxToolResultBytes < 0:
+		return r, fmt.Errorf("MaxToolResultBytes (LAMBDAGENT_MAX_TOOL_RESULT_BYTES) = %d: want > 0", r.MaxToolResultBytes)
+	case r.MaxToolResultBytes > 0 && r.MaxToolResultBytes < agent.MinMaxToolResultBytes:
+		return r, fmt.Errorf("MaxToolResultBytes (LAMBDAGENT_MAX_TOOL_RESULT_BYTES) = %d: want at least %d, room for the note on a cut result", r.MaxToolResultBytes, agent.MinMaxToolResultBytes)
 	case r.LeaseTTL != 0 && r.LeaseTTL < 300*time.Millisecond:
 		return r, fmt.Errorf("LeaseTTL (LAMBDAGENT_LEASE_TTL) = %v: want at least 300ms", r.LeaseTTL)
 	case r.Limits.SlowBelow >= 1:
@@ -319,6 +358,15 @@ func (o Options) resolve() (resolved, error) {
 		MaxModelCalls: r.MaxModelCalls,
 		TurnTimeout:   r.TurnTimeout,
 		PromptCache:   r.PromptCache,
+
+		MaxMessageBytes:    r.MaxMessageBytes,
+		MaxSessionBytes:    r.MaxSessionBytes,
+		MaxToolResultBytes: r.MaxToolResultBytes,
+	}
+	if r.WriteTimeout == 0 {
+		// Long enough for a turn: net/http counts it from the request's
+		// headers, and a turn runs in the handler (see internal/httpserver).
+		r.WriteTimeout = or(r.TurnTimeout, agent.DefaultTurnTimeout) + or(r.QueueWait, agent.DefaultQueueWait) + time.Minute
 	}
 	l := r.Limits
 	r.limits = ratelimit.Config{
@@ -376,4 +424,11 @@ func (r *resolved) resolveAuth() error {
 		return fmt.Errorf("JWT.TenantClaim (LAMBDAGENT_JWT_TENANT_CLAIM) is for Auth jwt or apigw, not %s", m)
 	}
 	return nil
+}
+
+func or(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }

@@ -80,7 +80,17 @@ func (r *Runtime) Close() error {
 // Serve serves the HTTP API on ln until ctx ends, then lets turns in
 // flight finish (and commit) for up to 30 s.
 func (r *Runtime) Serve(ctx context.Context, ln net.Listener) error {
-	return httpserver.Serve(ctx, ln, r.handler, httpserver.Config{Logger: r.opts.Logger})
+	o := r.opts
+	return httpserver.Serve(ctx, ln, r.handler, httpserver.Config{
+		Logger:       o.Logger,
+		ReadTimeout:  o.ReadTimeout,
+		WriteTimeout: o.WriteTimeout,
+		IdleTimeout:  o.IdleTimeout,
+		// MaxHeaderBytes bounds every header a handler or a log sees (a
+		// tenant or a session id in a path among them).
+		MaxHeaderBytes: o.MaxHeaderBytes,
+		AllowedHosts:   o.AllowedHosts,
+	})
 }
 
 func (r *Runtime) build(ctx context.Context) error {
@@ -171,7 +181,7 @@ func (r *Runtime) build(ctx context.Context) error {
 		modelURL = "https://api.anthropic.com"
 	}
 	extra := map[string]http.Handler{ // the data plane: authenticated
-		"/mcp": mcptools.NewAgentHandler(ask, mcptools.AgentHandlerOptions{Name: "lambdagent", Logger: log}),
+		"/mcp": mcptools.NewAgentHandler(ask, mcptools.AgentHandlerOptions{Name: "lambdagent", Logger: log, MaxBodyBytes: o.MaxBodyBytes}),
 	}
 	public := map[string]http.Handler{ // open, or with a token of their own
 		"/metrics": r.tel.MetricsHandler(),

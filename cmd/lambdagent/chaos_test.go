@@ -317,6 +317,7 @@ func (l *load) post(ctx context.Context, addr, id, key, msg string) (outcome str
 	if err != nil {
 		return "request error " + err.Error(), nil, 0
 	}
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", key)
 	start := time.Now()
 	resp, err := l.client.Do(req)

@@ -30,6 +30,13 @@ const (
 	// DefaultMaxParallelTools bounds the tool calls of one reply that run
 	// at once.
 	DefaultMaxParallelTools = 8
+	// Caps of hostile or runaway input (see caps.go and #13).
+	DefaultMaxMessageBytes    = 100 << 10
+	DefaultMaxSessionBytes    = 8 << 20
+	DefaultMaxToolResultBytes = 100 << 10
+	// MinMaxToolResultBytes is the smallest Config.MaxToolResultBytes: a
+	// cut result needs room for its note.
+	MinMaxToolResultBytes = 1 << 10
 )
 
 // BusyPolicy says what a turn does when another turn of the same session
@@ -87,6 +94,20 @@ type Config struct {
 	// thinking costs more and may lower quality. It sends thinking
 	// {"type":"adaptive"}: only for models with adaptive thinking.
 	DropBoundThinking bool
+
+	// MaxMessageBytes caps Request.Message: a longer one is refused with
+	// ErrMessageTooLarge (413). Zero means DefaultMaxMessageBytes.
+	MaxMessageBytes int
+	// MaxSessionBytes caps a session's stored history (the sum of its
+	// messages' JSON): a model call that would send more is refused with
+	// ErrSessionFull (413), before the model is called. Zero means
+	// DefaultMaxSessionBytes.
+	MaxSessionBytes int
+	// MaxToolResultBytes caps a tool_result block: a larger one is cut to
+	// fit, with a note to Claude, before it is saved or sent. Zero means
+	// DefaultMaxToolResultBytes; less than MinMaxToolResultBytes means
+	// MinMaxToolResultBytes.
+	MaxToolResultBytes int
 }
 
 // betaBlockBinding is the beta header of thinking.block_binding.
@@ -161,6 +182,16 @@ func New(store session.Store, model Model, tools Tools, cfg Config) (*Agent, err
 	if cfg.MaxParallelTools <= 0 {
 		cfg.MaxParallelTools = DefaultMaxParallelTools
 	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if cfg.MaxSessionBytes <= 0 {
+		cfg.MaxSessionBytes = DefaultMaxSessionBytes
+	}
+	if cfg.MaxToolResultBytes <= 0 {
+		cfg.MaxToolResultBytes = DefaultMaxToolResultBytes
+	}
+	cfg.MaxToolResultBytes = max(cfg.MaxToolResultBytes, MinMaxToolResultBytes)
 	a := &Agent{store: store, model: model, tools: tools, cfg: cfg}
 	a.prefix = a.buildPrefix()
 	if cfg.DropBoundThinking {
@@ -252,6 +283,9 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 		return nil, fmt.Errorf("%w: empty message", ErrBadRequest)
 	}
 	if err := checkTenant(req.Tenant); err != nil {
+		return nil, err
+	}
+	if err := a.checkMessage(req.Message); err != nil {
 		return nil, err
 	}
 	ctx = withRequest(ctx, req)

@@ -450,6 +450,7 @@ func TestClientGivesUp(t *testing.T) {
 		if err != nil {
 			return nil, nil, err
 		}
+		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Idempotency-Key", "retry-me")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

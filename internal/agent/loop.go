@@ -157,6 +157,9 @@ func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token 
 			t.msgs = append(t.msgs, m)
 			saved = nil
 		}
+		if err := a.checkSession(t); err != nil {
+			return fail(err)
+		}
 		res.ModelCalls++
 		last := res.ModelCalls >= a.cfg.MaxModelCalls
 		noTools := last && len(c.tools) > 0
@@ -347,6 +350,7 @@ func (a *Agent) runTools(ctx context.Context, t *turn, calls []ToolCall, saved m
 				out[i] = toolError(c.ID, "The tool runner returned no result for this call.")
 				return nil
 			}
+			r = capToolResult(c.ID, r, a.cfg.MaxToolResultBytes)
 			out[i] = r
 			// A failed save only loses the protection against running
 			// the call again after a crash; the result is in out either

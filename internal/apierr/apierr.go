@@ -32,6 +32,7 @@ const (
 	// ContextWindowExceeded (413): the session's history no longer fits
 	// the model's context window; the message names its size.
 	ContextWindowExceeded Kind = "context_window_exceeded"
+	SessionTooLarge       Kind = "session_too_large"      // 413: the session's stored history is at its limit
 	UnsupportedMediaType  Kind = "unsupported_media_type" // 415
 	IdempotencyMismatch   Kind = "idempotency_mismatch"   // 422: an Idempotency-Key reused for another request
 	RateLimited           Kind = "rate_limited"           // 429: Claude's or our own rate limit
@@ -63,6 +64,7 @@ var statuses = map[Kind]int{
 	InvalidHistory:        http.StatusConflict,
 	RequestTooLarge:       http.StatusRequestEntityTooLarge,
 	ContextWindowExceeded: http.StatusRequestEntityTooLarge,
+	SessionTooLarge:       http.StatusRequestEntityTooLarge,
 	UnsupportedMediaType:  http.StatusUnsupportedMediaType,
 	IdempotencyMismatch:   http.StatusUnprocessableEntity,
 	RateLimited:           http.StatusTooManyRequests,

@@ -162,7 +162,7 @@ func TestKindStatus(t *testing.T) {
 	want := map[apierr.Kind]int{
 		apierr.InvalidRequest: 400, apierr.Unauthorized: 401, apierr.BudgetExceeded: 402, apierr.Forbidden: 403,
 		apierr.Stopped: 403, apierr.NotFound: 404, apierr.MethodNotAllowed: 405, apierr.SessionBusy: 409,
-		apierr.Conflict: 409, apierr.InvalidHistory: 409, apierr.RequestTooLarge: 413, apierr.ContextWindowExceeded: 413, apierr.UnsupportedMediaType: 415,
+		apierr.Conflict: 409, apierr.InvalidHistory: 409, apierr.RequestTooLarge: 413, apierr.ContextWindowExceeded: 413, apierr.SessionTooLarge: 413, apierr.UnsupportedMediaType: 415,
 		apierr.IdempotencyMismatch: 422, apierr.RateLimited: 429, apierr.TooManyTurns: 429, apierr.Canceled: 499,
 		apierr.Internal: 500, apierr.UpstreamError: 502, apierr.UpstreamUnreachable: 502, apierr.StoreUnavailable: 503,
 		apierr.UpstreamOverloaded: 503, apierr.Timeout: 504, "no_such_kind": 500,

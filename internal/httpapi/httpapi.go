@@ -233,16 +233,23 @@ func badRequest(msg string) *apierr.Error {
 	return &apierr.Error{Kind: apierr.InvalidRequest, Message: msg}
 }
 
-// decode reads a JSON object body into v, within the size limit. Unknown
-// fields are allowed (callers such as SQS producers may add their own).
+// decode reads a JSON object body into v, within the size limit. The body
+// must come as Content-Type application/json (415 otherwise, see
+// apierr.RequireJSON). Unknown fields are allowed (callers such as SQS
+// producers may add their own).
 func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if e := apierr.RequireJSON(r); e != nil {
+		return e
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return err
 		}
-		return badRequest("read body: " + err.Error())
+		// The cause (a read timeout, a reset) is the server's business;
+		// the log has it.
+		return &apierr.Error{Kind: apierr.InvalidRequest, Message: "the request body could not be read in full (too slow, or cut short)", Err: err}
 	}
 	return DecodeJSON(body, v)
 }

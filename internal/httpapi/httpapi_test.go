@@ -32,7 +32,14 @@ func do(t *testing.T, srv string, method, path, body string, hdr ...string) repl
 	if err != nil {
 		t.Fatal(err)
 	}
+	if method == "POST" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i+1] == "" {
+			req.Header.Del(hdr[i]) // "" removes a default, such as Content-Type
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -64,12 +71,13 @@ func errType(t *testing.T, r reply) string {
 
 func TestErrors(t *testing.T) {
 	srv := newServer(t, claudesim.Config{})
-	tests := []struct {
+	type errCase struct {
 		name, method, path, body string
 		hdr                      []string
 		status                   int
 		typ                      string
-	}{
+	}
+	tests := []errCase{
 		{"bad json", "POST", "/agent", `{"session_id":`, nil, 400, "invalid_request"},
 		{"not an object", "POST", "/agent", `["s1"]`, nil, 400, "invalid_request"},
 		{"empty body", "POST", "/agent", ``, nil, 400, "invalid_request"},
@@ -85,6 +93,14 @@ func TestErrors(t *testing.T) {
 		{"wrong method on session", "PUT", "/v1/sessions/s", ``, nil, 405, "method_not_allowed"},
 		{"unknown path", "GET", "/nope", ``, nil, 404, "not_found"},
 		{"unknown session", "GET", "/v1/sessions/ghost", ``, nil, 404, "not_found"},
+	}
+	// A JSON POST must say it is JSON (see #13): a web page can send
+	// text/plain or a form cross-origin without asking first.
+	body := `{"session_id":"s","message":"m"}`
+	for _, ct := range []string{"", "text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=b", "application/json; charset=latin1", "application/jsonp"} {
+		tests = append(tests,
+			errCase{"content type " + ct + " on /agent", "POST", "/agent", body, []string{"Content-Type", ct}, 415, "unsupported_media_type"},
+			errCase{"content type " + ct + " on turns", "POST", "/v1/sessions/s/turns", `{"message":"m"}`, []string{"Content-Type", ct}, 415, "unsupported_media_type"})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package mcptools
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/lambdagent/lambdagent/internal/apierr"
+	"github.com/lambdagent/lambdagent/internal/session"
 )
 
 // An AskFunc sends message to the agent in session sessionID and returns
@@ -36,7 +38,19 @@ type AgentHandlerOptions struct {
 	Description string
 	// Logger receives failed asks. Nil means slog.Default().
 	Logger *slog.Logger
+	// MaxBodyBytes limits a request body (413 beyond): the runtime passes
+	// the API's limit. Zero means DefaultAgentMaxBodyBytes.
+	MaxBodyBytes int64
 }
+
+// DefaultAgentMaxBodyBytes is the body limit of a zero
+// AgentHandlerOptions.MaxBodyBytes, the API's default.
+const DefaultAgentMaxBodyBytes = 1 << 20
+
+// maxMCPSessionIDBytes bounds an Mcp-Session-Id header. The handler is
+// stateless and hands out none; a client that sends one anyway gets it
+// ignored, unless it is too long or not visible ASCII (the spec's charset).
+const maxMCPSessionIDBytes = 256
 
 type askInput struct {
 	SessionID string `json:"session_id" jsonschema:"conversation to continue; any new string starts one"`
@@ -67,6 +81,9 @@ func NewAgentHandler(ask AskFunc, opts AgentHandlerOptions) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultAgentMaxBodyBytes
+	}
 	srv := mcp.NewServer(&mcp.Implementation{Name: opts.Name, Version: opts.Version}, &mcp.ServerOptions{
 		Logger: opts.Logger,
 		// Only the tool: no logging capability, no prompts, no resources.
@@ -79,6 +96,12 @@ func NewAgentHandler(ask AskFunc, opts AgentHandlerOptions) http.Handler {
 		if strings.TrimSpace(in.SessionID) == "" || strings.TrimSpace(in.Message) == "" {
 			return errorResult("session_id and message must not be empty"), nil, nil
 		}
+		// Checked before anything logs it: a megabyte id would otherwise
+		// be a megabyte log line, here and in the turn's telemetry.
+		// ValidID's message does not quote the id.
+		if err := session.ValidID(in.SessionID); err != nil {
+			return errorResult("session_id: " + apierr.From(err).Message), nil, nil
+		}
 		answer, err := ask(ctx, in.SessionID, in.Message)
 		if err != nil {
 			e := apierr.From(err)
@@ -88,11 +111,50 @@ func NewAgentHandler(ask AskFunc, opts AgentHandlerOptions) http.Handler {
 		}
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: answer}}}, nil, nil
 	})
-	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{
 		Stateless:    true,
 		JSONResponse: true,
 		Logger:       opts.Logger,
+		// The API's limit, not the SDK's 4 MiB.
+		MaxRequestBodyBytes: opts.MaxBodyBytes,
+		// The SDK's own DNS rebinding guard (a loopback connection with a
+		// Host that is not) stays on.
 	})
+	// Cross-origin protection (see #13): a browser page of another origin
+	// must not drive the agent through the user's credentials or local
+	// network. net/http's check rejects a POST whose Sec-Fetch-Site or
+	// Origin says it comes from another origin than the Host; requests
+	// without them (MCP hosts, curl) pass. go-sdk v1.8.0 deprecates its own
+	// option in favour of this wrapper.
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		apierr.WriteKind(w, apierr.Forbidden, "cross-origin request refused: the Origin does not match the Host")
+	}))
+	return checkSessionHeader(cop.Handler(h))
+}
+
+// checkSessionHeader refuses a malformed Mcp-Session-Id before the SDK or
+// a log sees it.
+func checkSessionHeader(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id := r.Header.Get("Mcp-Session-Id"); id != "" && !validMCPSessionID(id) {
+			apierr.WriteKind(w, apierr.InvalidRequest, fmt.Sprintf("Mcp-Session-Id must be at most %d visible ASCII characters", maxMCPSessionIDBytes))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func validMCPSessionID(id string) bool {
+	if len(id) > maxMCPSessionIDBytes {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 func errorResult(msg string) *mcp.CallToolResult {

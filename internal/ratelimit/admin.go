@@ -106,6 +106,10 @@ type KillSwitch struct {
 }
 
 func (a *admin) kill(w http.ResponseWriter, r *http.Request, stop bool) {
+	if e := apierr.RequireJSON(r); e != nil {
+		a.fail(w, r, e)
+		return
+	}
 	var t Target
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAdminBody))
 	dec.DisallowUnknownFields()

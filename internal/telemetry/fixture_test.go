@@ -200,6 +200,7 @@ func (f *fixture) post(t testing.TB, sessionID, message string, header http.Head
 	t.Helper()
 	body, _ := json.Marshal(map[string]string{"session_id": sessionID, "message": message})
 	req := httptest.NewRequest(http.MethodPost, "/agent", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
 	for k, vs := range header {
 		req.Header[k] = vs
 	}

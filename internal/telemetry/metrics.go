@@ -70,6 +70,14 @@ const (
 
 // A registry keeps counters and histograms in memory for the Prometheus
 // export. It is safe for concurrent use.
+//
+// Its memory grows with the number of label sets, so every label value is
+// bounded (see #13): "model" is the configured model (cut to 128 bytes by
+// modelLabel), "outcome", "kind" (an apierr.Kind, from code) and "op" (a
+// store method) come from fixed sets, and "tenant" is opt-in
+// (Config.TenantLabel). No label takes its value from a request's body,
+// path or headers, so a client cannot add series. Labels of Count come
+// from lambdagent's own callers.
 type registry struct {
 	mu sync.Mutex
 	// fams holds the families by name; guarded by mu, as is every series.

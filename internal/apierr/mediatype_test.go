@@ -1,0 +1,69 @@
+package apierr_test
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/lambdagent/lambdagent/internal/apierr"
+)
+
+func TestRequireJSON(t *testing.T) {
+	tests := []struct {
+		contentType string // "-" for none
+		ok          bool
+	}{
+		{"application/json", true},
+		{"application/json; charset=utf-8", true},
+		{"Application/JSON; Charset=UTF-8", true},
+		{"application/json;charset=\"utf-8\"", true},
+		{"-", false},
+		{"", false},
+		{"text/plain", false},
+		{"text/plain; charset=utf-8", false},
+		{"application/x-www-form-urlencoded", false},
+		{"multipart/form-data; boundary=x", false},
+		{"application/json; charset=latin1", false},
+		{"application/jsonx", false},
+		{"application/merge-patch+json", false},
+		{"application/json; =", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.contentType, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/agent", strings.NewReader("{}"))
+			if tc.contentType != "-" {
+				r.Header.Set("Content-Type", tc.contentType)
+			}
+			e := apierr.RequireJSON(r)
+			if tc.ok {
+				if e != nil {
+					t.Fatalf("RequireJSON = %v, want nil", e)
+				}
+				return
+			}
+			if e == nil {
+				t.Fatal("RequireJSON = nil, want 415")
+			}
+			if e.Kind != apierr.UnsupportedMediaType || e.StatusCode() != 415 || !strings.Contains(e.Message, "application/json") {
+				t.Errorf("RequireJSON = %+v, want unsupported_media_type naming application/json", e)
+			}
+		})
+	}
+}
+
+func FuzzRequireJSON(f *testing.F) {
+	for _, s := range []string{"application/json", "application/json; charset=utf-8", "text/plain", "application/json; charset=\"", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, ct string) {
+		r := httptest.NewRequest("POST", "/", nil)
+		r.Header["Content-Type"] = []string{ct}
+		e := apierr.RequireJSON(r)
+		if e == nil {
+			return
+		}
+		if e.Kind != apierr.UnsupportedMediaType || strings.Contains(e.Message, ct) && len(ct) > 16 {
+			t.Fatalf("RequireJSON(%q) = %+v: want 415 that does not echo the header", ct, e)
+		}
+	})
+}
