@@ -334,19 +334,19 @@ func (o Options) resolve() (resolved, error) {
 	switch r.Metrics {
 	case "prometheus", "emf", "both", "off":
 	default:
-		return r, fmt.Errorf("Metrics (LAMBDAGENT_METRICS) = %q: want prometheus, emf, both or off", r.Metrics)
+		return r, fmt.Errorf("option Metrics (LAMBDAGENT_METRICS) = %q: want prometheus, emf, both or off", r.Metrics)
 	}
 	for name, s := range r.Servers {
 		if s == nil {
-			return r, fmt.Errorf("Servers[%q] is nil", name)
+			return r, fmt.Errorf("option Servers[%q] is nil", name)
 		}
 	}
 	var err error
 	if r.prices, err = pricing.Parse(r.Prices); err != nil {
-		return r, fmt.Errorf("Prices (LAMBDAGENT_PRICES): %w", err)
+		return r, fmt.Errorf("option Prices (LAMBDAGENT_PRICES): %w", err)
 	}
 	if _, ok := r.prices.Lookup(r.Model); !ok && (r.Limits.SessionBudget.USDPerDay > 0 || r.Limits.TenantBudget.USDPerDay > 0) {
-		return r, fmt.Errorf("Model (LAMBDAGENT_MODEL) = %q has no price, so USD budgets cannot work: add it to Prices (LAMBDAGENT_PRICES)", r.Model)
+		return r, fmt.Errorf("option Model (LAMBDAGENT_MODEL) = %q has no price, so USD budgets cannot work: add it to Prices (LAMBDAGENT_PRICES)", r.Model)
 	}
 	r.agent = agent.Config{
 		Model:         r.Model,
@@ -392,7 +392,7 @@ func (o Options) resolve() (resolved, error) {
 func (r *resolved) resolveAuth() error {
 	m, err := auth.ParseMode(r.Auth)
 	if err != nil {
-		return fmt.Errorf("Auth (LAMBDAGENT_AUTH) = %.32q: want key, jwt, apigw or none", r.Auth)
+		return fmt.Errorf("option Auth (LAMBDAGENT_AUTH) = %.32q: want key, jwt, apigw or none", r.Auth)
 	}
 	r.authMode = m
 	if err := auth.ValidTenant(r.DefaultTenant); err != nil {
@@ -413,7 +413,7 @@ func (r *resolved) resolveAuth() error {
 	if m == auth.MethodJWT {
 		j := r.JWT
 		if j.JWKSURL == "" || j.Issuer == "" || j.Audience == "" {
-			return errors.New("Auth (LAMBDAGENT_AUTH) jwt needs JWT.JWKSURL, JWT.Issuer and JWT.Audience (LAMBDAGENT_JWT_JWKS_URL, LAMBDAGENT_JWT_ISSUER, LAMBDAGENT_JWT_AUDIENCE)")
+			return errors.New("option Auth (LAMBDAGENT_AUTH) jwt needs JWT.JWKSURL, JWT.Issuer and JWT.Audience (LAMBDAGENT_JWT_JWKS_URL, LAMBDAGENT_JWT_ISSUER, LAMBDAGENT_JWT_AUDIENCE)")
 		}
 		r.jwt = auth.JWTConfig{JWKSURL: j.JWKSURL, Issuer: j.Issuer, Audience: j.Audience, TenantClaim: j.TenantClaim}
 		if _, err := auth.NewJWTVerifier(r.jwt); err != nil { // checks the URL; no I/O

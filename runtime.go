@@ -140,7 +140,7 @@ func (r *Runtime) build(ctx context.Context) error {
 	limits := o.Limits.set() || o.AdminToken != ""
 	switch {
 	case limits && rdb == nil:
-		return errors.New("Limits and AdminToken (LAMBDAGENT_RPM/ITPM/…/BUDGET/ADMIN_TOKEN) keep their state in Redis: set RedisURL (REDIS_URL)")
+		return errors.New("options Limits and AdminToken (LAMBDAGENT_RPM/ITPM/…/BUDGET/ADMIN_TOKEN) keep their state in Redis: set RedisURL (REDIS_URL)")
 	case limits:
 		if lim, err = ratelimit.New(rdb, o.limits); err != nil {
 			return err
@@ -263,7 +263,7 @@ func openStore(o resolved) (session.Store, *redis.Client, func() error, error) {
 // errNoKeys is New's answer to mode key with no key anywhere: the
 // deployment would answer 401 to everyone, so it refuses to start and
 // says how to go on (#13).
-var errNoKeys = errors.New("Auth (LAMBDAGENT_AUTH) is key but there is no API key: create one with `lambdagent keys create -tenant NAME`, set LAMBDAGENT_API_KEYS, or set LAMBDAGENT_AUTH=none")
+var errNoKeys = errors.New("option Auth (LAMBDAGENT_AUTH) is key but there is no API key: create one with `lambdagent keys create -tenant NAME`, set LAMBDAGENT_API_KEYS, or set LAMBDAGENT_AUTH=none")
 
 // newAuthenticator builds the authentication of o.Auth. API keys live in
 // the session store st (and the static key file); JWKS are fetched on

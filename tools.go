@@ -53,7 +53,7 @@ func openTools(ctx context.Context, o resolved, store session.Store) (*mcpTools,
 	}
 	for name, srv := range o.Servers {
 		if _, dup := mc.Servers[name]; dup {
-			return nil, fmt.Errorf("Servers[%q]: MCPConfig names a server %q too", name, name)
+			return nil, fmt.Errorf("option Servers[%q]: MCPConfig names a server %q too", name, name)
 		}
 		mc.Servers[name] = mcptools.ServerConfig{Name: name, Type: mcptools.TypeInProcess, Server: srv}
 	}

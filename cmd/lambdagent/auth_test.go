@@ -112,9 +112,11 @@ func newIDP(t *testing.T) *idp {
 		t.Fatal(err)
 	}
 	b := func(n []byte) string { return base64.RawURLEncoding.EncodeToString(n) }
-	x, y := make([]byte, 32), make([]byte, 32)
-	k.PublicKey.X.FillBytes(x)
-	k.PublicKey.Y.FillBytes(y)
+	raw, err := k.PublicKey.Bytes() // 0x04 ‖ X ‖ Y
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, y := raw[1:33], raw[33:]
 	jwks, _ := json.Marshal(map[string]any{"keys": []map[string]string{
 		{"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig", "x": b(x), "y": b(y)},
 	}})
