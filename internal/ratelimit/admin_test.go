@@ -50,6 +50,13 @@ func TestAdminRequests(t *testing.T) {
 			}
 		})
 	}
+	// The kill switch takes JSON only (see #13).
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded"} {
+		r := send(t, "POST", in.url+"/v1/admin/stop", `{"tenant":"acme"}`, "Authorization", bearer, "Content-Type", ct)
+		if r.status != 415 || r.errType() != "unsupported_media_type" {
+			t.Errorf("Content-Type %s: got %d %v, want 415 unsupported_media_type", ct, r.status, r.body)
+		}
+	}
 }
 
 // TestAdminDisabled checks that without a token the admin endpoints do
