@@ -1,0 +1,95 @@
+package redisstore
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// FuzzParseState feeds the decoder of the Begin/Load script's reply with
+// arbitrary replies: it never panics, and what it accepts is exactly what
+// the reply held (see #13: the store's reply decoding is a parser too).
+// msgs and meta are NUL-separated strings; an odd meta makes an odd
+// HGETALL reply, which must be refused.
+func FuzzParseState(f *testing.F) {
+	f.Add("", "")
+	f.Add(`{"role":"user","content":"hi"}`, "turns\x001\x00c:input_tokens\x0012")
+	f.Add("a\x00b", "pending\x00abc@0\x00pinned\x00{}\x00turns\x00x")
+	f.Add("", "turns")
+	f.Fuzz(func(t *testing.T, msgs, meta string) {
+		var ms, fields []any
+		if msgs != "" {
+			for _, m := range strings.Split(msgs, "\x00") {
+				ms = append(ms, m)
+			}
+		}
+		var kv []string
+		if meta != "" {
+			kv = strings.Split(meta, "\x00")
+			for _, m := range kv {
+				fields = append(fields, m)
+			}
+		}
+		st, ok := parseState(ms, fields)
+		if !ok {
+			return
+		}
+		if len(kv)%2 != 0 {
+			t.Fatalf("accepted an odd HGETALL reply %q", kv)
+		}
+		if st.Version != int64(len(ms)) || len(st.Messages) != len(ms) {
+			t.Fatalf("version %d, %d messages; want %d", st.Version, len(st.Messages), len(ms))
+		}
+		for i, m := range ms {
+			if string(st.Messages[i]) != m.(string) {
+				t.Fatalf("message %d = %q, want %q", i, st.Messages[i], m)
+			}
+		}
+		for i := 0; i < len(kv); i += 2 {
+			f, v := kv[i], kv[i+1]
+			switch {
+			case f == "pending", f == "pinned":
+			case f == "turns":
+				if n, _ := strconv.ParseInt(v, 10, 64); st.Turns != n {
+					t.Fatalf("turns %d, want %s", st.Turns, v)
+				}
+			default:
+				if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+					t.Fatalf("accepted field %q with a value %q that is not a number", f, v)
+				}
+			}
+		}
+	})
+}
+
+// FuzzParseToolResults does the same for the saved tool results.
+func FuzzParseToolResults(f *testing.F) {
+	f.Add("")
+	f.Add("toolu_1\x00{\"type\":\"tool_result\"}")
+	f.Add("odd")
+	f.Fuzz(func(t *testing.T, fields string) {
+		var fs []any
+		var kv []string
+		if fields != "" {
+			kv = strings.Split(fields, "\x00")
+			for _, s := range kv {
+				fs = append(fs, s)
+			}
+		}
+		got, ok := parseToolResults(fs)
+		if !ok {
+			if len(kv)%2 == 0 {
+				t.Fatalf("refused an even reply of strings %q", kv)
+			}
+			return
+		}
+		if len(kv)%2 != 0 {
+			t.Fatalf("accepted an odd reply %q", kv)
+		}
+		for i := 0; i < len(kv); i += 2 {
+			if string(got[kv[i]]) == "" && kv[i+1] != "" {
+				t.Fatalf("result of %q lost", kv[i])
+			}
+		}
+	})
+}
