@@ -29,8 +29,9 @@ Exits 1 when a turn failed or the history check found a violation.
 Flags:
 `
 
-// runLoad is `lambdagent load`.
-func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// runLoad is `lambdagent load`. env reads the environment
+// (LAMBDAGENT_API_KEY, the default of -key).
+func runLoad(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, loadUsage); fs.PrintDefaults() }
@@ -46,6 +47,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&cfg.Retries, "retries", loadgen.DefaultRetries, "retries of a turn on 409/429/502/503/504 or a lost connection, with its Idempotency-Key (0: none)")
 	historyCheck := fs.Bool("history-check", true, "check every session's history after the run")
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
+	fs.StringVar(&cfg.APIKey, "key", "", apiKeyUsage)
 	cold := fs.Int("cold", 0, "start COMMAND this many times and measure spawn → first answered turn")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -57,13 +59,16 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.Usage()
 		return fmt.Errorf("load: no URL given: %w", errUsage)
 	}
+	if cfg.APIKey == "" {
+		cfg.APIKey = env("LAMBDAGENT_API_KEY")
+	}
 	url := fs.Arg(0)
 	if *cold > 0 {
 		if fs.NArg() < 2 {
 			fs.Usage()
 			return fmt.Errorf("load -cold: no server command given: %w", errUsage)
 		}
-		rep, err := loadgen.Cold(ctx, loadgen.ColdConfig{URL: url, Command: fs.Args()[1:], Runs: *cold, Timeout: cfg.Timeout})
+		rep, err := loadgen.Cold(ctx, loadgen.ColdConfig{URL: url, Command: fs.Args()[1:], Runs: *cold, Timeout: cfg.Timeout, APIKey: cfg.APIKey})
 		if err != nil {
 			return err
 		}
@@ -91,9 +96,10 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if tty {
 		fmt.Fprint(stdout, "\r\033[K")
 	}
-	if err != nil {
+	if rep == nil {
 		return err
 	}
+	authErr := err // ErrNoKey or ErrKeyRefused, after the report
 	if *jsonOut {
 		err = writeJSON(stdout, rep)
 	} else {
@@ -101,6 +107,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if err != nil {
 		return err
+	}
+	if authErr != nil {
+		return authErr
 	}
 	switch {
 	case rep.History.Violations > 0:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lambdagent/lambdagent/internal/claudesim"
 	"github.com/lambdagent/lambdagent/internal/loadgen"
+	"github.com/lambdagent/lambdagent/internal/redistest"
 )
 
 // lambdagent runs the built binary with args and the given environment,
@@ -129,5 +132,58 @@ func TestLoadUsage(t *testing.T) {
 				t.Errorf("exit code %d, want %d; output (want %q):\n%s", code, tc.code, tc.want, out)
 			}
 		})
+	}
+}
+
+// keyServer starts `lambdagent serve` in mode key on a fresh Redis and the
+// simulator, and returns it and a key of the default tenant.
+func keyServer(t *testing.T) (*proc, string) {
+	t.Helper()
+	redisAddr := redistest.Start(t)
+	simSrv := httptest.NewServer(claudesim.New(claudesim.Config{}))
+	t.Cleanup(simSrv.Close)
+	store := []string{"REDIS_URL=" + redistest.URL(redisAddr), "LAMBDAGENT_REDIS_PREFIX=" + redistest.Prefix(t)}
+	key, _ := createKey(t, store, "default")
+	env := append([]string{"ANTHROPIC_API_KEY=test-key", "ANTHROPIC_BASE_URL=" + simSrv.URL, "LAMBDAGENT_AUTH=key"}, store...)
+	return start(t, "serve", env...), key
+}
+
+// TestLoadKey runs `lambdagent load` against a server in mode key: with
+// the key (-key or LAMBDAGENT_API_KEY) the run succeeds; without it, or
+// with a wrong one, it fails saying what to fix, and the key is never
+// printed.
+func TestLoadKey(t *testing.T) {
+	p, key := keyServer(t)
+	url := "http://" + p.addr
+	wrong := "lga_" + strings.Repeat("a", 12) + key[len("lga_")+12:]
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		code int
+		want string
+	}{
+		{"flag", nil, []string{"-key", key}, 0, "history     0 violations"},
+		{"environment", []string{"LAMBDAGENT_API_KEY=" + key}, nil, 0, "history     0 violations"},
+		{"none", nil, nil, 1, "the server wants an API key: pass -key or set LAMBDAGENT_API_KEY"},
+		{"wrong", nil, []string{"-key", wrong}, 1, "the key was refused"},
+		{"wrong in environment", []string{"LAMBDAGENT_API_KEY=" + wrong}, nil, 1, "the key was refused"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(append([]string{"load", "-sessions", "3", "-turns", "3"}, tc.args...), url)
+			out, code := runLambdagent(t, "", tc.env, args...)
+			if code != tc.code || !strings.Contains(out, tc.want) {
+				t.Errorf("exit code %d, want %d; output (want %q):\n%s", code, tc.code, tc.want, out)
+			}
+			if strings.Contains(out, key[len("lga_")+13:]) || strings.Contains(out, wrong[len("lga_")+13:]) {
+				t.Errorf("output shows a key:\n%s", out)
+			}
+		})
+	}
+	// -h shows where the key comes from, not the key.
+	out, _ := runLambdagent(t, "", []string{"LAMBDAGENT_API_KEY=" + key}, "load", "-h")
+	if !strings.Contains(out, "$LAMBDAGENT_API_KEY") || strings.Contains(out, key[len("lga_")+13:]) {
+		t.Errorf("load -h:\n%s", out)
 	}
 }

@@ -90,9 +90,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "sim":
 		return runSim(ctx, args, cfg, log, stdout)
 	case "load":
-		return runLoad(ctx, args, stdout, stderr)
+		return runLoad(ctx, args, getenv, stdout, stderr)
 	case "chat":
-		return runChat(ctx, args, os.Stdin, stdout, stderr)
+		return runChat(ctx, args, getenv, os.Stdin, stdout, stderr)
 	case "cost":
 		return runCost(args, os.Stdin, stdout, stderr)
 	case "keys":

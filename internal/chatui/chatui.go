@@ -40,6 +40,9 @@ type Config struct {
 	URL string
 	// SessionID continues a session. Empty means a new one.
 	SessionID string
+	// APIKey, if set, is sent on every request as "Authorization: Bearer
+	// APIKey". It is never printed.
+	APIKey string
 	// Client sends the requests. Nil means one with a 10-minute timeout
 	// (a turn with tools can be long).
 	Client *http.Client
@@ -61,8 +64,12 @@ type Chat struct {
 	turnURL     string
 	sessionsURL string
 	client      *http.Client
+	apiKey      string
 	terminal    bool
-	session     string
+	// authErr is ErrNoKey or ErrKeyRefused once the server refused a
+	// request for its credential; Run returns it.
+	authErr error
+	session string
 	// Usage this client saw, for servers without a session API.
 	turns int
 	total usage
@@ -105,7 +112,7 @@ func New(cfg Config) (*Chat, error) {
 	s := *u
 	s.RawQuery = ""
 	s.Path = path.Join(path.Dir(u.Path), "v1", "sessions") + "/"
-	c := &Chat{turnURL: u.String(), sessionsURL: s.String(), client: cfg.Client, terminal: cfg.Terminal, session: cfg.SessionID}
+	c := &Chat{turnURL: u.String(), sessionsURL: s.String(), client: cfg.Client, apiKey: cfg.APIKey, terminal: cfg.Terminal, session: cfg.SessionID}
 	if c.client == nil {
 		c.client = &http.Client{Timeout: 10 * time.Minute}
 	}
@@ -121,7 +128,8 @@ func (c *Chat) Session() string { return c.session }
 // Run reads lines from in until /quit, io.EOF or ctx ends, sending each
 // message as a turn and printing the answer to out. A failed turn is
 // reported and the chat goes on; Run returns an error only when it
-// cannot read or write, or ctx ended.
+// cannot read or write, ctx ended, or the server refused the credential
+// (ErrNoKey, ErrKeyRefused: every later request would fail alike).
 func (c *Chat) Run(ctx context.Context, in LineReader, out io.Writer) error {
 	w := &errWriter{w: out}
 	if c.terminal {
@@ -150,6 +158,9 @@ func (c *Chat) Run(ctx context.Context, in LineReader, out io.Writer) error {
 		}
 		if w.err != nil {
 			return w.err
+		}
+		if c.authErr != nil {
+			return c.authErr
 		}
 	}
 }
@@ -196,7 +207,9 @@ func (c *Chat) send(ctx context.Context, w *errWriter, msg string) {
 	for attempt := 1; ; attempt++ {
 		resp, b, err := c.do(ctx, http.MethodPost, c.turnURL, body, key)
 		if err != nil {
-			w.printf("error: %s\n", transportError(c.turnURL, err))
+			if c.authErr == nil { // else Run returns it
+				w.printf("error: %s\n", transportError(c.turnURL, err))
+			}
 			return
 		}
 		if resp.StatusCode == http.StatusOK {
@@ -265,7 +278,9 @@ func (c *Chat) load(ctx context.Context, w *errWriter) (v sessionView, found, ok
 	resp, b, err := c.do(ctx, http.MethodGet, c.sessionsURL+url.PathEscape(c.session), nil, "")
 	switch {
 	case err != nil:
-		w.printf("error: %s\n", transportError(c.sessionsURL, err))
+		if c.authErr == nil { // else Run returns it
+			w.printf("error: %s\n", transportError(c.sessionsURL, err))
+		}
 		return v, false, false
 	case resp.StatusCode == http.StatusNotFound && isType(b, "not_found") && strings.Contains(string(b), "no session"):
 		return v, false, true
@@ -378,12 +393,22 @@ func (c *Chat) do(ctx context.Context, method, u string, body []byte, key string
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
+	if c.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+c.apiKey)
+	}
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err == nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
+		c.authErr = ErrNoKey
+		if c.apiKey != "" {
+			c.authErr = ErrKeyRefused
+		}
+		return nil, nil, c.authErr
+	}
 	return resp, b, err
 }
 

@@ -83,8 +83,9 @@ type reply struct {
 	err        error // transport error; status is 0
 }
 
-// post sends body to u with the idempotency key, within timeout.
-func post(ctx context.Context, c *http.Client, u string, body []byte, key string, timeout time.Duration) reply {
+// post sends body to u with the idempotency key and the API key
+// (apiKey, none if empty), within timeout.
+func post(ctx context.Context, c *http.Client, u string, body []byte, key, apiKey string, timeout time.Duration) reply {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
@@ -95,20 +96,23 @@ func post(ctx context.Context, c *http.Client, u string, body []byte, key string
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
-	return do(c, req)
+	return do(c, req, apiKey)
 }
 
-func get(ctx context.Context, c *http.Client, u string, timeout time.Duration) reply {
+func get(ctx context.Context, c *http.Client, u, apiKey string, timeout time.Duration) reply {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return reply{err: err}
 	}
-	return do(c, req)
+	return do(c, req, apiKey)
 }
 
-func do(c *http.Client, req *http.Request) reply {
+func do(c *http.Client, req *http.Request, apiKey string) reply {
+	if apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		return reply{err: err}
@@ -143,6 +147,19 @@ func (r reply) kind() string {
 		return strconv.Itoa(r.status) + " " + e.Error.Type
 	}
 	return strconv.Itoa(r.status) + " " + strings.ReplaceAll(strings.ToLower(http.StatusText(r.status)), " ", "_")
+}
+
+// authErr returns ErrNoKey or ErrKeyRefused when the server refused the
+// request for its credential (401, 403), nil otherwise. keySent says
+// whether the request carried an API key.
+func (r reply) authErr(keySent bool) error {
+	if r.err != nil || (r.status != http.StatusUnauthorized && r.status != http.StatusForbidden) {
+		return nil
+	}
+	if keySent {
+		return ErrKeyRefused
+	}
+	return ErrNoKey
 }
 
 // retryable reports whether sending the turn again (with the same

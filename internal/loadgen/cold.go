@@ -31,6 +31,8 @@ type ColdConfig struct {
 	Runs int
 	// Timeout bounds one start → first answered turn. Zero means 30s.
 	Timeout time.Duration
+	// APIKey, if set, is sent as "Authorization: Bearer APIKey".
+	APIKey string
 	// Poll is the pause between attempts while the server is not
 	// answering yet. Zero means 2ms.
 	Poll time.Duration
@@ -107,9 +109,12 @@ func coldOnce(ctx context.Context, cfg ColdConfig, ep endpoints, session string)
 	deadline := start.Add(cfg.Timeout)
 	last := "no answer"
 	for {
-		rep := post(ctx, client, ep.turn, body, "", time.Until(deadline))
+		rep := post(ctx, client, ep.turn, body, "", cfg.APIKey, time.Until(deadline))
 		if rep.err == nil && rep.status == http.StatusOK {
 			return time.Since(start), peakRSS(cmd.Process.Pid), nil
+		}
+		if err := rep.authErr(cfg.APIKey != ""); err != nil {
+			return 0, 0, err
 		}
 		if rep.err != nil {
 			last = rep.err.Error()

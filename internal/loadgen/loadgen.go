@@ -56,6 +56,9 @@ type Config struct {
 	// SessionPrefix names the sessions: SessionPrefix + index. Empty
 	// means "lg-RUNID-".
 	SessionPrefix string
+	// APIKey, if set, is sent on every request as "Authorization: Bearer
+	// APIKey". It is never printed or put in the report.
+	APIKey string
 	// Client sends the requests. Nil means a client keeping one
 	// connection per session alive.
 	Client *http.Client
@@ -141,6 +144,8 @@ type runner struct {
 	done   atomic.Int64
 	failed atomic.Int64
 	errs   atomic.Int64
+	// authErr is the first ErrNoKey or ErrKeyRefused a request met.
+	authErr atomic.Pointer[error]
 }
 
 // sessionResult is what a session's loop measured.
@@ -158,9 +163,11 @@ type sessionResult struct {
 }
 
 // Run sends the load cfg describes and checks the histories. It returns
-// an error only when the run could not start; failed turns and
-// violations are in the Report. Cancelling ctx stops it early, with a
-// Report of what was done.
+// an error without a Report when the run could not start; failed turns
+// and violations are in the Report. When the server refused a request
+// for its credential (401, 403) it returns the Report and ErrNoKey or
+// ErrKeyRefused, so the caller can say what to fix. Cancelling ctx stops
+// it early, with a Report of what was done.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	ep, err := parseEndpoint(cfg.URL)
 	if err != nil {
@@ -227,6 +234,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	} else {
 		rep.History.Method = "none"
 	}
+	if err := r.authErr.Load(); err != nil {
+		return rep, *err
+	}
 	return rep, nil
 }
 
@@ -291,7 +301,7 @@ func (r *runner) turn(ctx context.Context, res *sessionResult, turn int) bool {
 	body, _ := json.Marshal(map[string]string{"session_id": res.state.id, "message": mk.String()})
 	start := time.Now()
 	for attempt := 0; ; attempt++ {
-		rep := post(ctx, r.client, r.ep.turn, body, mk.String(), r.cfg.Timeout)
+		rep := post(ctx, r.client, r.ep.turn, body, mk.String(), r.cfg.APIKey, r.cfg.Timeout)
 		res.requests++
 		if rep.err == nil && rep.status == http.StatusOK {
 			var a turnAnswer
@@ -307,6 +317,9 @@ func (r *runner) turn(ctx context.Context, res *sessionResult, turn int) bool {
 			return false
 		}
 		res.errors[rep.kind()]++
+		if err := rep.authErr(r.cfg.APIKey != ""); err != nil {
+			r.authErr.CompareAndSwap(nil, &err)
+		}
 		if !rep.retryable() || (r.cfg.Retries > 0 && attempt >= r.cfg.Retries) || r.cfg.Retries < 0 {
 			return false
 		}
@@ -421,7 +434,7 @@ func (r *runner) checkHistory(ctx context.Context, results []sessionResult) Hist
 			continue
 		}
 		g.Go(func() error {
-			rep := get(ctx, r.client, r.ep.sessions+s.state.id, r.cfg.Timeout)
+			rep := get(ctx, r.client, r.ep.sessions+s.state.id, r.cfg.APIKey, r.cfg.Timeout)
 			if rep.err != nil {
 				return nil
 			}
