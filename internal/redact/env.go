@@ -13,7 +13,7 @@ var EnvNames = []string{
 	"ANTHROPIC_BASE_URL", // may carry user information
 	"REDIS_URL",
 	"LAMBDAGENT_ADMIN_TOKEN",
-	"LAMBDAGENT_API_KEY", // the key load and chat send
+	"LAMBDAGENT_API_KEY",          // the key load and chat send
 	"OTEL_EXPORTER_OTLP_ENDPOINT", // may carry user information
 	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
 	"OTEL_EXPORTER_OTLP_HEADERS", // "k=v,k2=v2": each value
