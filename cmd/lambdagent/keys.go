@@ -18,7 +18,7 @@ import (
 )
 
 const keysUsage = `Usage:
-  lambdagent keys create -tenant NAME [-name LABEL] [-file]
+  lambdagent keys create -tenant NAME [-name LABEL] [-rpm N] [-itpm N] [-otpm N] [-file]
   lambdagent keys list
   lambdagent keys revoke ID
 
@@ -27,7 +27,10 @@ API keys for LAMBDAGENT_AUTH=key, kept as hashes in the configured store
 open at a time: stop the server first). create prints the new key once, on
 the first line of its output; -file also prints the line for a
 LAMBDAGENT_API_KEYS file. list never prints secrets. A revoked key is
-refused by every instance within 5 seconds.
+refused by every instance within 5 seconds. -rpm, -itpm and -otpm give the
+key its own requests, input tokens and output tokens per minute, on top of
+the tenant's and model's limits; they are enforced only when the rate
+limiter is on (Redis and some LAMBDAGENT_RPM/ITPM/…/BUDGET/ADMIN_TOKEN set).
 `
 
 // runKeys is `lambdagent keys`.
@@ -43,6 +46,10 @@ func runKeys(ctx context.Context, args []string, cfg config, stdout, stderr io.W
 	tenant := fs.String("tenant", "", "the tenant the key acts for (create)")
 	name := fs.String("name", "", "a label for people, such as ci (create)")
 	file := fs.Bool("file", false, "also print the key's LAMBDAGENT_API_KEYS line (create)")
+	var lim auth.Limits
+	fs.IntVar(&lim.RPM, "rpm", 0, "the key's own requests per minute; 0 is none (create)")
+	fs.IntVar(&lim.ITPM, "itpm", 0, "the key's own input tokens per minute; 0 is none (create)")
+	fs.IntVar(&lim.OTPM, "otpm", 0, "the key's own output tokens per minute; 0 is none (create)")
 	switch cmd {
 	case "create", "list", "revoke":
 	case "help", "-h", "-help", "--help":
@@ -74,8 +81,11 @@ func runKeys(ctx context.Context, args []string, cfg config, stdout, stderr io.W
 		if err := auth.ValidTenant(*tenant); err != nil {
 			return fmt.Errorf("keys create: -tenant: %v: %w", err, errUsage)
 		}
-	} else if *tenant != "" || *name != "" || *file {
-		return fmt.Errorf("keys %s: -tenant, -name and -file are for create: %w", cmd, errUsage)
+		if lim.RPM < 0 || lim.ITPM < 0 || lim.OTPM < 0 {
+			return fmt.Errorf("keys create: -rpm, -itpm and -otpm must not be negative: %w", errUsage)
+		}
+	} else if *tenant != "" || *name != "" || *file || lim != (auth.Limits{}) {
+		return fmt.Errorf("keys %s: -tenant, -name, -rpm, -itpm, -otpm and -file are for create: %w", cmd, errUsage)
 	}
 
 	reg, closeStore, err := openKeyRegistry(cfg)
@@ -87,7 +97,7 @@ func runKeys(ctx context.Context, args []string, cfg config, stdout, stderr io.W
 	defer cancel()
 	switch cmd {
 	case "create":
-		plain, k, err := reg.Create(ctx, *tenant, *name)
+		plain, k, err := reg.CreateWithLimits(ctx, *tenant, *name, lim)
 		if err != nil {
 			return fmt.Errorf("keys create: %w", err)
 		}

@@ -31,9 +31,13 @@ const (
 	MaxNameLen = 128
 )
 
-// Limits are optional per-key caps, enforced by whoever rate-limits the
-// key's requests. Zero means no per-key cap (the tenant's and the
-// deployment's limits still apply).
+// Limits are optional per-key caps, on all models together, enforced by
+// the rate limiter (internal/ratelimit, Scope "key") in addition to the
+// model's and tenant's limits. They apply only when that limiter is on,
+// i.e. with Redis and some limit, budget or admin token configured;
+// otherwise they are stored but not enforced. Zero means no per-key cap
+// (the tenant's and the deployment's limits still apply). "Per minute"
+// is per the limiter's window, a minute unless configured otherwise.
 type Limits struct {
 	// RPM caps requests per minute.
 	RPM int `json:"rpm,omitempty"`

@@ -28,6 +28,9 @@ const (
 	ScopeTenant  Scope = "tenant"
 	ScopeModel   Scope = "model"  // rate limits shared by every tenant of a model
 	ScopeGlobal  Scope = "global" // concurrency across all tenants
+	// ScopeKey is an API key's own rate limits (auth.Key.Limits), on
+	// all models together; a LimitError's Name is the key's public id.
+	ScopeKey Scope = "key"
 )
 
 // Kinds of [LimitError].
@@ -49,9 +52,10 @@ type LimitError struct {
 	// Kind is the limit reached: KindRequests, KindInputTokens,
 	// KindOutputTokens, KindSlowdown or KindConcurrency.
 	Kind string
-	// Scope is ScopeModel, ScopeTenant or ScopeGlobal.
+	// Scope is ScopeModel, ScopeTenant, ScopeKey or ScopeGlobal.
 	Scope Scope
-	// Name is the model or tenant; empty for ScopeGlobal.
+	// Name is the model, the tenant or the API key's public id (never
+	// its secret); empty for ScopeGlobal.
 	Name string
 	// RetryAfter is when the call would fit, as far as the limiter knows.
 	RetryAfter time.Duration

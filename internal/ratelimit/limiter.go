@@ -235,6 +235,19 @@ type Key struct {
 	// sessions have their own budget, usage and kill switch even when two
 	// tenants use the same id (see #13).
 	SessionID string
+	// KeyID is the API key the call is made with (auth.Principal.KeyID),
+	// and KeyLimits that key's own limits per window, across all models.
+	// They are passed per call, not configured, because they live with
+	// the key in the key registry. With zero KeyLimits the key's window
+	// is neither read nor written; KeyID alone does nothing.
+	KeyID     string
+	KeyLimits Limits
+}
+
+// KeyLimits converts an API key's own limits (auth.Key.Limits, per
+// minute) into the limiter's, which count per Config.Window.
+func KeyLimits(l auth.Limits) Limits {
+	return Limits{Requests: int64(l.RPM), InputTokens: int64(l.ITPM), OutputTokens: int64(l.OTPM)}
 }
 
 // checkKey rejects a tenant or session store id that could not be part
@@ -278,6 +291,7 @@ type callKeys struct {
 	slow                    string
 	modelZ, modelH          string
 	tenantZ, tenantH        string
+	keyZ, keyH              string
 }
 
 func esc(s string) string { return url.QueryEscape(s) }
@@ -308,6 +322,8 @@ func (l *Limiter) callKeys(k Key, day string) callKeys {
 		modelH:      l.prefix + "winh:model:" + m,
 		tenantZ:     l.prefix + "winz:tenant:" + m + ":" + t,
 		tenantH:     l.prefix + "winh:tenant:" + m + ":" + t,
+		keyZ:        l.prefix + "winz:key:" + esc(k.KeyID),
+		keyH:        l.prefix + "winh:key:" + esc(k.KeyID),
 	}
 }
 
@@ -350,6 +366,7 @@ type Reservation struct {
 	est     Tokens
 	model   bool // the model window is on
 	tenant  bool // the tenant window is on
+	keyWin  bool // the API key's window is on
 	session bool
 }
 
@@ -374,21 +391,28 @@ func (l *Limiter) Reserve(ctx context.Context, k Key, est Tokens) (*Reservation,
 	if err := checkKey(k.Tenant, k.SessionID); err != nil {
 		return nil, 0, err
 	}
+	kl := k.KeyLimits
+	if kl.Requests < 0 || kl.InputTokens < 0 || kl.OutputTokens < 0 {
+		return nil, 0, fmt.Errorf("%w: negative limits of key %.32q", ErrInvalidKey, k.KeyID)
+	}
+	if kl.on() && k.KeyID == "" {
+		return nil, 0, fmt.Errorf("%w: key limits without a key id", ErrInvalidKey)
+	}
 	ml, tl := l.modelLimits(k.Model), l.cfg.Tenant
-	est.Input = clamp(max(est.Input, 0), ml.InputTokens, tl.InputTokens)
-	est.Output = clamp(max(est.Output, 0), ml.OutputTokens, tl.OutputTokens)
+	est.Input = clamp(max(est.Input, 0), ml.InputTokens, tl.InputTokens, kl.InputTokens)
+	est.Output = clamp(max(est.Output, 0), ml.OutputTokens, tl.OutputTokens, kl.OutputTokens)
 	now := l.now()
 	nowUS := now.UnixMicro()
 	win := l.cfg.Window.Microseconds()
 	ks := l.callKeys(k, day(now))
-	r := &Reservation{l: l, key: k, id: newID(), est: est, model: ml.on(), tenant: tl.on(), session: k.SessionID != ""}
+	r := &Reservation{l: l, key: k, id: newID(), est: est, model: ml.on(), tenant: tl.on(), keyWin: kl.on(), session: k.SessionID != ""}
 	sb, tb := l.cfg.SessionBudget, l.cfg.TenantBudget
 	res, err := reserveScript.Run(ctx, l.rdb,
-		[]string{ks.stopSession, ks.stopTenant, ks.useSession, ks.useTenant, ks.slow, ks.modelZ, ks.modelH, ks.tenantZ, ks.tenantH},
+		[]string{ks.stopSession, ks.stopTenant, ks.useSession, ks.useTenant, ks.slow, ks.modelZ, ks.modelH, ks.tenantZ, ks.tenantH, ks.keyZ, ks.keyH},
 		nowUS, win, nowUS-win, r.id, est.Input, est.Output,
 		ml.Requests, ml.InputTokens, ml.OutputTokens, tl.Requests, tl.InputTokens, tl.OutputTokens,
 		sb.TokensPerDay, budgetMicroUSD(sb.USDPerDay), tb.TokensPerDay, budgetMicroUSD(tb.USDPerDay),
-		l.keyTTL(), b01(r.session)).Slice()
+		l.keyTTL(), b01(r.session), kl.Requests, kl.InputTokens, kl.OutputTokens).Slice()
 	if err != nil {
 		return nil, 0, l.redisErr(ctx, "reserve for tenant "+k.Tenant, err)
 	}
@@ -409,8 +433,11 @@ func (l *Limiter) Reserve(ctx context.Context, k Key, est Tokens) (*Reservation,
 		wait := time.Duration(res[1].(int64)) * time.Microsecond
 		scope := Scope(res[2].(string))
 		name := k.Model
-		if scope == ScopeTenant {
+		switch scope {
+		case ScopeTenant:
 			name = k.Tenant
+		case ScopeKey:
+			name = k.KeyID
 		}
 		return nil, wait, &LimitError{Kind: res[3].(string), Scope: scope, Name: name, RetryAfter: wait}
 	}
@@ -506,7 +533,7 @@ func (r *Reservation) settle(ctx context.Context, actual Tokens, u *claude.Usage
 		slowUntil, slowTTL = until.UnixMicro(), until.Sub(now).Milliseconds()+1
 	}
 	args := []any{now.UnixMicro(), r.id, max(actual.Input, 0), max(actual.Output, 0), l.keyTTL(),
-		b01(r.model), b01(r.tenant), b01(u != nil), b01(r.session), l.cfg.UsageTTL.Milliseconds(), slowUntil, slowTTL}
+		b01(r.model), b01(r.tenant), b01(u != nil), b01(r.session), l.cfg.UsageTTL.Milliseconds(), slowUntil, slowTTL, b01(r.keyWin)}
 	if u != nil {
 		args = append(args,
 			"in", u.InputTokens, "out", u.OutputTokens, "cw", u.CacheCreationInputTokens,
@@ -514,7 +541,7 @@ func (r *Reservation) settle(ctx context.Context, actual Tokens, u *claude.Usage
 			"calls", 1, "usd", microUSD(u.CostUSD))
 	}
 	err := settleScript.Run(ctx, l.rdb,
-		[]string{ks.modelZ, ks.modelH, ks.tenantZ, ks.tenantH, ks.useSession, ks.useTenant, ks.slow}, args...).Err()
+		[]string{ks.modelZ, ks.modelH, ks.tenantZ, ks.tenantH, ks.useSession, ks.useTenant, ks.slow, ks.keyZ, ks.keyH}, args...).Err()
 	if err != nil {
 		return l.redisErr(ctx, "settle reservation of tenant "+r.key.Tenant, err)
 	}

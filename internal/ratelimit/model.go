@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lambdagent/lambdagent/internal/agent"
+	"github.com/lambdagent/lambdagent/internal/auth"
 	"github.com/lambdagent/lambdagent/internal/claude"
 )
 
@@ -22,8 +23,10 @@ const settleTimeout = 5 * time.Second
 // the reply's usage, the usage and its cost (reply.Usage.CostUSD, priced
 // by the model client) are added to the session's and tenant's sums for
 // today, and the reply's anthropic-ratelimit-* headers are learnt from.
-// The session and tenant come from [agent.RequestFromContext]; the model
-// and max_tokens from the [claude.Request].
+// The session and tenant come from [agent.RequestFromContext]; the API
+// key and its own limits (auth.Key.Limits) from [auth.PrincipalFrom],
+// when the turn was authenticated by a key that has some; the model and
+// max_tokens from the [claude.Request].
 //
 // Because the kill switch is checked before every call, stopping a
 // session takes effect at its next model call, even within a running
@@ -47,6 +50,9 @@ func (w *model) Create(ctx context.Context, mreq claude.Request) (*claude.Reply,
 	k := Key{Model: name, Tenant: req.Tenant}
 	if req.SessionID != "" {
 		k.SessionID = req.StoreID() // the tenant's session, not another's of the same id
+	}
+	if p, ok := auth.PrincipalFrom(ctx); ok && p.KeyID != "" {
+		k.KeyID, k.KeyLimits = p.KeyID, KeyLimits(p.Limits)
 	}
 	est := Tokens{Input: l.EstimateInput(mreq.Body), Output: l.cfg.OutputEstimate}
 	if est.Output == 0 {

@@ -11,8 +11,8 @@ import "github.com/redis/go-redis/v9"
 // formats numbers with 14 significant digits, which would round a
 // timestamp in µs.
 //
-// A rate window is a sliding-window log per scope (a model, or a tenant
-// on a model): a sorted set of reservation ids scored by time, and a hash
+// A rate window is a sliding-window log per scope (a model, a tenant
+// on a model, or an API key on all models): a sorted set of reservation ids scored by time, and a hash
 // holding each reservation's "input output" token amounts plus the sums
 // "#i" and "#o". The request count is the set's size. Entries older than
 // the window are swept before each check, so a check costs O(expired)
@@ -54,12 +54,14 @@ end
 //	KEYS: 1 stop:session, 2 stop:tenant, 3 usage of the session today,
 //	      4 usage of the tenant today, 5 slowdown of the model,
 //	      6 model window set, 7 model window hash,
-//	      8 tenant window set, 9 tenant window hash
+//	      8 tenant window set, 9 tenant window hash,
+//	      10 API key window set, 11 API key window hash
 //	ARGV: 1 now µs, 2 window µs, 3 cutoff µs (now − window), 4 id,
 //	      5 input, 6 output, 7–9 model limits (requests, input, output),
 //	      10–12 tenant limits, 13 session token budget,
 //	      14 session µUSD budget, 15 tenant token budget,
-//	      16 tenant µUSD budget, 17 key TTL ms, 18 "1" if there is a session
+//	      16 tenant µUSD budget, 17 key TTL ms, 18 "1" if there is a session,
+//	      19–21 API key limits
 //	→ {"ok"} | {"stopped", scope} | {"budget", scope, unit, spent, limit}
 //	  | {"wait", µs, scope, kind}
 //
@@ -125,6 +127,7 @@ local function on(lr, li, lo) return lr > 0 or li > 0 or lo > 0 end
 
 local mr, mi, mo = limits(7)
 local tr, ti_, to_ = limits(10)
+local kr, ki, ko = limits(19)
 if on(mr, mi, mo) then
   local w, kind = check(KEYS[6], KEYS[7], mr, mi, mo)
   if w then return {'wait', w, 'model', kind} end
@@ -132,6 +135,10 @@ end
 if on(tr, ti_, to_) then
   local w, kind = check(KEYS[8], KEYS[9], tr, ti_, to_)
   if w then return {'wait', w, 'tenant', kind} end
+end
+if on(kr, ki, ko) then
+  local w, kind = check(KEYS[10], KEYS[11], kr, ki, ko)
+  if w then return {'wait', w, 'key', kind} end
 end
 
 local function add(z, h)
@@ -144,6 +151,7 @@ local function add(z, h)
 end
 if on(mr, mi, mo) then add(KEYS[6], KEYS[7]) end
 if on(tr, ti_, to_) then add(KEYS[8], KEYS[9]) end
+if on(kr, ki, ko) then add(KEYS[10], KEYS[11]) end
 return {'ok'}
 `)
 
@@ -156,12 +164,14 @@ return {'ok'}
 //
 //	KEYS: 1 model window set, 2 model window hash, 3 tenant window set,
 //	      4 tenant window hash, 5 usage of the session today,
-//	      6 usage of the tenant today, 7 slowdown of the model
+//	      6 usage of the tenant today, 7 slowdown of the model,
+//	      8 API key window set, 9 API key window hash
 //	ARGV: 1 now µs, 2 id, 3 input, 4 output, 5 key TTL ms,
 //	      6 "1" if the model window is on, 7 likewise the tenant window,
 //	      8 "1" to record usage, 9 "1" if there is a session,
 //	      10 usage TTL ms, 11 slow down until µs ("0": no), 12 its TTL ms,
-//	      13… usage field/increment pairs
+//	      13 "1" if the API key window is on,
+//	      14… usage field/increment pairs
 //	→ 1
 var settleScript = redis.NewScript(luaWindow + `
 local function settle(z, h)
@@ -175,9 +185,10 @@ local function settle(z, h)
 end
 if ARGV[6] == '1' then settle(KEYS[1], KEYS[2]) end
 if ARGV[7] == '1' then settle(KEYS[3], KEYS[4]) end
+if ARGV[13] == '1' then settle(KEYS[8], KEYS[9]) end
 
 local function record(key)
-  for i = 13, #ARGV, 2 do
+  for i = 14, #ARGV, 2 do
     redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1])
   end
   redis.call('PEXPIRE', key, ARGV[10])
