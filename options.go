@@ -87,8 +87,8 @@ type Options struct {
 	// Claude Desktop's "mcpServers" form (LAMBDAGENT_MCP_CONFIG).
 	MCPConfig string
 	// Servers are in-process MCP servers with the program's own Go tools,
-	// by name; the name prefixes their tool names as a configured
-	// server's does. The runtime connects to each over the SDK's
+	// by name; the name prefixes a tool's name only when another server
+	// has a tool of the same name, as for a configured server. The runtime connects to each over the SDK's
 	// in-memory transport when it is built.
 	Servers map[string]*mcp.Server
 
