@@ -29,11 +29,11 @@ func runSim(context.Context, []string, config, *slog.Logger, io.Writer) error {
 	return fmt.Errorf("mode sim: %w", errNotInLambdaBuild)
 }
 
-func runLoad(context.Context, []string, io.Writer, io.Writer) error {
+func runLoad(context.Context, []string, func(string) string, io.Writer, io.Writer) error {
 	return fmt.Errorf("mode load: %w", errNotInLambdaBuild)
 }
 
-func runChat(context.Context, []string, *os.File, io.Writer, io.Writer) error {
+func runChat(context.Context, []string, func(string) string, *os.File, io.Writer, io.Writer) error {
 	return fmt.Errorf("mode chat: %w", errNotInLambdaBuild)
 }
 
