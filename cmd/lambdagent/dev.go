@@ -30,7 +30,7 @@ func runDev(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer)
 	simDone := make(chan struct{})
 	go func() {
 		defer close(simDone)
-		_ = httpserver.Serve(simCtx, simLn, sim, httpserver.Config{Logger: log})
+		_ = httpserver.Serve(simCtx, simLn, sim, httpserver.Config{Logger: log.With("server", "simulator")})
 	}()
 	defer func() { stopSim(); <-simDone }()
 

@@ -161,6 +161,17 @@ func TestDevQuickStart(t *testing.T) {
 	if first.SessionID != "s1" || first.Turn != 1 || !strings.Contains(first.Response, "hello") {
 		t.Fatalf("first turn = %+v", first)
 	}
+	// The quick start as typed before it named a type: curl -d sends
+	// application/x-www-form-urlencoded.
+	resp, err := http.Post("http://"+p.addr+"/agent", "application/x-www-form-urlencoded", strings.NewReader(`{"session_id":"curl","message":"hello"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "echo: hello") {
+		t.Errorf("curl -d style turn = %d %s; want the answer", resp.StatusCode, b)
+	}
 	for _, want := range []string{"curl -H 'Content-Type: application/json' -d", "open to this machine only (loopback)"} {
 		if !strings.Contains(p.out.String(), want) {
 			t.Errorf("dev did not print %q; output:\n%s", want, p.out)

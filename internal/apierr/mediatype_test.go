@@ -11,28 +11,42 @@ import (
 func TestRequireJSON(t *testing.T) {
 	tests := []struct {
 		contentType string // "-" for none
+		browser     string // a header a browser sends, "Name: value"; "" for curl and other clients
 		ok          bool
 	}{
-		{"application/json", true},
-		{"application/json; charset=utf-8", true},
-		{"Application/JSON; Charset=UTF-8", true},
-		{"application/json;charset=\"utf-8\"", true},
-		{"-", false},
-		{"", false},
-		{"text/plain", false},
-		{"text/plain; charset=utf-8", false},
-		{"application/x-www-form-urlencoded", false},
-		{"multipart/form-data; boundary=x", false},
-		{"application/json; charset=latin1", false},
-		{"application/jsonx", false},
-		{"application/merge-patch+json", false},
-		{"application/json; =", false},
+		{"application/json", "", true},
+		{"application/json; charset=utf-8", "", true},
+		{"Application/JSON; Charset=UTF-8", "", true},
+		{"application/json;charset=\"utf-8\"", "", true},
+		{"application/json", "Origin: http://localhost:8080", true},
+		{"application/json", "Sec-Fetch-Site: same-origin", true},
+		// What curl -d sends, and a client that names no type: JSON
+		// bodies from the command line (the README's quick start).
+		{"-", "", true},
+		{"", "", true},
+		{"application/x-www-form-urlencoded", "", true},
+		// The same from a browser: a page of any origin can send them
+		// without asking first.
+		{"-", "Origin: http://attacker.example", false},
+		{"application/x-www-form-urlencoded", "Origin: http://attacker.example", false},
+		{"application/x-www-form-urlencoded", "Sec-Fetch-Site: cross-site", false},
+		{"text/plain", "", false},
+		{"text/plain; charset=utf-8", "", false},
+		{"text/plain", "Origin: http://attacker.example", false},
+		{"multipart/form-data; boundary=x", "", false},
+		{"application/json; charset=latin1", "", false},
+		{"application/jsonx", "", false},
+		{"application/merge-patch+json", "", false},
+		{"application/json; =", "", false},
 	}
 	for _, tc := range tests {
-		t.Run(tc.contentType, func(t *testing.T) {
+		t.Run(tc.contentType+" "+tc.browser, func(t *testing.T) {
 			r := httptest.NewRequest("POST", "/agent", strings.NewReader("{}"))
 			if tc.contentType != "-" {
 				r.Header.Set("Content-Type", tc.contentType)
+			}
+			if name, value, ok := strings.Cut(tc.browser, ": "); ok {
+				r.Header.Set(name, value)
 			}
 			e := apierr.RequireJSON(r)
 			if tc.ok {
@@ -58,6 +72,7 @@ func FuzzRequireJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, ct string) {
 		r := httptest.NewRequest("POST", "/", nil)
 		r.Header["Content-Type"] = []string{ct}
+		r.Header.Set("Origin", "http://attacker.example") // the strict case
 		e := apierr.RequireJSON(r)
 		if e == nil {
 			return

@@ -13,8 +13,12 @@ import (
 // type and client message are apierr.From's: errors carry their own.
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := apierr.From(err)
-	h.log.LogAttrs(r.Context(), e.LogLevel(), "request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path),
-		slog.Int("status", e.Status), slog.String("type", string(e.Kind)), slog.Any("err", e.Err))
+	attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Int("status", e.Status), slog.String("type", string(e.Kind))}
+	if e.Err != nil { // a refusal we made ourselves has no cause to log
+		attrs = append(attrs, slog.Any("err", e.Err))
+	}
+	h.log.LogAttrs(r.Context(), e.LogLevel(), "request failed", attrs...)
 	apierr.Write(w, e)
 }
 

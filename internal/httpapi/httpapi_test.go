@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -95,12 +96,20 @@ func TestErrors(t *testing.T) {
 		{"unknown session", "GET", "/v1/sessions/ghost", ``, nil, 404, "not_found"},
 	}
 	// A JSON POST must say it is JSON (see #13): a web page can send
-	// text/plain or a form cross-origin without asking first.
+	// text/plain or a form cross-origin without asking first. curl -d's
+	// form type, or none, passes only without a browser's Origin.
 	body := `{"session_id":"s","message":"m"}`
-	for _, ct := range []string{"", "text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=b", "application/json; charset=latin1", "application/jsonp"} {
+	for _, ct := range []string{"text/plain", "text/plain; charset=utf-8", "multipart/form-data; boundary=b", "application/json; charset=latin1", "application/jsonp"} {
 		tests = append(tests,
 			errCase{"content type " + ct + " on /agent", "POST", "/agent", body, []string{"Content-Type", ct}, 415, "unsupported_media_type"},
 			errCase{"content type " + ct + " on turns", "POST", "/v1/sessions/s/turns", `{"message":"m"}`, []string{"Content-Type", ct}, 415, "unsupported_media_type"})
+	}
+	for _, ct := range []string{"", "application/x-www-form-urlencoded"} {
+		browser := []string{"Content-Type", ct, "Origin", "http://attacker.example"}
+		tests = append(tests,
+			errCase{"browser content type " + ct + " on /agent", "POST", "/agent", body, browser, 415, "unsupported_media_type"},
+			errCase{"browser content type " + ct + " on turns", "POST", "/v1/sessions/s/turns", `{"message":"m"}`, browser, 415, "unsupported_media_type"},
+			errCase{"curl -d content type " + ct + " with a body that is not JSON", "POST", "/agent", "session_id=s&message=m", []string{"Content-Type", ct}, 400, "invalid_request"})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -187,5 +196,20 @@ func TestSessionLifecycle(t *testing.T) {
 	}
 	if h := do(t, srv, "GET", "/healthz", ""); h.status != 200 {
 		t.Fatalf("healthz = %d", h.status)
+	}
+}
+
+// TestCurlDefaults sends a turn the way the README's quick start did
+// before it named a type (curl -d: application/x-www-form-urlencoded), and
+// with no Content-Type at all: a command-line client's JSON body is a
+// turn (see apierr.RequireJSON).
+func TestCurlDefaults(t *testing.T) {
+	srv := newServer(t, claudesim.Config{})
+	for i, ct := range []string{"application/x-www-form-urlencoded", ""} {
+		id := fmt.Sprintf("curl%d", i)
+		r := do(t, srv, "POST", "/agent", `{"session_id":"`+id+`","message":"hello"}`, "Content-Type", ct)
+		if r.status != 200 || !strings.Contains(r.body, "echo: hello") {
+			t.Errorf("Content-Type %q: %d %s, want the turn's answer", ct, r.status, r.body)
+		}
 	}
 }

@@ -50,9 +50,14 @@ func TestAdminRequests(t *testing.T) {
 			}
 		})
 	}
-	// The kill switch takes JSON only (see #13).
-	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded"} {
-		r := send(t, "POST", in.url+"/v1/admin/stop", `{"tenant":"acme"}`, "Authorization", bearer, "Content-Type", ct)
+	// The kill switch takes JSON only (see #13): text/plain from anyone,
+	// a form from a browser.
+	for _, h := range [][]string{
+		{"Content-Type", "text/plain"},
+		{"Content-Type", "application/x-www-form-urlencoded", "Origin", "http://attacker.example"},
+	} {
+		ct := h[1]
+		r := send(t, "POST", in.url+"/v1/admin/stop", `{"tenant":"acme"}`, append([]string{"Authorization", bearer}, h...)...)
 		if r.status != 415 || r.errType() != "unsupported_media_type" {
 			t.Errorf("Content-Type %s: got %d %v, want 415 unsupported_media_type", ct, r.status, r.body)
 		}
