@@ -16,7 +16,15 @@ type handler struct {
 // or other non-numeric attribute (groups included). Errors of libraries we
 // do not control, such as go-sdk's, quote URLs and headers; this is where
 // they are caught.
+//
+// A handler that already redacts (the binary's logger handed to the
+// library, which adds the secrets of its own options) is not wrapped
+// again: the two redactions are composed, so a record is rebuilt once.
 func Handler(h slog.Handler, redact func(string) string) slog.Handler {
+	if inner, ok := h.(handler); ok {
+		first := inner.redact
+		return handler{inner.h, func(s string) string { return redact(first(s)) }}
+	}
 	return handler{h, redact}
 }
 
