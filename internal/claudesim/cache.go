@@ -149,6 +149,10 @@ func appendStr(buf []byte, s string) []byte {
 
 // appendCanon appends the block's content, without cache_control.
 func (b *block) appendCanon(buf []byte) []byte {
+	if b.cleared {
+		// Cleared by context editing: the prompt changed here.
+		buf = append(buf, 'X')
+	}
 	buf = appendStr(buf, b.typ)
 	switch b.typ {
 	case "text":

@@ -75,7 +75,8 @@
 // claude-haiku-5-5 and the older claude-sonnet-4-5 (also under its dated
 // name) with their documented context window and max output. An unknown
 // model gets 404 not_found_error "model: NAME"; max_tokens above the
-// model's limit or a prompt above its context window get 400.
+// model's limit gets 400, and so does a prompt above its context window
+// (see below).
 //
 // The 5.5 models think adaptively by default: a reply starts with a
 // thinking block whose display defaults to "omitted" (empty thinking text,
@@ -118,6 +119,51 @@
 // While thinking is on, the assistant turn of an open tool loop (the turn
 // whose tool_use blocks the last user turn answers) must start with its
 // thinking block, or the request gets the documented 400.
+//
+// # Context windows, compaction and context editing
+//
+// A prompt over the model's context window (Config.ContextWindow
+// replaces every model's, so a test can outgrow a small one) gets 400
+// "prompt is too long: N tokens > M maximum"; one that fits but leaves
+// less room than max_tokens for its reply stops where the window ends,
+// with stop_reason "model_context_window_exceeded". Both count the prompt
+// as the model sees it: after compaction and context editing.
+//
+// context_management.edits takes, each with its beta header (the field
+// without it gets 400):
+//
+//   - {"type":"compact_20260112","trigger":{"type":"input_tokens","value":N},
+//     "instructions":…,"pause_after_compaction":…} (compact-2026-01-12;
+//     trigger default 150,000, at least Config.MinCompactTrigger, 50,000
+//     by default). A prompt over the trigger is summarised: the reply
+//     starts with a {"type":"compaction","content":…,"encrypted_content":…,
+//     "signature":…} block (streamed as its start, one compaction_delta,
+//     its stop) and goes on from the summary, its thinking bound to it;
+//     usage.iterations lists the compaction and the message, and the
+//     top-level counts are the message's. With pause_after_compaction the
+//     reply is the block alone, stop_reason "compaction". Sent back (in an
+//     assistant message, with the header), the block must be unchanged
+//     (else 400 "Invalid `signature` in `compaction` block"), and
+//     everything before the last one is dropped: not counted, cached,
+//     echoed, nor part of any thinking block's prefix; the request as a
+//     whole must still be valid (first message from the user, tool calls
+//     answered). A block with null content is a no-op.
+//   - {"type":"clear_thinking_20251015","keep":{"type":"thinking_turns",
+//     "value":N}|"all"} (context-management-2025-06-27; keep default 1;
+//     first in edits): the thinking of older assistant turns is removed.
+//   - {"type":"clear_tool_uses_20250919","trigger":{"type":"input_tokens"|
+//     "tool_uses","value":N},"keep":{"type":"tool_uses","value":N},
+//     "clear_at_least":…,"exclude_tools":[…],"clear_tool_inputs":…}
+//     (same header; defaults 100,000 input tokens and 3 kept): past the
+//     trigger, the results (and inputs, if asked) of the oldest tool uses
+//     are replaced by a placeholder, if that clears at least
+//     clear_at_least tokens.
+//
+// Edits apply after the signatures and prefixes are checked, to the
+// prompt the model sees: they change what is cached from there on. The
+// reply of a request with context_management carries
+// context_management.applied_edits, each with cleared_input_tokens and
+// cleared_tool_uses or cleared_thinking_turns.
 //
 // # Validation
 //

@@ -19,6 +19,9 @@ type outBlock struct {
 	ID        string          `json:"id,omitempty"`
 	Name      string          `json:"name,omitempty"`
 	Input     json.RawMessage `json:"input,omitempty"`
+	// Content and EncryptedContent are a compaction block's.
+	Content          *string `json:"content,omitempty"`
+	EncryptedContent *string `json:"encrypted_content,omitempty"`
 
 	raw string // a thinking block's full reasoning, billed even when omitted
 }
@@ -31,6 +34,8 @@ func (b *outBlock) tokens() int {
 		return tokensFor(len(*b.Text))
 	case "tool_use":
 		return tokensFor(len(b.Name) + len(b.Input))
+	case "compaction":
+		return tokensFor(len(*b.Content))
 	}
 	return 0
 }

@@ -44,6 +44,18 @@ type request struct {
 	// replyPrefix is the binding MAC of the whole request: the prefix of
 	// the reply's first block.
 	replyPrefix []byte
+
+	// Context management (see context.go). contextManagement reports
+	// that the request had the field, so the reply carries its own.
+	contextManagement bool
+	edits             []edit
+	applied           []appliedEdit
+	// minCompact is the smallest compaction trigger taken.
+	minCompact int
+	// compactMsg and compactBlk locate the last compaction block sent
+	// back (-1 for none); once dropBeforeCompaction has run, messages
+	// starts with it and msgBase is the index it had.
+	compactMsg, compactBlk, msgBase int
 }
 
 // An inputTransformation is one entry of a reply's input_transformations:
@@ -90,6 +102,9 @@ type block struct {
 	thinking  string // thinking
 	signature string // thinking
 	dropped   bool   // thinking: bound to another prefix, dropped (drop_block)
+	encrypted string // compaction: encrypted_content
+	failed    bool   // compaction: null content, a no-op
+	cleared   bool   // thinking or tool use cleared by context editing
 	raw       []byte // other block types, as sent
 	cc        *cacheControl
 	tokens    int
@@ -124,6 +139,8 @@ type wireRequest struct {
 	TopP          *float64          `json:"top_p"`
 	TopK          *int              `json:"top_k"`
 	CacheControl  *cacheControl     `json:"cache_control"`
+
+	ContextManagement json.RawMessage `json:"context_management"`
 }
 
 type wireMessage struct {
@@ -173,6 +190,8 @@ type wireBlock struct {
 	Thinking     *string         `json:"thinking"`
 	Signature    *string         `json:"signature"`
 	CacheControl *cacheControl   `json:"cache_control"`
+
+	EncryptedContent *string `json:"encrypted_content"`
 }
 
 // opaqueBlocks are block types the simulator accepts and counts but does
@@ -206,8 +225,9 @@ func tokensFor(n int) int { return (n + 3) / 4 }
 // parseRequest decodes and validates body. countOnly is set for
 // /v1/messages/count_tokens, where max_tokens is not required. model looks
 // up a model by name; key verifies thinking signatures; betas are the
-// request's anthropic-beta values. The error is always an *apiError.
-func parseRequest(body []byte, countOnly bool, model func(string) (Model, bool), key []byte, betas []string) (*request, *apiError) {
+// request's anthropic-beta values; minCompact the smallest compaction
+// trigger taken. The error is always an *apiError.
+func parseRequest(body []byte, countOnly bool, model func(string) (Model, bool), key []byte, betas []string, minCompact int) (*request, *apiError) {
 	var w wireRequest
 	if err := json.Unmarshal(body, &w); err != nil {
 		return nil, jsonError(err)
@@ -225,7 +245,7 @@ func parseRequest(body []byte, countOnly bool, model func(string) (Model, bool),
 	if !ok {
 		return nil, &apiError{status: 404, typ: "not_found_error", msg: "model: " + *w.Model}
 	}
-	r := &request{model: m, stream: w.Stream, stopSequences: w.StopSequences}
+	r := &request{model: m, stream: w.Stream, stopSequences: w.StopSequences, minCompact: minCompact}
 	if !countOnly {
 		r.maxTokens = *w.MaxTokens
 		if r.maxTokens < 1 {
@@ -259,18 +279,28 @@ func parseRequest(body []byte, countOnly bool, model func(string) (Model, bool),
 		}
 		r.autoCache = w.CacheControl
 	}
+	if err := r.parseContextManagement(w.ContextManagement, betas); err != nil {
+		return nil, err
+	}
 	if err := r.parseMessages(*w.Messages); err != nil {
+		return nil, err
+	}
+	if err := r.checkCompactions(key, betas); err != nil {
 		return nil, err
 	}
 	if err := r.checkBreakpoints(); err != nil {
 		return nil, err
 	}
-	if err := r.checkBinding(key); err != nil {
-		return nil, err
-	}
 	if err := r.checkHistory(); err != nil {
 		return nil, err
 	}
+	// The API reads nothing before the last compaction block: from here
+	// on the request is what follows it.
+	r.dropBeforeCompaction()
+	if err := r.checkBinding(key); err != nil {
+		return nil, err
+	}
+	r.applyEdits()
 	return r, nil
 }
 
@@ -321,16 +351,16 @@ func (r *request) checkBinding(key []byte) *apiError {
 			if bl.typ == "thinking" {
 				raw, prefix, ok := verify(key, bl.thinking, bl.signature)
 				if !ok {
-					return invalid("messages.%d.content.%d: Invalid `signature` in `thinking` block", i, j)
+					return invalid("messages.%d.content.%d: Invalid `signature` in `thinking` block", r.msgBase+i, j)
 				}
 				bl.tokens = tokensFor(len(raw))
 				if r.model.BindsThinking && !hmac.Equal(prefix, b.sum()) {
 					if !r.dropMismatched {
-						return invalid("messages.%d.content.%d: Invalid `signature` in `thinking` block. The block is bound to a different conversation. Remove the block, or set `thinking.block_binding.prefix_mismatch_behavior` to \"drop_block\".", i, j)
+						return invalid("messages.%d.content.%d: Invalid `signature` in `thinking` block. The block is bound to a different conversation. Remove the block, or set `thinking.block_binding.prefix_mismatch_behavior` to \"drop_block\".", r.msgBase+i, j)
 					}
 					bl.dropped, bl.tokens = true, 0
 					r.transformations = append(r.transformations, inputTransformation{
-						Type: "thinking_dropped", Path: fmt.Sprintf("messages.%d.content.%d", i, j), Reason: "prefix_mismatch",
+						Type: "thinking_dropped", Path: fmt.Sprintf("messages.%d.content.%d", r.msgBase+i, j), Reason: "prefix_mismatch",
 					})
 				}
 			}
@@ -621,27 +651,33 @@ func (r *request) parseMessages(ws []wireMessage) *apiError {
 	if r.messages[0].role != "user" {
 		return invalid(`messages: first message must use the "user" role`)
 	}
-	// Consecutive same-role messages are combined into one turn. A
-	// system message is an instruction between turns, not a turn: it
-	// neither starts one nor separates two.
-	for i, m := range r.messages {
+	r.turns = mergeTurns(r.messages)
+	if last := r.turns[len(r.turns)-1]; last.role == "assistant" && r.model.Adaptive && !r.continuesPause() {
+		return invalid("This model does not support assistant message prefill. The conversation must end with a user message.")
+	}
+	return nil
+}
+
+// mergeTurns combines consecutive same-role messages into turns. A
+// system message is an instruction between turns, not a turn: it neither
+// starts one nor separates two.
+func mergeTurns(msgs []message) []turn {
+	var turns []turn
+	for i, m := range msgs {
 		if m.role == "system" {
 			continue
 		}
-		if n := len(r.turns); n == 0 || r.turns[n-1].role != m.role {
-			r.turns = append(r.turns, turn{role: m.role, first: i})
+		if n := len(turns); n == 0 || turns[n-1].role != m.role {
+			turns = append(turns, turn{role: m.role, first: i})
 		}
-		t := &r.turns[len(r.turns)-1]
+		t := &turns[len(turns)-1]
 		for j, b := range m.blocks {
 			t.blocks = append(t.blocks, b)
 			t.msgIdx = append(t.msgIdx, i)
 			t.blkIdx = append(t.blkIdx, j)
 		}
 	}
-	if last := r.turns[len(r.turns)-1]; last.role == "assistant" && r.model.Adaptive && !r.continuesPause() {
-		return invalid("This model does not support assistant message prefill. The conversation must end with a user message.")
-	}
-	return nil
+	return turns
 }
 
 func parseContent(i int, role string, raw []byte) ([]*block, *apiError) {
@@ -749,9 +785,13 @@ func parseBlock(i, j int, role string, raw json.RawMessage) (*block, *apiError) 
 		}
 		b.thinking, b.signature = *wb.Thinking, *wb.Signature
 		b.tokens = tokensFor(len(b.thinking))
+	case "compaction":
+		if err := parseCompaction(path, role, &wb, b); err != nil {
+			return nil, err
+		}
 	default:
 		if !slices.Contains(opaqueBlocks, wb.Type) {
-			return nil, invalid("%s: Input tag '%s' found using 'type' does not match any of the expected tags: 'text', 'tool_use', 'tool_result', 'thinking', '%s'", path, wb.Type, strings.Join(opaqueBlocks, "', '"))
+			return nil, invalid("%s: Input tag '%s' found using 'type' does not match any of the expected tags: 'text', 'tool_use', 'tool_result', 'thinking', 'compaction', '%s'", path, wb.Type, strings.Join(opaqueBlocks, "', '"))
 		}
 		b.raw = raw
 		b.tokens = tokensFor(len(raw))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,13 @@ import (
 type Config struct {
 	// Models is the model table. Nil means [Models].
 	Models []Model
+	// ContextWindow, if positive, replaces every model's context window,
+	// so that a test can outgrow a small one (see context.go).
+	ContextWindow int
+	// MinCompactTrigger is the smallest compaction trigger taken. Zero
+	// means MinCompactTrigger (50,000 tokens, as documented); a test with
+	// a small ContextWindow lowers it.
+	MinCompactTrigger int
 
 	// APIKey, if set, is the only API key accepted; any other gets 401
 	// authentication_error. Empty means any non-empty key is accepted.
@@ -95,6 +103,15 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, models: cfg.Models, now: cfg.Now, key: cfg.SigningKey}
 	if s.models == nil {
 		s.models = Models()
+	}
+	if cfg.ContextWindow > 0 {
+		s.models = slices.Clone(s.models)
+		for i := range s.models {
+			s.models[i].ContextWindow = cfg.ContextWindow
+		}
+	}
+	if s.cfg.MinCompactTrigger <= 0 {
+		s.cfg.MinCompactTrigger = MinCompactTrigger
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -221,7 +238,7 @@ func (s *Server) parse(x *exchange, countOnly bool) (*request, *apiError) {
 	if err := s.readBody(x); err != nil {
 		return nil, err
 	}
-	r, err := parseRequest(x.body, countOnly, s.model, s.key, x.req.Header.Values("anthropic-beta"))
+	r, err := parseRequest(x.body, countOnly, s.model, s.key, x.req.Header.Values("anthropic-beta"), s.cfg.MinCompactTrigger)
 	if err != nil {
 		return nil, err
 	}
@@ -241,6 +258,14 @@ func (s *Server) messages(x *exchange) {
 	total := r.inputTokens()
 	p := buildPrefix(r)
 	now := s.now()
+	ce, compacting := r.compactEdit()
+	compacting = compacting && total > ce.trigger
+	// A prompt that fits but leaves less room than max_tokens: the reply
+	// stops where the window ends (model_context_window_exceeded).
+	windowCut := false
+	if room := r.model.ContextWindow - total; room < r.maxTokens {
+		r.maxTokens, windowCut = max(room, 1), true
+	}
 
 	s.mu.Lock()
 	s.limits.refill(now)
@@ -267,7 +292,16 @@ func (s *Server) messages(x *exchange) {
 	delay := s.delayLocked()
 	s.mu.Unlock()
 
+	var compaction outBlock
+	if compacting {
+		// The prompt is summarised first; the reply goes on from the
+		// summary, its thinking bound to it.
+		compaction, r.replyPrefix = r.compactionBlock(s.key, ce)
+	}
 	rep := generate(r, s.key, s.newID)
+	if windowCut && rep.stopReason == "max_tokens" {
+		rep.stopReason = "model_context_window_exceeded"
+	}
 
 	s.mu.Lock()
 	s.limits.chargeOutput(rep.outputTokens)
@@ -282,6 +316,9 @@ func (s *Server) messages(x *exchange) {
 		OutputTokens:             rep.outputTokens,
 		ServiceTier:              "standard",
 	}
+	if compacting {
+		x.usage, rep = s.compactedUsage(r, x.usage, rep, compaction, ce)
+	}
 	msg := messageJSON{
 		ID:           msgID,
 		Type:         "message",
@@ -294,6 +331,12 @@ func (s *Server) messages(x *exchange) {
 		Usage:        x.usage,
 
 		InputTransformations: r.transformations,
+	}
+	if r.contextManagement {
+		msg.ContextManagement = &contextManagementJSON{AppliedEdits: r.applied}
+		if msg.ContextManagement.AppliedEdits == nil {
+			msg.ContextManagement.AppliedEdits = []appliedEdit{}
+		}
 	}
 	if !r.stream {
 		if !sleep(x.req.Context(), delay) {

@@ -16,6 +16,9 @@ type Usage struct {
 	CacheCreation            CacheCreation `json:"cache_creation"`
 	OutputTokens             int           `json:"output_tokens"`
 	ServiceTier              string        `json:"service_tier"`
+	// Iterations splits a compacted reply's usage: the compaction, then
+	// the message. The top-level counts are the message's alone.
+	Iterations []iterationUsage `json:"iterations,omitempty"`
 }
 
 // CacheCreation splits Usage.CacheCreationInputTokens by TTL.
@@ -38,6 +41,9 @@ type messageJSON struct {
 	// InputTransformations lists what the API changed in the request
 	// before the model saw it (thinking blocks dropped by drop_block).
 	InputTransformations []inputTransformation `json:"input_transformations,omitempty"`
+	// ContextManagement reports the context edits applied, when the
+	// request asked for context management.
+	ContextManagement *contextManagementJSON `json:"context_management,omitempty"`
 }
 
 // deltaUsage is the cumulative usage a message_delta event carries.
@@ -133,6 +139,11 @@ func streamEvents(msg messageJSON) []sseEvent {
 		Type      string `json:"type"`
 		Signature string `json:"signature"`
 	}
+	type compactionDelta struct {
+		Type             string `json:"type"`
+		Content          string `json:"content"`
+		EncryptedContent string `json:"encrypted_content"`
+	}
 	type jsonDelta struct {
 		Type        string `json:"type"`
 		PartialJSON string `json:"partial_json"`
@@ -158,6 +169,11 @@ func streamEvents(msg messageJSON) []sseEvent {
 			for _, c := range chunks(string(b.Input), deltaChunk) {
 				deltas = append(deltas, jsonDelta{"input_json_delta", c})
 			}
+		case "compaction":
+			// The summary comes whole in one compaction_delta; the
+			// signature with the block's start.
+			head.Signature = b.Signature
+			deltas = append(deltas, compactionDelta{"compaction_delta", *b.Content, *b.EncryptedContent})
 		}
 		out = append(out, ev("content_block_start", blockStart{"content_block_start", i, head}))
 		for _, d := range deltas {
@@ -172,7 +188,8 @@ func streamEvents(msg messageJSON) []sseEvent {
 			StopSequence *string      `json:"stop_sequence"`
 			StopDetails  *stopDetails `json:"stop_details"`
 		} `json:"delta"`
-		Usage deltaUsage `json:"usage"`
+		Usage             deltaUsage             `json:"usage"`
+		ContextManagement *contextManagementJSON `json:"context_management,omitempty"`
 	}{
 		Type: "message_delta",
 		Delta: struct {
@@ -186,6 +203,7 @@ func streamEvents(msg messageJSON) []sseEvent {
 			CacheReadInputTokens:     msg.Usage.CacheReadInputTokens,
 			OutputTokens:             msg.Usage.OutputTokens,
 		},
+		ContextManagement: msg.ContextManagement,
 	}))
 	out = append(out, ev("message_stop", typeOnly{"message_stop"}))
 	return out
