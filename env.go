@@ -31,6 +31,10 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 	o.System = getenv("LAMBDAGENT_SYSTEM_PROMPT")
 	o.PromptCache = e.oneOf("LAMBDAGENT_PROMPT_CACHE", "5m", "1h", "off")
 	o.Prices = getenv("LAMBDAGENT_PRICES")
+	o.History = e.oneOf("LAMBDAGENT_HISTORY", "full", "compact", "clear_tool_uses", "window")
+	o.HistoryWindowTurns = int(e.int("LAMBDAGENT_HISTORY_WINDOW_TURNS"))
+	o.HistoryTriggerTokens = int(e.int("LAMBDAGENT_HISTORY_TRIGGER_TOKENS"))
+	o.CompactInstructions = getenv("LAMBDAGENT_COMPACT_INSTRUCTIONS")
 
 	o.RedisURL = e.str("REDIS_URL")
 	if u := o.RedisURL; u != "" && !strings.HasPrefix(u, "redis://") && !strings.HasPrefix(u, "rediss://") {

@@ -37,6 +37,15 @@ func TestOptionsFromEnv(t *testing.T) {
 			o.MaxHeaderBytes, o.AllowedHosts = 8192, []string{"agent.example.com", "b.example"}
 			o.MaxMessageBytes, o.MaxSessionBytes, o.MaxToolResultBytes = 2000, 1000000, 4096
 		}},
+		{name: "history", env: map[string]string{
+			"LAMBDAGENT_HISTORY": "window", "LAMBDAGENT_HISTORY_WINDOW_TURNS": "12", "LAMBDAGENT_HISTORY_TRIGGER_TOKENS": "80000",
+			"LAMBDAGENT_COMPACT_INSTRUCTIONS": "Keep file names.",
+		}, want: func(o *Options) {
+			o.Metrics = "prometheus"
+			o.History, o.HistoryWindowTurns, o.HistoryTriggerTokens, o.CompactInstructions = "window", 12, 80000, "Keep file names."
+		}},
+		{name: "bad history", env: map[string]string{"LAMBDAGENT_HISTORY": "summarise"}, wantErr: "LAMBDAGENT_HISTORY"},
+		{name: "bad window turns", env: map[string]string{"LAMBDAGENT_HISTORY_WINDOW_TURNS": "-3"}, wantErr: "LAMBDAGENT_HISTORY_WINDOW_TURNS"},
 		{name: "tiny tool result cap", env: map[string]string{"LAMBDAGENT_MAX_TOOL_RESULT_BYTES": "10"}, wantErr: "LAMBDAGENT_MAX_TOOL_RESULT_BYTES"},
 		{name: "bad header cap", env: map[string]string{"LAMBDAGENT_MAX_HEADER_BYTES": "-1"}, wantErr: "LAMBDAGENT_MAX_HEADER_BYTES"},
 		{name: "bad read timeout", env: map[string]string{"LAMBDAGENT_READ_TIMEOUT": "slow"}, wantErr: "LAMBDAGENT_READ_TIMEOUT"},

@@ -46,6 +46,23 @@ type Options struct {
 	// PromptCache is the prompt-cache lifetime: "5m", "1h" or "off"
 	// (LAMBDAGENT_PROMPT_CACHE). Zero means "5m".
 	PromptCache string
+	// History is the history strategy of new sessions: "full",
+	// "compact", "clear_tool_uses" or "window" (LAMBDAGENT_HISTORY); a
+	// turn may name another for a new session ("history" in its body).
+	// Zero means "full". See the README's "History strategies".
+	History string
+	// HistoryWindowTurns is how many turns "window" sends at most
+	// (LAMBDAGENT_HISTORY_WINDOW_TURNS). Zero means
+	// agent.DefaultHistoryWindowTurns.
+	HistoryWindowTurns int
+	// HistoryTriggerTokens is the prompt size, in tokens, past which the
+	// API compacts ("compact") or clears old tool results
+	// ("clear_tool_uses") (LAMBDAGENT_HISTORY_TRIGGER_TOKENS). Zero means
+	// the API's defaults, 150,000 and 100,000.
+	HistoryTriggerTokens int
+	// CompactInstructions are added to the API's summarising prompt under
+	// "compact" (LAMBDAGENT_COMPACT_INSTRUCTIONS).
+	CompactInstructions string
 	// Prices overrides list prices, as JSON in USD per million tokens
 	// (LAMBDAGENT_PRICES), e.g.
 	// {"claude-sonnet-5-5":{"input":2,"output":10}}. Empty means list
@@ -318,6 +335,10 @@ func (o Options) resolve() (resolved, error) {
 		return r, fmt.Errorf("MaxSessionBytes (LAMBDAGENT_MAX_SESSION_BYTES) = %d: want > 0", r.MaxSessionBytes)
 	case r.MaxToolResultBytes < 0:
 		return r, fmt.Errorf("MaxToolResultBytes (LAMBDAGENT_MAX_TOOL_RESULT_BYTES) = %d: want > 0", r.MaxToolResultBytes)
+	case r.HistoryWindowTurns < 0:
+		return r, fmt.Errorf("HistoryWindowTurns (LAMBDAGENT_HISTORY_WINDOW_TURNS) = %d: want > 0", r.HistoryWindowTurns)
+	case r.HistoryTriggerTokens < 0:
+		return r, fmt.Errorf("HistoryTriggerTokens (LAMBDAGENT_HISTORY_TRIGGER_TOKENS) = %d: want > 0", r.HistoryTriggerTokens)
 	case r.MaxToolResultBytes > 0 && r.MaxToolResultBytes < agent.MinMaxToolResultBytes:
 		return r, fmt.Errorf("MaxToolResultBytes (LAMBDAGENT_MAX_TOOL_RESULT_BYTES) = %d: want at least %d, room for the note on a cut result", r.MaxToolResultBytes, agent.MinMaxToolResultBytes)
 	case r.LeaseTTL != 0 && r.LeaseTTL < 300*time.Millisecond:
@@ -362,6 +383,14 @@ func (o Options) resolve() (resolved, error) {
 		MaxMessageBytes:    r.MaxMessageBytes,
 		MaxSessionBytes:    r.MaxSessionBytes,
 		MaxToolResultBytes: r.MaxToolResultBytes,
+
+		History:              agent.History(r.History),
+		HistoryWindowTurns:   r.HistoryWindowTurns,
+		HistoryTriggerTokens: r.HistoryTriggerTokens,
+		CompactInstructions:  r.CompactInstructions,
+	}
+	if _, err := agent.ParseHistory(r.History); err != nil {
+		return r, fmt.Errorf("option History (LAMBDAGENT_HISTORY) = %.32q: want full, compact, clear_tool_uses or window", r.History)
 	}
 	if r.WriteTimeout == 0 {
 		// Long enough for a turn: net/http counts it from the request's

@@ -108,6 +108,21 @@ type Config struct {
 	// DefaultMaxToolResultBytes; less than MinMaxToolResultBytes means
 	// MinMaxToolResultBytes.
 	MaxToolResultBytes int
+
+	// History is the history strategy of new sessions (see strategy.go);
+	// a turn may name another for its new session (Request.History).
+	// Zero means HistoryFull.
+	History History
+	// HistoryWindowTurns is how many turns the window strategy sends at
+	// most. Zero means DefaultHistoryWindowTurns.
+	HistoryWindowTurns int
+	// HistoryTriggerTokens is the input size, in tokens, past which the
+	// API compacts (compact) or clears tool results (clear_tool_uses).
+	// Zero sends no trigger: the API's defaults, 150,000 and 100,000.
+	HistoryTriggerTokens int
+	// CompactInstructions are added to the API's summarising prompt under
+	// compact. Empty sends none.
+	CompactInstructions string
 }
 
 // betaBlockBinding is the beta header of thinking.block_binding.
@@ -192,6 +207,17 @@ func New(store session.Store, model Model, tools Tools, cfg Config) (*Agent, err
 		cfg.MaxToolResultBytes = DefaultMaxToolResultBytes
 	}
 	cfg.MaxToolResultBytes = max(cfg.MaxToolResultBytes, MinMaxToolResultBytes)
+	h, err := ParseHistory(string(cfg.History))
+	if err != nil {
+		return nil, fmt.Errorf("agent: Config.History: %w", err)
+	}
+	cfg.History = h
+	if cfg.HistoryWindowTurns <= 0 {
+		cfg.HistoryWindowTurns = DefaultHistoryWindowTurns
+	}
+	if cfg.HistoryTriggerTokens < 0 {
+		return nil, fmt.Errorf("agent: Config.HistoryTriggerTokens = %d: want ≥ 0", cfg.HistoryTriggerTokens)
+	}
 	a := &Agent{store: store, model: model, tools: tools, cfg: cfg}
 	a.prefix = a.buildPrefix()
 	if cfg.DropBoundThinking {
@@ -215,6 +241,11 @@ type Request struct {
 	// means the default tenant; otherwise it must pass
 	// auth.ValidTenant, or Run returns ErrBadRequest.
 	Tenant string
+	// History names the history strategy of a new session ("full",
+	// "compact", "clear_tool_uses" or "window"; see strategy.go). Empty
+	// means the session's, or for a new one Config.History. Naming
+	// another than an existing session's is ErrBadRequest.
+	History string
 }
 
 // StoreID returns the id under which the store keeps the request's

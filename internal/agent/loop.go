@@ -107,6 +107,9 @@ func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token 
 	if err != nil {
 		return fail(fmt.Errorf("session %s: %w", req.SessionID, err))
 	}
+	if err := a.historyFor(req, st, &c); err != nil {
+		return fail(err)
+	}
 	hash := requestHash(req)
 	t := &turn{id: req.StoreID(), token: token, version: st.Version, pinned: c.store}
 	var calls []ToolCall // the calls to answer before the next model call
@@ -230,20 +233,26 @@ func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token 
 func (a *Agent) call(ctx context.Context, t *turn, c conv, noTools bool, res *Result, usage *claude.Usage) (*claude.Reply, json.RawMessage, error) {
 	maxTokens := a.cfg.MaxTokens
 	retried := false
+	keep := 0                  // turns kept on the retry of a request too long (see strategy.go)
 	var paused json.RawMessage // the content so far of a paused reply
 	for {
 		msgs := t.msgs
 		if paused != nil {
 			msgs = append(slices.Clip(t.msgs), assistantMessage(paused))
 		}
+		body, betas := a.historyRequest(c, t, maxTokens, msgs, noTools, keep)
 		reply, err := a.model.Create(ctx, claude.Request{
 			Model:     a.cfg.Model,
 			MaxTokens: maxTokens,
-			Body:      a.requestBody(c, maxTokens, t.history, msgs, noTools),
-			Betas:     a.betas,
+			Body:      body,
+			Betas:     betas,
 		})
 		if err != nil {
 			if cw := contextWindowError(err, "", t); cw != nil {
+				if keep == 0 {
+					keep = keptTurns(c, t, msgs, a.cfg.HistoryWindowTurns)
+					continue
+				}
 				return nil, nil, cw
 			}
 			return nil, nil, err
@@ -252,6 +261,10 @@ func (a *Agent) call(ctx context.Context, t *turn, c conv, noTools bool, res *Re
 		t.usage = t.usage.Add(reply.Usage)
 		t.calls++
 		if reply.StopReason == "model_context_window_exceeded" {
+			if keep == 0 {
+				keep = keptTurns(c, t, msgs, a.cfg.HistoryWindowTurns)
+				continue
+			}
 			return nil, nil, contextWindowError(nil, reply.StopReason, t)
 		}
 		if reply.StopReason == "refusal" {

@@ -26,6 +26,10 @@ import (
 type pin struct {
 	System string          `json:"system,omitempty"`
 	Tools  json.RawMessage `json:"tools,omitempty"`
+	// History is the session's history strategy (see strategy.go);
+	// absent in pins made before strategies, which follow the
+	// deployment's.
+	History History `json:"history,omitempty"`
 }
 
 // A conv is what a session's requests send before the messages.
@@ -40,6 +44,8 @@ type conv struct {
 	// live names the tools that can be called now, when they differ from
 	// the pinned ones; nil means every pinned tool can.
 	live map[string]bool
+	// history is the session's history strategy; "" until historyFor.
+	history History
 }
 
 // current is the deployment's current system prompt and tools, pinned
@@ -60,7 +66,7 @@ func (a *Agent) currentPin() *current {
 	if c := a.cur.Load(); c != nil && bytes.Equal(c.defs, defs) {
 		return c
 	}
-	p := pin{System: a.cfg.System}
+	p := pin{System: a.cfg.System, History: a.cfg.History}
 	if len(bytes.TrimSpace(defs)) > 0 && !bytes.Equal(bytes.TrimSpace(defs), []byte("null")) {
 		p.Tools = defs
 	}
@@ -82,7 +88,7 @@ func decodePin(b []byte) (conv, error) {
 	if err := json.Unmarshal(b, &p); err != nil {
 		return conv{}, err
 	}
-	return conv{system: p.System, tools: p.Tools}, nil
+	return conv{system: p.System, tools: p.Tools, history: p.History}, nil
 }
 
 // convFor returns what the session's requests send: its pinned prefix,

@@ -125,6 +125,9 @@ func (h *handler) only(method string, f http.HandlerFunc) http.HandlerFunc {
 type AgentRequest struct {
 	SessionID string `json:"session_id"`
 	Message   string `json:"message"`
+	// History names the history strategy of a new session: full,
+	// compact, clear_tool_uses or window (see agent.Request.History).
+	History string `json:"history,omitempty"`
 }
 
 func (h *handler) postAgent(w http.ResponseWriter, r *http.Request) {
@@ -137,21 +140,22 @@ func (h *handler) postAgent(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, badRequest("session_id is required"))
 		return
 	}
-	h.turn(w, r, req.SessionID, req.Message)
+	h.turn(w, r, req.SessionID, req.Message, req.History)
 }
 
 func (h *handler) postTurn(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Message string `json:"message"`
+		History string `json:"history,omitempty"`
 	}
 	if err := h.decode(w, r, &req); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	h.turn(w, r, r.PathValue("id"), req.Message)
+	h.turn(w, r, r.PathValue("id"), req.Message, req.History)
 }
 
-func (h *handler) turn(w http.ResponseWriter, r *http.Request, id, msg string) {
+func (h *handler) turn(w http.ResponseWriter, r *http.Request, id, msg, history string) {
 	if err := session.ValidID(id); err != nil {
 		h.writeError(w, r, err)
 		return
@@ -172,7 +176,7 @@ func (h *handler) turn(w http.ResponseWriter, r *http.Request, id, msg string) {
 		// logs, spans and metric labels stay as they were.
 		tenant = ""
 	}
-	ans, err := h.turns.Run(r.Context(), agent.Request{SessionID: id, Message: msg, IdempotencyKey: key, Tenant: tenant})
+	ans, err := h.turns.Run(r.Context(), agent.Request{SessionID: id, Message: msg, IdempotencyKey: key, Tenant: tenant, History: history})
 	if err != nil {
 		h.writeError(w, r, err)
 		return

@@ -1,0 +1,300 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/lambdagent/lambdagent/internal/session"
+)
+
+// History strategies (see #14). Every turn used to send the whole
+// history, so a session that outgrew the context window failed every
+// turn from then on. A strategy decides what of the stored history a
+// request sends; the store always keeps all of it.
+//
+//   - full sends everything (the default).
+//   - compact asks the API to compact (compact_20260112, beta
+//     compact-2026-01-12): past the trigger, a reply starts with a
+//     compaction block summarising the conversation, stored as returned.
+//     Later requests send the history from the last compaction block on,
+//     the API reading nothing before it; a short user placeholder goes
+//     first, so the transcript still starts with the user and every
+//     tool_result keeps its tool_use.
+//   - clear_tool_uses asks the API to clear old tool results
+//     (clear_tool_uses_20250919, beta context-management-2025-06-27):
+//     the whole history is sent, edited server side.
+//   - window sends the last HistoryWindowTurns turns, for models or
+//     accounts without those features. It cuts only where a turn starts
+//     (a user message that answers no tool call), and moves the cut in
+//     steps of half the window, so that between two cuts every request
+//     extends the last one's prefix and reads it from the prompt cache.
+//     Thinking blocks of the history it sends are dropped: they are bound
+//     to the prefix they were made after (preserved thinking), which the
+//     cut changed, and the docs' remedy is to remove them. The current
+//     turn's own thinking is sent as is.
+//
+// Whatever the strategy, a request that the API finds too long (400
+// "prompt is too long", or stop_reason model_context_window_exceeded) is
+// sent once more with half the turns, cut the same way, before the turn
+// fails with 413 context_window_exceeded.
+//
+// A session keeps the strategy it started with: it is stored with the
+// session's pin (see pin.go). A turn may name one (Request.History) only
+// when the session starts, or to name the one it has.
+
+// A History is a history strategy.
+type History string
+
+// The history strategies.
+const (
+	HistoryFull          History = "full"
+	HistoryCompact       History = "compact"
+	HistoryClearToolUses History = "clear_tool_uses"
+	HistoryWindow        History = "window"
+)
+
+// DefaultHistoryWindowTurns is Config.HistoryWindowTurns when zero.
+const DefaultHistoryWindowTurns = 20
+
+// Beta headers of the strategies.
+const (
+	betaCompact           = "compact-2026-01-12"
+	betaContextManagement = "context-management-2025-06-27"
+)
+
+// compactedPlaceholder is the user message sent before the compaction
+// block: the API drops it with everything else before the block.
+var compactedPlaceholder = json.RawMessage(`{"role":"user","content":"(earlier conversation compacted)"}`)
+
+// ParseHistory returns the strategy named s; "" means full.
+func ParseHistory(s string) (History, error) {
+	switch h := History(s); h {
+	case "":
+		return HistoryFull, nil
+	case HistoryFull, HistoryCompact, HistoryClearToolUses, HistoryWindow:
+		return h, nil
+	}
+	return "", fmt.Errorf("%w: unknown history strategy %q (want full, compact, clear_tool_uses or window)", ErrBadRequest, s)
+}
+
+// historyFor settles the session's strategy: the pinned one, else the
+// request's, else the deployment's. A new session pins it.
+func (a *Agent) historyFor(req Request, st *session.State, c *conv) error {
+	if c.history == "" {
+		c.history = a.cfg.History
+	}
+	if req.History == "" {
+		return nil
+	}
+	h, err := ParseHistory(req.History)
+	if err != nil {
+		return err
+	}
+	if h == c.history {
+		return nil
+	}
+	if len(st.Pinned) > 0 || len(st.Messages) > 0 {
+		return fmt.Errorf("%w: session %s uses history strategy %s; a session keeps the strategy it started with", ErrBadRequest, req.SessionID, c.history)
+	}
+	var p pin
+	if err := json.Unmarshal(c.store, &p); err != nil {
+		return fmt.Errorf("pin history strategy of session %s: %w", req.SessionID, err)
+	}
+	p.History = h
+	b, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("pin history strategy of session %s: %w", req.SessionID, err)
+	}
+	c.store, c.history = b, h
+	return nil
+}
+
+// historyRequest builds a model call's body as c's strategy has it, and
+// the beta headers it needs. keep, when positive, cuts the history to at
+// most that many turns on top of the strategy (the retry of a request
+// that was too long).
+func (a *Agent) historyRequest(c conv, t *turn, maxTokens int, msgs []json.RawMessage, noTools bool, keep int) ([]byte, []string) {
+	history, betas := t.history, a.betas
+	var extra []byte
+	switch c.history {
+	case HistoryWindow:
+		history = windowed(history, msgs, a.cfg.HistoryWindowTurns, true)
+	case HistoryCompact:
+		history, msgs = fromCompaction(history, msgs)
+		extra = a.compactEdits()
+		betas = append(betas[:len(betas):len(betas)], betaCompact)
+	case HistoryClearToolUses:
+		extra = a.clearEdits()
+		betas = append(betas[:len(betas):len(betas)], betaContextManagement)
+	}
+	if keep > 0 {
+		history = windowed(history, msgs, keep, false)
+	}
+	body := a.requestBody(c, maxTokens, history, msgs, noTools)
+	if extra != nil {
+		// requestBody ends with the messages array and "}".
+		body = append(append(body[:len(body)-1], extra...), '}')
+	}
+	return body, betas
+}
+
+func (a *Agent) compactEdits() []byte {
+	b := []byte(`,"context_management":{"edits":[{"type":"compact_20260112"`)
+	if n := a.cfg.HistoryTriggerTokens; n > 0 {
+		b = append(b, `,"trigger":{"type":"input_tokens","value":`...)
+		b = strconv.AppendInt(b, int64(n), 10)
+		b = append(b, '}')
+	}
+	if s := a.cfg.CompactInstructions; s != "" {
+		b = append(b, `,"instructions":`...)
+		b = append(b, mustJSON(s)...)
+	}
+	return append(b, `}]}`...)
+}
+
+func (a *Agent) clearEdits() []byte {
+	b := []byte(`,"context_management":{"edits":[{"type":"clear_tool_uses_20250919"`)
+	if n := a.cfg.HistoryTriggerTokens; n > 0 {
+		b = append(b, `,"trigger":{"type":"input_tokens","value":`...)
+		b = strconv.AppendInt(b, int64(n), 10)
+		b = append(b, '}')
+	}
+	return append(b, `}]}`...)
+}
+
+// keptTurns counts the turns a retry keeps: half of those sent.
+func keptTurns(c conv, t *turn, msgs []json.RawMessage, windowTurns int) int {
+	history := t.history
+	switch c.history {
+	case HistoryWindow:
+		history = windowed(history, msgs, windowTurns, true)
+	case HistoryCompact:
+		history, msgs = fromCompaction(history, msgs)
+	}
+	n := len(turnStarts(history))
+	if len(msgs) > 0 && startsTurn(msgs[0]) {
+		n++
+	}
+	return max(1, n/2)
+}
+
+var compactionType = []byte(`"type":"compaction"`)
+
+// fromCompaction returns the history and turn messages from the last
+// assistant message holding a compaction block on, after the placeholder
+// user message; without one, they are returned as they are.
+func fromCompaction(history, msgs []json.RawMessage) ([]json.RawMessage, []json.RawMessage) {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if isCompaction(msgs[i]) {
+			return []json.RawMessage{compactedPlaceholder}, msgs[i:]
+		}
+	}
+	for i := len(history) - 1; i >= 0; i-- {
+		if isCompaction(history[i]) {
+			out := make([]json.RawMessage, 0, len(history)-i+1)
+			out = append(out, compactedPlaceholder)
+			return append(out, history[i:]...), msgs
+		}
+	}
+	return history, msgs
+}
+
+func isCompaction(m json.RawMessage) bool {
+	return bytes.HasPrefix(m, assistantPrefix) && bytes.Contains(m, compactionType)
+}
+
+var toolResultType = []byte(`"type":"tool_result"`)
+
+// startsTurn reports whether m is a user message that answers no tool
+// call: history may be cut before it.
+func startsTurn(m json.RawMessage) bool {
+	return bytes.HasPrefix(m, userPrefix) && !bytes.Contains(m, toolResultType)
+}
+
+// turnStarts returns the indices of the messages of history that start
+// a turn.
+func turnStarts(history []json.RawMessage) []int {
+	var out []int
+	for i, m := range history {
+		if startsTurn(m) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// windowed returns the last turns of history, so that with the turn
+// being made (msgs) at most n turns are sent, cut where a turn starts,
+// thinking blocks dropped. With steps, the cut moves n/2 turns at a time
+// (the prompt cache then survives between cuts); without, it keeps as
+// many turns as fit.
+func windowed(history, msgs []json.RawMessage, n int, steps bool) []json.RawMessage {
+	starts := turnStarts(history)
+	total := len(starts)
+	if len(msgs) > 0 && startsTurn(msgs[0]) {
+		total++
+	}
+	if total <= n || len(starts) == 0 {
+		return history
+	}
+	over := total - n // turns to cut, at least
+	if steps {
+		step := max(1, n/2)
+		over = (over + step - 1) / step * step
+	}
+	var kept []json.RawMessage
+	if over < len(starts) {
+		kept = history[starts[over]:]
+	}
+	// The last message keeps its thinking when the turn answers its
+	// tool calls: the API wants the thinking that made them.
+	last := -1
+	if len(kept) > 0 && len(msgs) > 0 && bytes.HasPrefix(msgs[0], userPrefix) && bytes.Contains(msgs[0], toolResultType) {
+		last = len(kept) - 1
+	}
+	out := make([]json.RawMessage, len(kept))
+	for i, m := range kept {
+		if i == last {
+			out[i] = m
+			continue
+		}
+		out[i] = dropThinking(m)
+	}
+	return out
+}
+
+var thinkingType = []byte(`"thinking"`)
+
+// dropThinking returns an assistant message without its thinking blocks,
+// or m itself when it has none.
+func dropThinking(m json.RawMessage) json.RawMessage {
+	if !bytes.HasPrefix(m, assistantPrefix) || !bytes.Contains(m, thinkingType) {
+		return m
+	}
+	var msg struct {
+		Role    string            `json:"role"`
+		Content []json.RawMessage `json:"content"`
+	}
+	if json.Unmarshal(m, &msg) != nil {
+		return m
+	}
+	kept := msg.Content[:0]
+	for _, b := range msg.Content {
+		var cb contentBlock
+		_ = json.Unmarshal(b, &cb)
+		if cb.Type == "thinking" || cb.Type == "redacted_thinking" {
+			continue
+		}
+		kept = append(kept, b)
+	}
+	if len(kept) == len(msg.Content) && len(kept) > 0 {
+		return m
+	}
+	if len(kept) == 0 {
+		kept = append(kept, mustJSON(textBlock{Type: "text", Text: emptyText}))
+	}
+	content, _ := json.Marshal(kept)
+	return assistantMessage(content)
+}
