@@ -356,7 +356,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 	// After checkpoints (a turn that ran tools), msgs are the messages
 	// since the last one and version is the session's version after it.
 	res, msgs, counters, version, err := a.loop(tctx, req, st, token)
-	pinned := a.pinFor(st)
+	pinned := a.pinFor(st, req)
 	if cause := context.Cause(tctx); err != nil && errors.Is(cause, session.ErrLeaseLost) {
 		// keepLease stopped the turn: say why (409, retry), rather than the
 		// context.Canceled it surfaced as (499, as if the client left).

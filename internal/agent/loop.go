@@ -56,6 +56,9 @@ type turn struct {
 	// Model calls and usage not committed yet.
 	calls int
 	usage claude.Usage
+	// keep, once a request of the turn was too long, is how many turns
+	// its later requests send (see strategy.go).
+	keep int
 }
 
 // counters returns the sums not committed yet and forgets them.
@@ -233,14 +236,13 @@ func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token 
 func (a *Agent) call(ctx context.Context, t *turn, c conv, noTools bool, res *Result, usage *claude.Usage) (*claude.Reply, json.RawMessage, error) {
 	maxTokens := a.cfg.MaxTokens
 	retried := false
-	keep := 0                  // turns kept on the retry of a request too long (see strategy.go)
 	var paused json.RawMessage // the content so far of a paused reply
 	for {
 		msgs := t.msgs
 		if paused != nil {
 			msgs = append(slices.Clip(t.msgs), assistantMessage(paused))
 		}
-		body, betas := a.historyRequest(c, t, maxTokens, msgs, noTools, keep)
+		body, betas := a.historyRequest(c, t, maxTokens, msgs, noTools, t.keep)
 		reply, err := a.model.Create(ctx, claude.Request{
 			Model:     a.cfg.Model,
 			MaxTokens: maxTokens,
@@ -248,11 +250,10 @@ func (a *Agent) call(ctx context.Context, t *turn, c conv, noTools bool, res *Re
 			Betas:     betas,
 		})
 		if err != nil {
+			if a.shorten(err, "", c, t, msgs) {
+				continue
+			}
 			if cw := contextWindowError(err, "", t); cw != nil {
-				if keep == 0 {
-					keep = keptTurns(c, t, msgs, a.cfg.HistoryWindowTurns)
-					continue
-				}
 				return nil, nil, cw
 			}
 			return nil, nil, err
@@ -261,8 +262,7 @@ func (a *Agent) call(ctx context.Context, t *turn, c conv, noTools bool, res *Re
 		t.usage = t.usage.Add(reply.Usage)
 		t.calls++
 		if reply.StopReason == "model_context_window_exceeded" {
-			if keep == 0 {
-				keep = keptTurns(c, t, msgs, a.cfg.HistoryWindowTurns)
+			if a.shorten(nil, reply.StopReason, c, t, msgs) {
 				continue
 			}
 			return nil, nil, contextWindowError(nil, reply.StopReason, t)

@@ -226,9 +226,9 @@ func (a *Agent) answerCalls(ctx context.Context, t *turn, c conv, calls []ToolCa
 
 // pinFor returns the pin a turn's final commit carries: the current one
 // while the session has none (the store keeps the first it gets).
-func (a *Agent) pinFor(st *session.State) []byte {
+func (a *Agent) pinFor(st *session.State, req Request) []byte {
 	if len(st.Pinned) > 0 {
 		return nil
 	}
-	return a.currentPin().pin
+	return pinHistory(a.currentPin().pin, History(req.History))
 }

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"errors"
 	"strconv"
+	"strings"
 
+	"github.com/lambdagent/lambdagent/internal/claude"
 	"github.com/lambdagent/lambdagent/internal/session"
 )
 
@@ -98,17 +101,26 @@ func (a *Agent) historyFor(req Request, st *session.State, c *conv) error {
 	if len(st.Pinned) > 0 || len(st.Messages) > 0 {
 		return fmt.Errorf("%w: session %s uses history strategy %s; a session keeps the strategy it started with", ErrBadRequest, req.SessionID, c.history)
 	}
+	c.store, c.history = pinHistory(c.store, h), h
+	return nil
+}
+
+// pinHistory returns the pin b with the strategy h, or b itself when h is
+// empty or already b's.
+func pinHistory(b []byte, h History) []byte {
+	if h == "" || len(b) == 0 {
+		return b
+	}
 	var p pin
-	if err := json.Unmarshal(c.store, &p); err != nil {
-		return fmt.Errorf("pin history strategy of session %s: %w", req.SessionID, err)
+	if json.Unmarshal(b, &p) != nil || p.History == h {
+		return b
 	}
 	p.History = h
-	b, err := json.Marshal(p)
+	out, err := json.Marshal(p)
 	if err != nil {
-		return fmt.Errorf("pin history strategy of session %s: %w", req.SessionID, err)
+		return b
 	}
-	c.store, c.history = b, h
-	return nil
+	return out
 }
 
 // historyRequest builds a model call's body as c's strategy has it, and
@@ -162,6 +174,32 @@ func (a *Agent) clearEdits() []byte {
 		b = append(b, '}')
 	}
 	return append(b, `}]}`...)
+}
+
+// shorten reports whether a failed model call is to be made again with
+// half the turns, and if so sets t.keep, for the rest of the turn: the
+// turn's thinking is bound to the shorter prefix. That is the case, once
+// a turn, when the request was too long (400 "prompt is too long", or
+// stop_reason model_context_window_exceeded), and when a thinking block
+// was bound to another prefix: one made by such a shortened turn, whose
+// prefix the next turn's full request no longer has (it was too long
+// anyway).
+func (a *Agent) shorten(err error, stopReason string, c conv, t *turn, msgs []json.RawMessage) bool {
+	if t.keep > 0 {
+		return false
+	}
+	if contextWindowError(err, stopReason, t) == nil && !boundElsewhere(err) {
+		return false
+	}
+	t.keep = keptTurns(c, t, msgs, a.cfg.HistoryWindowTurns)
+	return true
+}
+
+// boundElsewhere reports whether err is the 400 of a thinking block bound
+// to a different conversation.
+func boundElsewhere(err error) bool {
+	se, ok := errors.AsType[*claude.StatusError](err)
+	return ok && se.Code == 400 && strings.Contains(se.Message, "bound to a different conversation")
 }
 
 // keptTurns counts the turns a retry keeps: half of those sent.

@@ -1,0 +1,179 @@
+package agent_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/lambdagent/lambdagent/internal/agent"
+	"github.com/lambdagent/lambdagent/internal/claudesim"
+	"github.com/lambdagent/lambdagent/internal/session"
+)
+
+// strategyWindow is the simulated context window the conversations of
+// TestHistoryStrategies outgrow.
+const strategyWindow = 20_000
+
+// TestHistoryStrategies runs one conversation that outgrows a 20K-token
+// context window under each history strategy (see #14): 60 turns, every
+// other one calling a tool whose result is 600 tokens, on Claude Sonnet
+// 5.5 with preserved thinking bound to its prefix. Under compact,
+// clear_tool_uses and window every turn succeeds with no request over the
+// window and none rejected (the simulator validates every transcript and
+// every thinking block's prefix); under full, turns succeed only through
+// the retry with half the turns, after a 400. It reports the cache hit
+// rate of each (README: "History strategies").
+func TestHistoryStrategies(t *testing.T) {
+	const turns = 60
+	for _, tc := range []struct {
+		history agent.History
+		cfg     agent.Config
+		tooLong bool // requests rejected as too long are expected
+	}{
+		{history: agent.HistoryFull, tooLong: true},
+		{history: agent.HistoryCompact, cfg: agent.Config{HistoryTriggerTokens: 12_000, CompactInstructions: "Keep the question numbers."}},
+		{history: agent.HistoryClearToolUses, cfg: agent.Config{HistoryTriggerTokens: 8_000}},
+		{history: agent.HistoryWindow, cfg: agent.Config{HistoryWindowTurns: 10}},
+	} {
+		t.Run(string(tc.history), func(t *testing.T) {
+			tools := &funcTools{fns: map[string]func(json.RawMessage) string{
+				"lookup": func(in json.RawMessage) string { return "result for " + string(in) + ": " + strings.Repeat("data ", 480) },
+			}}
+			cfg := tc.cfg
+			cfg.History, cfg.MaxTokens = tc.history, 200
+			cfg.System = "You answer questions about the data the lookup tool returns. " + strings.Repeat("Be brief. ", 60)
+			f := newFixture(t, claudesim.Config{ContextWindow: strategyWindow, MinCompactTrigger: 1000, MaxRecorded: 1000}, tools, cfg)
+
+			var read, total int64
+			for i := range turns {
+				msg := fmt.Sprintf("question %d: what does the data say? %s", i, strings.Repeat("Some context. ", 10))
+				if i%2 == 0 {
+					msg += fmt.Sprintf(` [[tool lookup {"q":%d}]]`, i)
+				}
+				ans, err := f.agent.Run(t.Context(), agent.Request{SessionID: "s", Message: msg})
+				if err != nil {
+					t.Fatalf("turn %d: %v", i+1, err)
+				}
+				u := ans.Result.Usage
+				if i > 0 {
+					read += u.CacheReadInputTokens
+					total += u.InputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens
+				}
+			}
+
+			var tooLong, compactions, maxInput int
+			var out []string
+			for _, r := range f.sim.Requests() {
+				if r.Path != "/v1/messages" {
+					continue
+				}
+				if r.Status != http.StatusOK {
+					if !tc.tooLong || r.Status != http.StatusBadRequest {
+						t.Errorf("request answered %d: %s", r.Status, r.Body[:min(len(r.Body), 200)])
+					}
+					tooLong++
+					continue
+				}
+				in := r.Usage.InputTokens + r.Usage.CacheReadInputTokens + r.Usage.CacheCreationInputTokens
+				if len(r.Usage.Iterations) > 0 {
+					compactions++
+					in = r.Usage.Iterations[0].InputTokens + r.Usage.Iterations[0].CacheReadInputTokens + r.Usage.Iterations[0].CacheCreationInputTokens
+				}
+				maxInput = max(maxInput, in)
+				if in > strategyWindow {
+					t.Errorf("a request of %d input tokens was answered, over the %d window", in, strategyWindow)
+				}
+				out = append(out, string(r.Body))
+			}
+			if tc.history == agent.HistoryWindow {
+				// The cut moves in steps of half the window, and only to
+				// where a turn starts.
+				cuts := map[string]bool{}
+				for _, body := range out {
+					var req struct {
+						Messages []struct {
+							Role    string          `json:"role"`
+							Content json.RawMessage `json:"content"`
+						} `json:"messages"`
+					}
+					if err := json.Unmarshal([]byte(body), &req); err != nil {
+						t.Fatal(err)
+					}
+					first := req.Messages[0]
+					if first.Role != "user" || strings.Contains(string(first.Content), "tool_result") {
+						t.Fatalf("a window starts with %s %s", first.Role, first.Content)
+					}
+					cuts[string(first.Content)] = true
+				}
+				if n := len(cuts); n > (turns-10)/5+2 {
+					t.Errorf("the window started at %d places over %d turns: want steps of 5 turns", n, turns)
+				}
+			}
+			if tc.tooLong != (tooLong > 0) {
+				t.Errorf("%d requests rejected as too long", tooLong)
+			}
+			if tc.history == agent.HistoryCompact && compactions == 0 {
+				t.Error("the conversation was never compacted")
+			}
+
+			// The stored history is complete: every turn's user message.
+			st, err := f.store.Load(t.Context(), session.Scope("", "s"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			users := 0
+			for _, m := range st.Messages {
+				if strings.HasPrefix(string(m), `{"role":"user"`) && strings.Contains(string(m), "what does the data say?") {
+					users++
+				}
+			}
+			if users != turns {
+				t.Errorf("stored history holds %d of the %d user messages", users, turns)
+			}
+			if tc.history == agent.HistoryCompact && !strings.Contains(string(st.Messages[len(st.Messages)-1])+joined(st.Messages), `"type":"compaction"`) {
+				t.Error("no compaction block stored")
+			}
+			rate := float64(read) / float64(max(total, 1))
+			t.Logf("history=%s: %d turns, %d requests (%d rejected as too long, %d compacted), largest prompt %d tokens, cache hit rate %.1f%% (turns 2-%d: %d of %d input tokens read from the cache)",
+				tc.history, turns, len(out)+tooLong, tooLong, compactions, maxInput, 100*rate, turns, read, total)
+			if tc.history != agent.HistoryFull && rate < 0.5 {
+				t.Errorf("cache hit rate %.2f: want most input read from the cache", rate)
+			}
+		})
+	}
+}
+
+func joined(msgs []json.RawMessage) string {
+	var b strings.Builder
+	for _, m := range msgs {
+		b.Write(m)
+	}
+	return b.String()
+}
+
+// A session keeps the strategy it started with; a turn may choose one
+// only for a new session.
+func TestHistoryPinnedPerSession(t *testing.T) {
+	f := newFixture(t, claudesim.Config{}, nil, agent.Config{})
+	if _, err := f.agent.Run(t.Context(), agent.Request{SessionID: "w", Message: "hi", History: "window"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		history string
+		ok      bool
+	}{{"", true}, {"window", true}, {"full", false}, {"summarise", false}} {
+		_, err := f.agent.Run(t.Context(), agent.Request{SessionID: "w", Message: "again", History: tc.history})
+		if (err == nil) != tc.ok {
+			t.Errorf("history %q on a window session: err = %v, want ok=%v", tc.history, err, tc.ok)
+		}
+	}
+	st, err := f.store.Load(t.Context(), session.Scope("", "w"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(st.Pinned), `"history":"window"`) {
+		t.Errorf("pin %s does not hold the session's strategy", st.Pinned)
+	}
+}
