@@ -3,8 +3,8 @@ package agent
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 

@@ -39,7 +39,9 @@ func TestHistoryStrategies(t *testing.T) {
 	} {
 		t.Run(string(tc.history), func(t *testing.T) {
 			tools := &funcTools{fns: map[string]func(json.RawMessage) string{
-				"lookup": func(in json.RawMessage) string { return "result for " + string(in) + ": " + strings.Repeat("data ", 480) },
+				"lookup": func(in json.RawMessage) string {
+					return "result for " + string(in) + ": " + strings.Repeat("data ", 480)
+				},
 			}}
 			cfg := tc.cfg
 			cfg.History, cfg.MaxTokens = tc.history, 200
