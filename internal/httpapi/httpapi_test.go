@@ -213,3 +213,27 @@ func TestCurlDefaults(t *testing.T) {
 		}
 	}
 }
+
+// "history" in a turn's body chooses a new session's history strategy;
+// an unknown one, or another than the session's, is a 400 (see #14).
+func TestHistoryField(t *testing.T) {
+	srv := newServer(t, claudesim.Config{})
+	for _, tc := range []struct {
+		method, path, body string
+		status             int
+	}{
+		{"POST", "/agent", `{"session_id":"h","message":"hi","history":"window"}`, 200},
+		{"POST", "/v1/sessions/h/turns", `{"message":"again","history":"window"}`, 200},
+		{"POST", "/v1/sessions/h/turns", `{"message":"again"}`, 200},
+		{"POST", "/v1/sessions/h/turns", `{"message":"again","history":"compact"}`, 400},
+		{"POST", "/agent", `{"session_id":"n","message":"hi","history":"summarise"}`, 400},
+	} {
+		r := do(t, srv, tc.method, tc.path, tc.body)
+		if r.status != tc.status {
+			t.Errorf("%s %s: %d %s, want %d", tc.path, tc.body, r.status, r.body, tc.status)
+		}
+		if tc.status == 400 && errType(t, r) != "invalid_request" {
+			t.Errorf("%s %s: error type %q", tc.path, tc.body, errType(t, r))
+		}
+	}
+}
