@@ -226,7 +226,7 @@ func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token 
 		}
 	}
 	res.Usage = usage
-	return res, t.msgs[t.saved:], t.counters(), t.version, nil
+	return res, storable(t, t.msgs[t.saved:]), t.counters(), t.version, nil
 }
 
 // call makes one model call of the turn and returns its reply and the
@@ -321,7 +321,7 @@ func parseMark(mark string) (hash string, start int64, ok bool) {
 // session pending, before the tools of the last reply run: from here a
 // crash leaves the turn for a retry to resume.
 func (a *Agent) checkpoint(ctx context.Context, t *turn) error {
-	msgs := t.msgs[t.saved:]
+	msgs := storable(t, t.msgs[t.saved:])
 	v, err := a.store.Commit(ctx, session.Commit{
 		ID:         t.id,
 		LeaseToken: t.token,

@@ -31,8 +31,9 @@ import (
 //     alternating, so emptyText is stored in its place; the answer's
 //     response is empty.
 //   - model_context_window_exceeded, and the 400 "prompt is too long":
-//     a 413 context_window_exceeded error naming the session's size,
-//     with nothing of the turn stored.
+//     the call is made once more with half the turns (see strategy.go);
+//     too long again, a 413 context_window_exceeded error naming the
+//     session's size, with nothing of the turn stored.
 const (
 	refusedText = "(refused)"
 	emptyText   = "(no answer)"

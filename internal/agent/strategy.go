@@ -3,12 +3,9 @@ package agent
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
-	"github.com/lambdagent/lambdagent/internal/claude"
 	"github.com/lambdagent/lambdagent/internal/session"
 )
 
@@ -177,29 +174,32 @@ func (a *Agent) clearEdits() []byte {
 }
 
 // shorten reports whether a failed model call is to be made again with
-// half the turns, and if so sets t.keep, for the rest of the turn: the
-// turn's thinking is bound to the shorter prefix. That is the case, once
-// a turn, when the request was too long (400 "prompt is too long", or
-// stop_reason model_context_window_exceeded), and when a thinking block
-// was bound to another prefix: one made by such a shortened turn, whose
-// prefix the next turn's full request no longer has (it was too long
-// anyway).
+// half the turns: once a turn, when the request was too long (400
+// "prompt is too long", or stop_reason model_context_window_exceeded).
+// It sets t.keep for the rest of the turn, whose thinking is then bound
+// to the shorter prefix.
 func (a *Agent) shorten(err error, stopReason string, c conv, t *turn, msgs []json.RawMessage) bool {
-	if t.keep > 0 {
-		return false
-	}
-	if contextWindowError(err, stopReason, t) == nil && !boundElsewhere(err) {
+	if t.keep > 0 || contextWindowError(err, stopReason, t) == nil {
 		return false
 	}
 	t.keep = keptTurns(c, t, msgs, a.cfg.HistoryWindowTurns)
 	return true
 }
 
-// boundElsewhere reports whether err is the 400 of a thinking block bound
-// to a different conversation.
-func boundElsewhere(err error) bool {
-	se, ok := errors.AsType[*claude.StatusError](err)
-	return ok && se.Code == 400 && strings.Contains(se.Message, "bound to a different conversation")
+// storable returns the turn's messages as they are stored. Those of a
+// shortened turn lose their thinking: it is bound to the shorter prefix,
+// which no later request sends, and a later request sending it would be
+// refused (the block "is bound to a different conversation"). Kept in
+// memory, the turn's own later calls still send it.
+func storable(t *turn, msgs []json.RawMessage) []json.RawMessage {
+	if t.keep == 0 {
+		return msgs
+	}
+	out := make([]json.RawMessage, len(msgs))
+	for i, m := range msgs {
+		out[i] = dropThinking(m)
+	}
+	return out
 }
 
 // keptTurns counts the turns a retry keeps: half of those sent.
