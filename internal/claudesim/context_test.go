@@ -295,3 +295,41 @@ func TestClearThinking(t *testing.T) {
 		t.Fatalf("applied_edits = %s, want 2 thinking turns cleared", m.ContextManagement.RawJSON())
 	}
 }
+
+// A reply compacted while it calls a tool: the tool loop goes on with the
+// compaction block first in the assistant turn, before its thinking.
+func TestCompactionInToolLoop(t *testing.T) {
+	_, client, _ := start(t, claudesim.Config{MinCompactTrigger: 100})
+	ctx := context.Background()
+	params := anthropic.BetaMessageNewParams{
+		Model: "claude-sonnet-5-5", MaxTokens: 4000,
+		Tools:             []anthropic.BetaToolUnionParam{betaWeather},
+		Messages:          []anthropic.BetaMessageParam{betaUser(strings.Repeat("word ", 200) + "[[tool get_weather]]")},
+		ContextManagement: compactEdit(100, false),
+		Betas:             betaCompact,
+	}
+	m, err := client.Beta.Messages.New(ctx, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := []string{}
+	var id string
+	for _, b := range m.Content {
+		types = append(types, b.Type)
+		if b.Type == "tool_use" {
+			id = b.ID
+		}
+	}
+	if strings.Join(types, ",") != "compaction,thinking,text,tool_use" {
+		t.Fatalf("reply blocks %v", types)
+	}
+	params.Messages = append(params.Messages, m.ToParam(),
+		anthropic.NewBetaUserMessage(anthropic.NewBetaToolResultBlock(id, "sunny", false)))
+	m, err = client.Beta.Messages.New(ctx, params)
+	if err != nil {
+		t.Fatalf("tool result after a compacted tool call: %v", err)
+	}
+	if text := m.Content[len(m.Content)-1].Text; text != "tool results: get_weather=sunny" {
+		t.Errorf("reply %q", text)
+	}
+}

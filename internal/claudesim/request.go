@@ -949,11 +949,17 @@ func (r *request) checkToolLoopThinking() *apiError {
 		return nil
 	}
 	prev := r.turns[len(r.turns)-2]
-	if len(prev.blocks) == 0 {
+	// A compaction block the API put first in the reply comes before its
+	// thinking.
+	k := 0
+	for k < len(prev.blocks) && prev.blocks[k].typ == "compaction" {
+		k++
+	}
+	if k == len(prev.blocks) {
 		return nil
 	}
-	if first := prev.blocks[0]; first.typ != "thinking" && first.typ != "redacted_thinking" {
-		return invalid("messages.%d.content.%d.type: Expected `thinking` or `redacted_thinking`, but found `%s`. When `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from previous turns. To avoid this requirement, disable `thinking`. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking", prev.msgIdx[0], prev.blkIdx[0], first.typ)
+	if first := prev.blocks[k]; first.typ != "thinking" && first.typ != "redacted_thinking" {
+		return invalid("messages.%d.content.%d.type: Expected `thinking` or `redacted_thinking`, but found `%s`. When `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from previous turns. To avoid this requirement, disable `thinking`. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking", prev.msgIdx[k], prev.blkIdx[k], first.typ)
 	}
 	return nil
 }
