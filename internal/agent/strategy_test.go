@@ -179,3 +179,33 @@ func TestHistoryPinnedPerSession(t *testing.T) {
 		t.Errorf("pin %s does not hold the session's strategy", st.Pinned)
 	}
 }
+
+// Under compact, a reply compacted while calling a tool: the tool loop
+// goes on from the compaction block, and the next turn sends the history
+// from it on, after the placeholder.
+func TestCompactInToolLoop(t *testing.T) {
+	tools := &funcTools{fns: map[string]func(json.RawMessage) string{"lookup": func(json.RawMessage) string { return "found" }}}
+	f := newFixture(t, claudesim.Config{MinCompactTrigger: 100}, tools, agent.Config{History: agent.HistoryCompact, HistoryTriggerTokens: 500})
+	ans := runTurn(t, f, "c", strings.Repeat("context ", 300)+"[[tool lookup]]")
+	if ans.ModelCalls != 2 || !strings.Contains(ans.Response, "lookup=found") {
+		t.Fatalf("turn 1: %d calls, response %q", ans.ModelCalls, ans.Response)
+	}
+	runTurn(t, f, "c", "and now?")
+	msgs := stored(t, f, "c")
+	if len(msgs) != 6 || !strings.Contains(msgs[1], `"type":"compaction"`) {
+		t.Fatalf("stored %d messages, the second %.80s; want 6, the compacted tool call second", len(msgs), msgs[1])
+	}
+	recs := f.sim.Requests()
+	var req struct {
+		Messages []json.RawMessage `json:"messages"`
+	}
+	if err := json.Unmarshal(recs[len(recs)-1].Body, &req); err != nil {
+		t.Fatal(err)
+	}
+	if len(req.Messages) != 5 || !strings.Contains(string(req.Messages[0]), "earlier conversation compacted") {
+		t.Errorf("turn 2 sent %d messages, the first %s; want the placeholder and the 4 from the compaction on", len(req.Messages), req.Messages[0])
+	}
+	if got := recs[len(recs)-1].Header.Get("anthropic-beta"); got != "compact-2026-01-12" {
+		t.Errorf("anthropic-beta = %q", got)
+	}
+}
