@@ -22,5 +22,8 @@
 // system prompt and tools it started with for its whole life, since the
 // models with preserved thinking reject a thinking block whose prefix
 // changed; changes reach it as a role "system" message. Every stop reason
-// is handled as the docs say (see stop.go).
+// is handled as the docs say (see stop.go). What of the history a request
+// sends is the session's history strategy: all of it, the API's
+// compaction or context editing, or a window of the last turns (see
+// strategy.go); the store keeps all of it.
 package agent
