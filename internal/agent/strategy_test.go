@@ -209,3 +209,32 @@ func TestCompactInToolLoop(t *testing.T) {
 		t.Errorf("anthropic-beta = %q", got)
 	}
 }
+
+// A reply the context window cut (stop_reason
+// model_context_window_exceeded) is asked again with half the turns; the
+// shortened turn is stored without its thinking, which is bound to the
+// shorter prefix, so the next full request is not refused for it.
+func TestWindowExceededRetriesShorter(t *testing.T) {
+	f := newFixture(t, claudesim.Config{ContextWindow: 3000}, nil, agent.Config{MaxTokens: 1500})
+	for i := range 3 {
+		runTurn(t, f, "x", fmt.Sprintf("turn %d %s", i, strings.Repeat("abcd", 300)))
+	}
+	before := len(f.sim.Requests())
+	ans := runTurn(t, f, "x", "long "+strings.Repeat("abcd", 600))
+	if ans.StopReason != "end_turn" {
+		t.Errorf("stop_reason %q", ans.StopReason)
+	}
+	recs := f.sim.Requests()[before:]
+	if len(recs) != 2 || recs[0].Status != 200 || recs[0].Usage.InputTokens+recs[0].Usage.CacheReadInputTokens+recs[0].Usage.CacheCreationInputTokens+recs[0].Usage.OutputTokens != 3000 {
+		t.Errorf("%d requests for the turn, want 2: one whose reply the window cut, then a shorter one", len(recs))
+	}
+	msgs := stored(t, f, "x")
+	if last := msgs[len(msgs)-1]; strings.Contains(last, `"type":"thinking"`) {
+		t.Errorf("the shortened turn was stored with its thinking: %.120s", last)
+	}
+	if len(msgs) != 8 {
+		t.Errorf("stored %d messages, want all 8", len(msgs))
+	}
+	// The next turn is too long in full, and shortened again.
+	runTurn(t, f, "x", "and then?")
+}
