@@ -256,6 +256,18 @@ func TestClearToolUses(t *testing.T) {
 		t.Errorf("input tokens %d → %d, cleared %d", before, after, edits[0].ClearedInputTokens)
 	}
 
+	// count_tokens counts the edited prompt and reports the original.
+	count, err := client.Beta.Messages.CountTokens(ctx, anthropic.BetaMessageCountTokensParams{
+		Model: params.Model, Messages: params.Messages, Tools: []anthropic.BetaMessageCountTokensParamsToolUnion{{OfTool: betaWeather.OfTool}},
+		ContextManagement: params.ContextManagement, Betas: params.Betas,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count.InputTokens != m.Usage.InputTokens || count.ContextManagement.OriginalInputTokens != full.Usage.InputTokens {
+		t.Errorf("count_tokens: %d (original %d), want %d (original %d)", count.InputTokens, count.ContextManagement.OriginalInputTokens, m.Usage.InputTokens, full.Usage.InputTokens)
+	}
+
 	// clear_at_least above what can be cleared: nothing is.
 	params.ContextManagement.Edits[0].OfClearToolUses20250919.ClearAtLeast = anthropic.BetaInputTokensClearAtLeastParam{Value: 100_000}
 	m, err = client.Beta.Messages.New(ctx, params)

@@ -240,4 +240,13 @@
 // top-level request fields (accepted and ignored, where the API may answer
 // 400); the text between tool calls that Sonnet 5.5 returns as thinking.
 // The signature carries the reasoning base64-encoded, not encrypted.
+// A compaction summary is made up (what the prompt held and the user's
+// last words, bounded), not written by a model, and its
+// encrypted_content is not encrypted; the message iteration of a
+// compacted reply reads nothing from the cache; tool_changes of
+// compaction blocks, the top-level compaction request (beta
+// compact-2026-09-04) and a trigger that counts anything but input tokens
+// are not modelled. count_tokens with context_management counts the
+// edited prompt and reports the original in
+// context_management.original_input_tokens.
 package claudesim

@@ -52,6 +52,8 @@ type request struct {
 	applied           []appliedEdit
 	// minCompact is the smallest compaction trigger taken.
 	minCompact int
+	// originalTokens is the prompt's size before the edits.
+	originalTokens int
 	// compactMsg and compactBlk locate the last compaction block sent
 	// back (-1 for none); once dropBeforeCompaction has run, messages
 	// starts with it and msgBase is the index it had.
@@ -300,6 +302,7 @@ func parseRequest(body []byte, countOnly bool, model func(string) (Model, bool),
 	if err := r.checkBinding(key); err != nil {
 		return nil, err
 	}
+	r.originalTokens = r.inputTokens()
 	r.applyEdits()
 	return r, nil
 }

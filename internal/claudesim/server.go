@@ -355,9 +355,18 @@ func (s *Server) countTokens(x *exchange) {
 		return
 	}
 	s.setLimitHeaders(x)
-	s.writeJSON(x, http.StatusOK, struct {
-		InputTokens int `json:"input_tokens"`
-	}{r.inputTokens()})
+	out := struct {
+		InputTokens       int `json:"input_tokens"`
+		ContextManagement *struct {
+			OriginalInputTokens int `json:"original_input_tokens"`
+		} `json:"context_management,omitempty"`
+	}{InputTokens: r.inputTokens()}
+	if r.contextManagement {
+		out.ContextManagement = &struct {
+			OriginalInputTokens int `json:"original_input_tokens"`
+		}{r.originalTokens}
+	}
+	s.writeJSON(x, http.StatusOK, out)
 }
 
 // modelJSON is the documented ModelInfo object, in part.
