@@ -129,6 +129,9 @@ func (r *request) parseContextManagement(raw json.RawMessage, betas []string) *a
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil
 	}
+	if !hasBeta(betas, betaContextManagement) && !hasBeta(betas, betaCompact) {
+		return invalid("context_management: Extra inputs are not permitted. This field requires the beta header `anthropic-beta: %s` (or `%s` for compaction).", betaContextManagement, betaCompact)
+	}
 	var cm wireContextManagement
 	if err := json.Unmarshal(raw, &cm); err != nil {
 		return invalid("context_management: Input should be a valid dictionary")

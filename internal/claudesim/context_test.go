@@ -183,6 +183,7 @@ func TestBetaFieldsNeedTheirHeader(t *testing.T) {
 		{"compact without its header", compactEdit(60_000, false), betaEditing, "requires the beta header `anthropic-beta: compact-2026-01-12`"},
 		{"clearing without its header", clear, betaCompact, "requires the beta header `anthropic-beta: context-management-2025-06-27`"},
 		{"trigger under the minimum", compactEdit(1000, false), betaCompact, "greater than or equal to 50000"},
+		{"context_management without a header", compactEdit(60_000, false), nil, "requires the beta header `anthropic-beta: context-management-2025-06-27`"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := client.Beta.Messages.New(ctx, anthropic.BetaMessageNewParams{
