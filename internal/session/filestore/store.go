@@ -281,14 +281,18 @@ func readState(sb *bolt.Bucket, m *meta) (*session.State, error) {
 	if mb == nil {
 		return nil, fmt.Errorf("version %d but no messages", m.Version)
 	}
-	st.Messages = make([]json.RawMessage, 0, m.Version)
+	// The values are views of the file's pages, valid only in the
+	// transaction: copy them, once, into one buffer, so the agent's
+	// request costs one more copy whatever the depth ([session.Joined]).
+	views := make([][]byte, 0, m.Version)
 	c := mb.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
-		st.Messages = append(st.Messages, bytes.Clone(v))
+		views = append(views, v)
 	}
-	if int64(len(st.Messages)) != m.Version {
-		return nil, fmt.Errorf("version %d but %d messages", m.Version, len(st.Messages))
+	if int64(len(views)) != m.Version {
+		return nil, fmt.Errorf("version %d but %d messages", m.Version, len(views))
 	}
+	st.Messages = session.JoinMessages(views)
 	return st, nil
 }
 

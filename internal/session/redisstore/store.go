@@ -4,7 +4,13 @@
 // Each session is a handful of keys under one Redis Cluster hash tag, so
 // a session never spans slots:
 //
-//	<prefix>{<id>}:msgs        LIST of raw message JSON, appended with RPUSH
+//	<prefix>{<id>}:hist        STRING: the history, message JSON joined by
+//	                           commas, appended with APPEND
+//	<prefix>{<id>}:hlen        STRING: each message's length in hist, 4
+//	                           bytes big-endian, appended with APPEND; its
+//	                           length / 4 is the version
+//	<prefix>{<id>}:msgs        LIST of message JSON: the legacy history,
+//	                           read as is and converted by the next commit
 //	<prefix>{<id>}:meta        HASH: turns, c:<name> for each counter, and
 //	                           pending (the mark of an unfinished turn), pinned
 //	                           (Commit.Pinned of the first commit that had one)
@@ -18,16 +24,28 @@
 //
 // Every method is one Lua script run with EVALSHA: one round trip, and
 // atomic, so the lease check (a fencing token) and the version check
-// cannot be split from the writes they guard. The history is a list
-// rather than one JSON document so that a commit sends only its new
-// messages: the bytes written per turn do not grow with the history.
+// cannot be split from the writes they guard.
+//
+// The history is appended to, not rewritten, so that a commit sends only
+// its new messages: the bytes written per turn do not grow with the
+// history. It is read as two large values rather than one reply element
+// per message, so a deep session's Begin costs a copy of its bytes, not
+// an allocation per message: hist is the inside of the messages array as
+// the agent sends it to the model (see [session.Joined]), and hlen's
+// lengths cut it into State.Messages without parsing JSON. Earlier
+// versions kept the history in the LIST msgs; such a session reads as before and
+// its next commit converts it inside Redis (see commitScript). Processes
+// of the old version must not share a Redis with this one: they read
+// neither hist nor hlen.
 package redisstore
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -102,6 +120,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 // keys names the keys of one session.
 type keys struct {
 	msgs, meta, lease, idemKeys, tools string
+	hist, hlen                         string
 	idemPrefix                         string // + idempotency key
 }
 
@@ -113,6 +132,8 @@ func (s *Store) keys(id string) keys {
 		lease:      base + "lease",
 		idemKeys:   base + "idemkeys",
 		tools:      base + "tools",
+		hist:       base + "hist",
+		hlen:       base + "hlen",
 		idemPrefix: base + "idem:",
 	}
 }
@@ -126,7 +147,7 @@ func (s *Store) Begin(ctx context.Context, req session.BeginRequest) (*session.S
 		return nil, fmt.Errorf("begin session %s: %w", req.ID, err)
 	}
 	k := s.keys(req.ID)
-	ks := []string{k.msgs, k.meta, k.lease, k.tools}
+	ks := []string{k.msgs, k.meta, k.lease, k.tools, k.hist, k.hlen}
 	if req.IdempotencyKey != "" {
 		ks = append(ks, k.idemPrefix+req.IdempotencyKey)
 	}
@@ -139,14 +160,14 @@ func (s *Store) Begin(ctx context.Context, req session.BeginRequest) (*session.S
 	}
 	switch status(res) {
 	case "ok":
-		if len(res) != 4 {
+		if len(res) < 4 {
 			return bad()
 		}
-		st, ok := parseState(res[1], res[2])
+		st, ok := parseState(res[1], res[3:])
 		if !ok {
 			return bad()
 		}
-		if st.ToolResults, ok = parseToolResults(res[3]); !ok {
+		if st.ToolResults, ok = parseToolResults(res[2]); !ok {
 			return bad()
 		}
 		return st, nil
@@ -185,7 +206,7 @@ func (s *Store) Commit(ctx context.Context, c session.Commit) (int64, error) {
 		return 0, fmt.Errorf("commit session %q at v%d: %w", c.ID, c.Version, err)
 	}
 	k := s.keys(c.ID)
-	ks := []string{k.msgs, k.meta, k.lease, k.idemKeys, k.tools}
+	ks := []string{k.msgs, k.meta, k.lease, k.idemKeys, k.tools, k.hist, k.hlen}
 	if c.IdempotencyKey != "" {
 		ks = append(ks, k.idemPrefix+c.IdempotencyKey)
 	}
@@ -198,14 +219,15 @@ func (s *Store) Commit(ctx context.Context, c session.Commit) (int64, error) {
 		names = append(names, name)
 	}
 	slices.Sort(names) // the same commit is the same command, byte for byte
-	args := make([]any, 0, 12+2*len(names)+len(c.Messages))
+	joined, lens, err := appendable(c.Messages)
+	if err != nil {
+		return 0, fmt.Errorf("commit session %s at v%d: %w", c.ID, c.Version, err)
+	}
+	args := make([]any, 0, 14+2*len(names))
 	args = append(args, c.LeaseToken, c.Version, c.Turns, release, millis(s.ttl), millis(s.idemTTL),
-		c.IdempotencyKey, c.RequestHash, c.Response, c.Pending, c.Pinned, len(names))
+		c.IdempotencyKey, c.RequestHash, c.Response, c.Pending, c.Pinned, joined, lens, len(names))
 	for _, name := range names {
 		args = append(args, name, c.Counters[name])
-	}
-	for _, m := range c.Messages {
-		args = append(args, []byte(m)) // go-redis writes []byte as is, but not json.RawMessage
 	}
 	res, err := commitScript.Run(ctx, s.rdb, ks, args...).Slice()
 	if err != nil {
@@ -261,12 +283,12 @@ func (s *Store) Load(ctx context.Context, id string) (*session.State, error) {
 		return nil, fmt.Errorf("load session %q: %w", id, err)
 	}
 	k := s.keys(id)
-	res, err := loadScript.Run(ctx, s.rdb, []string{k.msgs, k.meta}).Slice()
+	res, err := loadScript.Run(ctx, s.rdb, []string{k.msgs, k.meta, k.hist, k.hlen}).Slice()
 	if err != nil {
 		return nil, wrap(err, "load session %s", id)
 	}
-	if len(res) == 2 {
-		if st, ok := parseState(res[0], res[1]); ok {
+	if len(res) >= 2 {
+		if st, ok := parseState(res[0], res[1:]); ok {
 			return st, nil
 		}
 	}
@@ -279,7 +301,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return fmt.Errorf("delete session %q: %w", id, err)
 	}
 	k := s.keys(id)
-	if err := deleteScript.Run(ctx, s.rdb, []string{k.msgs, k.meta, k.lease, k.idemKeys, k.tools}, k.idemPrefix).Err(); err != nil {
+	if err := deleteScript.Run(ctx, s.rdb, []string{k.msgs, k.meta, k.lease, k.idemKeys, k.tools, k.hist, k.hlen}, k.idemPrefix).Err(); err != nil {
 		return wrap(err, "delete session %s", id)
 	}
 	return nil
@@ -349,24 +371,18 @@ func status(res []any) string {
 	return s
 }
 
-// parseState builds a State from a script's LRANGE and HGETALL replies.
-func parseState(msgs, meta any) (*session.State, bool) {
-	ms, ok1 := msgs.([]any)
-	fields, ok2 := meta.([]any)
-	if !ok1 || !ok2 || len(fields)%2 != 0 {
+// parseState builds a State from a script's HGETALL reply of meta and
+// its history (see readHistory).
+func parseState(meta any, history []any) (*session.State, bool) {
+	fields, ok := meta.([]any)
+	if !ok || len(fields)%2 != 0 {
 		return nil, false
 	}
-	st := &session.State{Version: int64(len(ms))}
-	if len(ms) > 0 {
-		st.Messages = make([]json.RawMessage, len(ms))
+	msgs, ok := readHistory(history)
+	if !ok {
+		return nil, false
 	}
-	for i, m := range ms {
-		s, ok := m.(string)
-		if !ok {
-			return nil, false
-		}
-		st.Messages[i] = rawMessage(s)
-	}
+	st := &session.State{Version: int64(len(msgs)), Messages: msgs}
 	for i := 0; i < len(fields); i += 2 {
 		f, ok1 := fields[i].(string)
 		v, ok2 := fields[i+1].(string)
@@ -445,6 +461,94 @@ func transient(err error) bool {
 		}
 	}
 	return false
+}
+
+// readHistory cuts a script's history reply into messages: hist and hlen
+// as two strings, the messages are views of hist (no copy); a legacy
+// LIST as one array of strings, they are joined once into one buffer, so
+// that the agent's request still costs one copy of the history (see
+// [session.Joined]). It reports false for anything else, or lengths that
+// do not add up to hist.
+func readHistory(history []any) ([]json.RawMessage, bool) {
+	switch len(history) {
+	case 1:
+		list, ok := history[0].([]any)
+		if !ok {
+			return nil, false
+		}
+		ms := make([][]byte, len(list))
+		for i, m := range list {
+			s, ok := m.(string)
+			if !ok {
+				return nil, false
+			}
+			ms[i] = rawMessage(s)
+		}
+		return session.JoinMessages(ms), true
+	case 2:
+		hist, ok1 := history[0].(string)
+		hlen, ok2 := history[1].(string)
+		if !ok1 || !ok2 || len(hlen)%4 != 0 {
+			return nil, false
+		}
+		n := len(hlen) / 4
+		if n == 0 {
+			return nil, hist == ""
+		}
+		buf := rawMessage(hist)
+		msgs := make([]json.RawMessage, n)
+		at := 0
+		for i := range n {
+			l := int(hlen[4*i])<<24 | int(hlen[4*i+1])<<16 | int(hlen[4*i+2])<<8 | int(hlen[4*i+3])
+			if i > 0 {
+				if at >= len(buf) || buf[at] != ',' {
+					return nil, false
+				}
+				at++
+			}
+			if l == 0 || at+l > len(buf) {
+				return nil, false
+			}
+			msgs[i] = buf[at : at+l]
+			at += l
+		}
+		return msgs, at == len(buf)
+	}
+	return nil, false
+}
+
+// appendable renders a commit's messages as commitScript appends them:
+// comma-joined, and their lengths 4 bytes each. A message must be
+// non-empty JSON; one of 4 GiB or more cannot be stored (Redis caps a
+// value at 512 MB anyway).
+func appendable(msgs []json.RawMessage) (joined, lens []byte, err error) {
+	if len(msgs) == 0 {
+		return nil, nil, nil
+	}
+	if j, ok := session.Joined(msgs); ok {
+		joined = j
+	}
+	n := len(msgs) - 1
+	for i, m := range msgs {
+		if len(m) == 0 || len(m) > math.MaxUint32 {
+			return nil, nil, fmt.Errorf("message %d of %d bytes cannot be stored", i, len(m))
+		}
+		n += len(m)
+	}
+	lens = make([]byte, 0, 4*len(msgs))
+	if joined == nil {
+		joined = make([]byte, 0, n)
+		for i, m := range msgs {
+			if i > 0 {
+				joined = append(joined, ',')
+			}
+			joined = append(joined, m...)
+		}
+	}
+	for _, m := range msgs {
+		lens = binary.BigEndian.AppendUint32(lens, uint32(len(m)))
+	}
+	return joined, lens, nil
 }
 
 // rawMessage views a reply string as a json.RawMessage without copying it.
