@@ -43,6 +43,7 @@ func newStore(t testing.TB, rdb redis.UniversalClient, cfg redisstore.Config) *r
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
 

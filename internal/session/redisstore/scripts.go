@@ -19,14 +19,23 @@ import "github.com/redis/go-redis/v9"
 // unfinished turn (usually none: HGETALL of a missing key).
 //
 //	KEYS: msgs, meta, lease, tools, hist, hlen[, idem record when ARGV[3] is set]
-//	ARGV: lease token, lease TTL in ms, idempotency key, request hash
-//	→ {"replay", response} | {"mismatch"} | {"busy", lease PTTL, same key 0/1}
+//	ARGV: 1 lease token, 2 lease TTL in ms, 3 idempotency key, 4 request
+//	      hash, 5 this process's id, 6 the token of a lease to take over
+//	      ('' for none)
+//	→ {"replay", response} | {"mismatch"}
+//	  | {"busy", lease PTTL, same key 0/1, holder's process id, lease age ms, holder's token}
 //	  | {"ok", meta as field/value pairs, tools as id/result pairs, history}
 //
 // history is two strings, hist and hlen (see the package comment), or,
 // for a session written before them, the legacy msgs list as one array
 // (readHistory). A lease held with the caller's own token is taken
-// again: that Begin is a retry of one whose reply was lost.
+// again: that Begin is a retry of one whose reply was lost. A lease held
+// with ARGV[6] is taken over: the caller found its holder dead (see
+// Store.Begin); if the lease changed hands since, ARGV[6] no longer
+// matches and the answer is busy again. The lease records its holder's
+// process id (p) and when it was taken (s, ms of the server's clock), an
+// age that lease renewals leave alone. An age of -1 is unknown (a lease
+// of an earlier version).
 var beginScript = redis.NewScript(`
 if ARGV[3] ~= '' then
   local rec = redis.call('HMGET', KEYS[7], 'h', 'r')
@@ -35,13 +44,17 @@ if ARGV[3] ~= '' then
     return {'replay', rec[2]}
   end
 end
-local held = redis.call('HMGET', KEYS[3], 't', 'k')
-if held[1] and held[1] ~= ARGV[1] then
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local held = redis.call('HMGET', KEYS[3], 't', 'k', 'p', 's')
+if held[1] and held[1] ~= ARGV[1] and held[1] ~= ARGV[6] then
   local same = 0
   if ARGV[3] ~= '' and held[2] == ARGV[3] then same = 1 end
-  return {'busy', redis.call('PTTL', KEYS[3]), same}
+  local age = -1
+  if held[4] then age = now - tonumber(held[4]) end
+  return {'busy', redis.call('PTTL', KEYS[3]), same, held[3] or '', age, held[1]}
 end
-redis.call('HSET', KEYS[3], 't', ARGV[1], 'k', ARGV[3])
+redis.call('HSET', KEYS[3], 't', ARGV[1], 'k', ARGV[3], 'p', ARGV[5], 's', now)
 redis.call('PEXPIRE', KEYS[3], ARGV[2])
 local meta, tools = redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[4])
 if redis.call('EXISTS', KEYS[1]) == 1 then

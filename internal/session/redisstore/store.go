@@ -21,6 +21,22 @@
 //	                           turn ([session.ToolResultStore]); dropped by
 //	                           every commit
 //	<prefix>kv:<key>           STRING: a value of [session.KV]
+//	<prefix>proc:<process id>  STRING: a live process's heartbeat; PX
+//	                           expiry (Config.Liveness)
+//
+// A crashed process's leases do not block its sessions for the lease
+// TTL (see #17): each Store is a process with a random id, which every
+// lease it takes records, and one background loop per Store keeps the
+// process's liveness key alive (SET PX Liveness every third of it). A
+// Begin that finds a lease held by another process whose liveness key
+// is gone takes the lease over, conditioned on the dead holder's token,
+// so a session is free again within Liveness of its holder's death. That
+// costs one EXISTS and a second script run, on the contention path only
+// (a separate command: on Redis Cluster the liveness key is in another
+// slot than the session). A turn's own cost is unchanged: the heartbeat
+// is per process, not per lease. A live holder that stalls longer than
+// Liveness loses its leases, and its commit fails with ErrLeaseLost (the
+// lease token fences it): nothing is lost, the turn is retried.
 //
 // Every method is one Lua script run with EVALSHA: one round trip, and
 // atomic, so the lease check (a fencing token) and the version check
@@ -41,6 +57,7 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -49,6 +66,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -62,6 +81,7 @@ const (
 	DefaultPrefix         = "lambdagent:"
 	DefaultTTL            = 7 * 24 * time.Hour
 	DefaultIdempotencyTTL = 24 * time.Hour
+	DefaultLiveness       = 3 * time.Second
 )
 
 // Config tunes a Store. A zero field means its default.
@@ -77,6 +97,12 @@ type Config struct {
 	// repeats of its request. Zero means DefaultIdempotencyTTL (24 hours).
 	// It is capped at TTL: a forgotten session forgets its answers too.
 	IdempotencyTTL time.Duration
+	// Liveness is how long the process's liveness key outlives its last
+	// renewal (renewed every third of it): a session whose lease holder
+	// died is free again within about this long. Zero means
+	// DefaultLiveness (3 s); negative turns fast takeover off, and a dead
+	// holder's lease then ends only with its TTL.
+	Liveness time.Duration
 }
 
 // Store is a [session.Store] on Redis. It is safe for concurrent use, and
@@ -87,6 +113,10 @@ type Store struct {
 	prefix  string
 	ttl     time.Duration
 	idemTTL time.Duration
+
+	proc     string        // this process's id, recorded in its leases
+	liveness time.Duration // 0: fast takeover off
+	hb       heartbeat
 }
 
 var _ session.Store = (*Store)(nil)
@@ -114,6 +144,13 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 		s.idemTTL = DefaultIdempotencyTTL
 	}
 	s.idemTTL = min(s.idemTTL, s.ttl)
+	switch {
+	case cfg.Liveness == 0:
+		s.liveness = DefaultLiveness
+	case cfg.Liveness > 0:
+		s.liveness = max(cfg.Liveness, 30*time.Millisecond)
+	}
+	s.proc = rand.Text()
 	return s, nil
 }
 
@@ -151,9 +188,17 @@ func (s *Store) Begin(ctx context.Context, req session.BeginRequest) (*session.S
 	if req.IdempotencyKey != "" {
 		ks = append(ks, k.idemPrefix+req.IdempotencyKey)
 	}
-	res, err := beginScript.Run(ctx, s.rdb, ks, req.LeaseToken, millis(req.LeaseTTL), req.IdempotencyKey, req.RequestHash).Slice()
+	s.alive()
+	res, err := beginScript.Run(ctx, s.rdb, ks, req.LeaseToken, millis(req.LeaseTTL), req.IdempotencyKey, req.RequestHash, s.proc, "").Slice()
 	if err != nil {
 		return nil, wrap(err, "begin session %s", req.ID)
+	}
+	if holder, ok := s.deadHolder(ctx, res); ok {
+		// Its holder died: take the lease over, if it is still that one.
+		res, err = beginScript.Run(ctx, s.rdb, ks, req.LeaseToken, millis(req.LeaseTTL), req.IdempotencyKey, req.RequestHash, s.proc, holder).Slice()
+		if err != nil {
+			return nil, wrap(err, "take over session %s", req.ID)
+		}
 	}
 	bad := func() (*session.State, error) {
 		return nil, fmt.Errorf("begin session %s: unexpected reply %v", req.ID, res)
@@ -180,14 +225,120 @@ func (s *Store) Begin(ctx context.Context, req session.BeginRequest) (*session.S
 	case "mismatch":
 		return nil, fmt.Errorf("begin session %s with key %q: %w", req.ID, req.IdempotencyKey, session.ErrIdempotencyMismatch)
 	case "busy":
-		if len(res) != 3 {
+		if len(res) != 6 {
 			return bad()
 		}
 		pttl, _ := res[1].(int64)
 		same, _ := res[2].(int64)
-		return nil, &session.BusyError{RetryAfter: retryAfter(pttl), SameKey: same == 1}
+		ra := retryAfter(pttl)
+		if s.liveness > 0 && (ra == 0 || ra > s.liveness) {
+			// A dead holder's lease is taken over within Liveness: come
+			// back then, not when its TTL ends.
+			ra = s.liveness
+		}
+		return nil, &session.BusyError{RetryAfter: ra, SameKey: same == 1}
 	}
 	return bad()
+}
+
+// deadHolder reports, for a busy reply, whether the lease's holder is
+// another process whose liveness key is gone, and returns the holder's
+// token to take over. A lease younger than a third of Liveness is left
+// alone whatever its holder's key says: a process that just started (or
+// thawed, on Lambda) takes leases while its first heartbeat is on the
+// way. A failed check says alive: the lease's TTL is the backstop.
+func (s *Store) deadHolder(ctx context.Context, res []any) (token string, dead bool) {
+	if s.liveness == 0 || status(res) != "busy" || len(res) != 6 {
+		return "", false
+	}
+	proc, _ := res[3].(string)
+	age, _ := res[4].(int64)
+	token, _ = res[5].(string)
+	if proc == "" || proc == s.proc || token == "" || age < s.liveness.Milliseconds()/3 {
+		return "", false
+	}
+	n, err := s.rdb.Exists(ctx, s.procKey(proc)).Result()
+	return token, err == nil && n == 0
+}
+
+func (s *Store) procKey(proc string) string { return s.prefix + "proc:" + proc }
+
+// heartbeat is the Store's liveness loop, started by the first Begin.
+type heartbeat struct {
+	once  sync.Once
+	kick  chan struct{} // beat now
+	stop  chan struct{}
+	done  chan struct{}
+	last  atomic.Int64 // unix ns of the last beat that succeeded
+	close sync.Once
+}
+
+// alive makes sure this process's liveness key is kept: it starts the
+// loop on first use, and kicks it when the last beat is older than its
+// period (after a Lambda freeze, or Redis errors). It does no I/O itself,
+// so a turn costs no round trip for it.
+func (s *Store) alive() {
+	if s.liveness == 0 {
+		return
+	}
+	s.hb.once.Do(func() {
+		s.hb.kick, s.hb.stop, s.hb.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+		go s.beat()
+	})
+	if s.hb.kick == nil {
+		return // closed before it started
+	}
+	if time.Since(time.Unix(0, s.hb.last.Load())) > s.liveness/3 {
+		select {
+		case s.hb.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// beat renews the liveness key at once and then every third of Liveness
+// until Close.
+func (s *Store) beat() {
+	defer close(s.hb.done)
+	period := s.liveness / 3
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), period)
+		if err := s.rdb.Set(ctx, s.procKey(s.proc), "1", s.liveness).Err(); err == nil {
+			s.hb.last.Store(time.Now().UnixNano())
+		}
+		cancel()
+		select {
+		case <-s.hb.stop:
+			return
+		case <-t.C:
+		case <-s.hb.kick:
+		}
+	}
+}
+
+// Close stops the liveness loop and deletes the process's liveness key,
+// so that the leases this Store still holds (turns it will not finish)
+// are taken over by the next Begin rather than after Liveness. It does
+// not close the Redis client. Use no Store method after Close.
+func (s *Store) Close() error {
+	var err error
+	s.hb.close.Do(func() {
+		started := true
+		s.hb.once.Do(func() { started = false }) // never started: keep it so
+		if !started {
+			return
+		}
+		close(s.hb.stop)
+		<-s.hb.done
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if e := s.rdb.Del(ctx, s.procKey(s.proc)).Err(); e != nil {
+			err = wrap(e, "delete liveness key of process %s", s.proc)
+		}
+	})
+	return err
 }
 
 // retryAfter turns a lease's PTTL into BusyError.RetryAfter: -1 (no
