@@ -1,8 +1,10 @@
 package agent_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -95,6 +97,35 @@ func BenchmarkTurn(b *testing.B) {
 			b.ReportMetric(float64(trips)/float64(b.N), "roundtrips/turn")
 			b.ReportMetric(float64(sent)/float64(b.N), "redis-sentB/turn")
 			b.ReportMetric(float64(recv)/float64(b.N), "redis-recvB/turn")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/turn")
+		})
+	}
+	// The floor: what moving a history costs with no lambdagent at all,
+	// one GET of its bytes from the same Redis and one POST of them to the
+	// same model with a plain net/http client. A turn's figure minus this
+	// is what lambdagent adds.
+	for _, depth := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("floor/depth=%d", depth), func(b *testing.B) {
+			id := fmt.Sprintf("bench-%d", depth)
+			seedHistory(b, store, id, depth)
+			key := prefix + "{" + id + "}:hist"
+			var cpu time.Duration
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				c0 := cpuTime()
+				hist, err := rdb.Get(b.Context(), key).Bytes()
+				if err != nil {
+					b.Fatal(err)
+				}
+				resp, err := http.Post(model.URL, "application/json", bytes.NewReader(hist))
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				cpu += cpuTime() - c0
+			}
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/turn")
 		})
 	}
