@@ -63,7 +63,8 @@ func BenchmarkTurn(b *testing.B) {
 	counter := &redistest.Counter{}
 	rdb.AddHook(counter)
 	prefix := redistest.Prefix(b)
-	store, err := redisstore.New(rdb, redisstore.Config{Prefix: prefix, TTL: 10 * time.Minute})
+	// No liveness loop: its SET a second is the process's, not a turn's.
+	store, err := redisstore.New(rdb, redisstore.Config{Prefix: prefix, TTL: 10 * time.Minute, Liveness: -1})
 	if err != nil {
 		b.Fatal(err)
 	}

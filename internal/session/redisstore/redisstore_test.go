@@ -161,7 +161,8 @@ func TestCommitCost(t *testing.T) {
 	rdb := redistest.Client(t, redistest.Start(t))
 	c := &redistest.Counter{}
 	rdb.AddHook(c)
-	s := newStore(t, rdb, redisstore.Config{TTL: testTTL})
+	// No liveness loop: its SET a second is the process's, not a turn's.
+	s := newStore(t, rdb, redisstore.Config{TTL: testTTL, Liveness: -1})
 	ctx := t.Context()
 
 	type cost struct {
@@ -270,7 +271,7 @@ func BenchmarkBeginCommit(b *testing.B) {
 	rdb := redistest.Client(b, redistest.Start(b))
 	c := &redistest.Counter{}
 	rdb.AddHook(c)
-	s := newStore(b, rdb, redisstore.Config{TTL: testTTL})
+	s := newStore(b, rdb, redisstore.Config{TTL: testTTL, Liveness: -1})
 	prefix := redistest.Prefix(b)
 	for _, depth := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("depth=%d", depth), func(b *testing.B) {
