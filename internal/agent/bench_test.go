@@ -133,7 +133,7 @@ func BenchmarkTurn(b *testing.B) {
 }
 
 // seedHistory commits depth turns of realistic size in one commit.
-func seedHistory(b *testing.B, s session.Store, id string, depth int) {
+func seedHistory(b testing.TB, s session.Store, id string, depth int) {
 	b.Helper()
 	user := json.RawMessage(`{"role":"user","content":[{"type":"text","text":"What is the weather in Zürich tomorrow, and should I take an umbrella?"}]}`)
 	var reply struct {
