@@ -274,8 +274,8 @@ type heartbeat struct {
 }
 
 // alive makes sure this process's liveness key is kept: it starts the
-// loop on first use, and kicks it when the last beat is older than its
-// period (after a Lambda freeze, or Redis errors). It does no I/O itself,
+// loop on first use, and kicks it when the last beat is older than two
+// of its periods (after a Lambda freeze, or Redis errors). It does no I/O itself,
 // so a turn costs no round trip for it.
 func (s *Store) alive() {
 	if s.liveness == 0 {
@@ -288,7 +288,7 @@ func (s *Store) alive() {
 	if s.hb.kick == nil {
 		return // closed before it started
 	}
-	if time.Since(time.Unix(0, s.hb.last.Load())) > s.liveness/3 {
+	if time.Since(time.Unix(0, s.hb.last.Load())) > 2*s.liveness/3 {
 		select {
 		case s.hb.kick <- struct{}{}:
 		default:

@@ -119,3 +119,40 @@ func TestTakeoverOff(t *testing.T) {
 		t.Error("Begin took a lease of a minute after 1.5 s with takeover off")
 	}
 }
+
+// TestTakeoverGrace checks that a lease younger than a third of the
+// liveness is not taken over even when its holder's liveness key is
+// missing: a process that just started, or thawed on Lambda, takes leases
+// while its first heartbeat is still on the way.
+func TestTakeoverGrace(t *testing.T) {
+	addr := redistest.Start(t)
+	rdb := redistest.Client(t, addr)
+	ctx := t.Context()
+	a := newStore(t, rdb, redisstore.Config{TTL: testTTL})
+	b := newStore(t, redistest.Client(t, addr), redisstore.Config{TTL: testTTL})
+	if _, err := a.Begin(ctx, session.BeginRequest{ID: "g", LeaseToken: "a", LeaseTTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	a.Die()
+	keys, err := rdb.Keys(ctx, redistest.Prefix(t)+"proc:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) > 0 {
+		if err := rdb.Del(ctx, keys...).Err(); err != nil { // as if the first beat had not landed
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Begin(ctx, session.BeginRequest{ID: "g", LeaseToken: "b", LeaseTTL: time.Minute}); !isBusy(err) {
+		t.Errorf("Begin of a lease taken just now by a process with no liveness key: err = %v; want busy", err)
+	}
+	time.Sleep(1100 * time.Millisecond) // past a third of the default liveness
+	if _, err := b.Begin(ctx, session.BeginRequest{ID: "g", LeaseToken: "b", LeaseTTL: time.Minute}); err != nil {
+		t.Errorf("Begin of a second-old lease of a process with no liveness key: %v; want it taken over", err)
+	}
+}
+
+func isBusy(err error) bool {
+	_, ok := errors.AsType[*session.BusyError](err)
+	return ok
+}
