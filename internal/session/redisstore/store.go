@@ -318,7 +318,9 @@ func (s *Store) beat() {
 	}
 }
 
-// Close stops the liveness loop and deletes the process's liveness key,
+// Close stops the liveness loop, the one goroutine a Store runs (from its
+// first Begin on, unless Config.Liveness is negative), and deletes the
+// process's liveness key,
 // so that the leases this Store still holds (turns it will not finish)
 // are taken over by the next Begin rather than after Liveness. It does
 // not close the Redis client. Use no Store method after Close.
