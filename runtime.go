@@ -257,7 +257,12 @@ func openStore(o resolved) (session.Store, *redis.Client, func() error, error) {
 		return nil, nil, nil, err
 	}
 	o.Logger.Info("store: redis", "addr", opt.Addr, "tls", opt.TLSConfig != nil, "prefix", o.RedisPrefix)
-	return st, rdb, rdb.Close, nil
+	closeAll := func() error {
+		// The store first: it deletes this process's liveness key, so the
+		// leases of turns left unfinished are free at once (#17).
+		return errors.Join(st.Close(), rdb.Close())
+	}
+	return st, rdb, closeAll, nil
 }
 
 // errNoKeys is New's answer to mode key with no key anywhere: the

@@ -33,6 +33,81 @@ import (
 // seconds.
 const chaosLimit = 45 * time.Second
 
+// TestChaosKillServersDefaultLease is the run of #17 at the default
+// lease TTL (15 s): 40 conversations of 30 turns against 2 `serve`
+// processes, one SIGKILLed about once a second (then started again),
+// clients retrying with the same Idempotency-Key. A killed holder's
+// sessions are free again within the store's liveness (3 s), not the
+// lease TTL, so all 1200 turns must be answered within 50 s, with none
+// lost, duplicated or out of order.
+func TestChaosKillServersDefaultLease(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 50 s chaos run")
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	sim := httptest.NewServer(claudesim.New(claudesim.Config{Latency: 50 * time.Millisecond, LatencyJitter: 150 * time.Millisecond, Seed: seed}))
+	t.Cleanup(sim.Close)
+	env := []string{
+		"REDIS_URL=redis://" + redistest.Start(t),
+		"LAMBDAGENT_REDIS_PREFIX=" + redistest.Prefix(t),
+		"ANTHROPIC_API_KEY=test-key",
+		"ANTHROPIC_BASE_URL=" + sim.URL,
+		"LAMBDAGENT_QUEUE_WAIT=5s",
+	}
+	const nServers = 2
+	var mu sync.Mutex
+	servers := make([]*proc, nServers) // guarded by mu
+	for i := range servers {
+		servers[i] = start(t, "serve", env...)
+	}
+	live := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		var addrs []string
+		for _, p := range servers {
+			if p != nil {
+				addrs = append(addrs, p.addr)
+			}
+		}
+		return addrs
+	}
+	l := newLoad("dflt", 40, 30, live)
+	l.limit = 50 * time.Second
+	l.setPhase("kills")
+	began := time.Now()
+	done := l.run(t, rng.Uint64())
+	kills := 0
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		case <-time.After(time.Duration(800+rng.IntN(400)) * time.Millisecond):
+			i := rng.IntN(nServers)
+			mu.Lock()
+			p := servers[i]
+			servers[i] = nil
+			mu.Unlock()
+			p.kill()
+			kills++
+			p = start(t, "serve", env...)
+			mu.Lock()
+			servers[i] = p
+			mu.Unlock()
+		}
+	}
+	elapsed := time.Since(began)
+	tl := l.check(t, live()[0])
+	t.Logf("chaos (SIGKILL servers, default lease): %s; %d of %d turns answered, %d requests (%d answered from the idempotency record), %d SIGKILLs of %d servers, %v",
+		tl, l.acked.Load(), 40*30, l.requests.Load(), l.replayed.Load(), kills, nServers, elapsed.Round(100*time.Millisecond))
+	t.Logf("outcomes: %s", l.outcomes())
+	if n := l.acked.Load(); n != 40*30 {
+		t.Errorf("%d of %d turns answered in %v", n, 40*30, l.limit)
+	}
+	tl.assert(t)
+}
+
 // TestChaosKillServers runs 20 conversations of 10 turns against 3
 // `serve` processes sharing one Redis, and SIGKILLs a random one every
 // few hundred milliseconds (then starts a new one), until every turn has
@@ -214,6 +289,7 @@ func waitUntil(t *testing.T, what string, done <-chan struct{}, cond func() bool
 type load struct {
 	ids     []string
 	turns   int
+	limit   time.Duration   // how long run lasts at most; zero means chaosLimit
 	servers func() []string // addresses of the servers up now
 	client  *http.Client
 
@@ -259,7 +335,11 @@ func (l *load) firstAnswer(phase string) time.Duration {
 // run starts the clients; the channel is closed when all have finished
 // (every turn answered, or chaosLimit passed).
 func (l *load) run(t *testing.T, seed uint64) <-chan struct{} {
-	ctx, cancel := context.WithTimeout(context.Background(), chaosLimit)
+	limit := chaosLimit
+	if l.limit > 0 {
+		limit = l.limit
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	for i, id := range l.ids {

@@ -415,9 +415,14 @@ func (a *Agent) requestBody(c conv, maxTokens int, history, turn []json.RawMessa
 	if c.system != "" {
 		system = mustJSON(c.system)
 	}
-	n := len(a.prefix) + len(system) + 2*len(a.cc) + len(c.tools) + 128
-	for _, m := range history {
-		n += len(m) + 1
+	// The stored history as the store read it, one buffer, is one copy
+	// whatever its depth (see #14); else it is joined here.
+	joined, whole := session.Joined(history)
+	n := len(a.prefix) + len(system) + 2*len(a.cc) + len(c.tools) + len(joined) + 128
+	if !whole {
+		for _, m := range history {
+			n += len(m) + 1
+		}
 	}
 	for _, m := range turn {
 		n += len(m) + 1
@@ -444,6 +449,11 @@ func (a *Agent) requestBody(c conv, maxTokens int, history, turn []json.RawMessa
 	}
 	b = append(b, `,"messages":[`...)
 	first := true
+	if whole && len(joined) > 0 {
+		b = append(b, joined...)
+		first = false
+		history = nil
+	}
 	for _, list := range [][]json.RawMessage{history, turn} {
 		for _, m := range list {
 			if !first {

@@ -103,7 +103,9 @@ func newInstance(t *testing.T, addr, simURL string, ic instanceConfig) *instance
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := redisstore.New(rdb, redisstore.Config{Prefix: redistest.Prefix(t)})
+	// No liveness loop: its goroutine would outlive a synctest bubble, and
+	// these turns are one process's, which fast takeover leaves alone.
+	st, err := redisstore.New(rdb, redisstore.Config{Prefix: redistest.Prefix(t), Liveness: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

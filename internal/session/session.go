@@ -107,7 +107,11 @@ type State struct {
 	Turns int64
 	// Messages is the history, oldest first, each the raw JSON of one
 	// Messages API message object. They are read-only: a store may hand out
-	// views of its own buffers.
+	// views of its own buffers, and the stores of this module hand out
+	// views of one buffer holding the whole history, comma-joined, so
+	// that [Joined] of any run of them costs no copy. A view's capacity
+	// runs into the next message: never append to one. Turn boundaries
+	// are where a user message that is not only tool results starts.
 	Messages []json.RawMessage
 	// Counters are the running sums committed through [Commit.Counters]
 	// (token usage, cost). Nil when there are none.

@@ -13,7 +13,8 @@
 // session is a bucket holding:
 //
 //	meta   JSON: version, turns, counters, expiry (unix ns), pending mark
-//	lease  JSON: token, idempotency key, expiry (unix ns)
+//	lease  JSON: token, idempotency key, expiry (unix ns), holder's
+//	       process id
 //	pinned Commit.Pinned of the first commit that had one, as is
 //	msgs   bucket: message i under its 8-byte big-endian index
 //	idem   bucket: idempotency key → expiry, request hash, response
@@ -22,6 +23,13 @@
 //
 // Beside "sessions", the "kv" bucket holds the values of [session.KV],
 // each with its expiry.
+//
+// A lease records the id of the Store (the process) that took it. Only
+// one process has the file open at a time, so a lease taken by another
+// process id was left by a process that is gone (crashed, or killed
+// mid-turn): Begin takes it over at once instead of waiting for its TTL
+// (see #17's fast takeover). The flock is the liveness record: the
+// kernel drops it when the process dies.
 //
 // Messages are stored one per key and appended, so a commit writes its
 // new messages, not the history. Expiry is wall time stored in the file:
@@ -33,6 +41,7 @@ package filestore
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -79,6 +88,7 @@ type Store struct {
 	db      *bolt.DB
 	ttl     time.Duration
 	idemTTL time.Duration
+	proc    string // this process's id, recorded in its leases
 
 	stopSweep context.CancelFunc
 	swept     chan struct{} // closed when the sweeper has returned
@@ -107,7 +117,7 @@ func Open(path string, cfg Config) (*Store, error) {
 	if cfg.TTL < 0 || cfg.IdempotencyTTL < 0 {
 		return nil, fmt.Errorf("filestore: negative TTL (TTL %v, IdempotencyTTL %v)", cfg.TTL, cfg.IdempotencyTTL)
 	}
-	s := &Store{ttl: cfg.TTL, idemTTL: cfg.IdempotencyTTL}
+	s := &Store{ttl: cfg.TTL, idemTTL: cfg.IdempotencyTTL, proc: rand.Text()}
 	if s.ttl == 0 {
 		s.ttl = DefaultTTL
 	}
@@ -168,6 +178,7 @@ type lease struct {
 	Token   string `json:"t"`
 	Key     string `json:"k,omitempty"` // idempotency key of the turn
 	Expires int64  `json:"e"`           // unix ns
+	Proc    string `json:"p,omitempty"` // the holder's Store.proc
 }
 
 // An idemRecord is stored as 8 bytes of expiry (unix ns), 4 bytes of hash
@@ -281,14 +292,18 @@ func readState(sb *bolt.Bucket, m *meta) (*session.State, error) {
 	if mb == nil {
 		return nil, fmt.Errorf("version %d but no messages", m.Version)
 	}
-	st.Messages = make([]json.RawMessage, 0, m.Version)
+	// The values are views of the file's pages, valid only in the
+	// transaction: copy them, once, into one buffer, so the agent's
+	// request costs one more copy whatever the depth ([session.Joined]).
+	views := make([][]byte, 0, m.Version)
 	c := mb.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
-		st.Messages = append(st.Messages, bytes.Clone(v))
+		views = append(views, v)
 	}
-	if int64(len(st.Messages)) != m.Version {
-		return nil, fmt.Errorf("version %d but %d messages", m.Version, len(st.Messages))
+	if int64(len(views)) != m.Version {
+		return nil, fmt.Errorf("version %d but %d messages", m.Version, len(views))
 	}
+	st.Messages = session.JoinMessages(views)
 	return st, nil
 }
 
@@ -375,13 +390,13 @@ func (s *Store) Begin(ctx context.Context, req session.BeginRequest) (*session.S
 	var write bool
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
-		st, write, err = begin(tx, req, time.Now().UnixNano(), false)
+		st, write, err = begin(tx, req, s.proc, time.Now().UnixNano(), false)
 		return err
 	})
 	if err == nil && write {
 		err = s.db.Update(func(tx *bolt.Tx) error {
 			var err error
-			st, _, err = begin(tx, req, time.Now().UnixNano(), true)
+			st, _, err = begin(tx, req, s.proc, time.Now().UnixNano(), true)
 			return err
 		})
 	}
@@ -394,9 +409,9 @@ func (s *Store) Begin(ctx context.Context, req session.BeginRequest) (*session.S
 	return st, nil
 }
 
-// begin runs Begin in tx. Unless write is set it stops where it would
-// take the lease and reports that it needs to.
-func begin(tx *bolt.Tx, req session.BeginRequest, now int64, write bool) (st *session.State, needWrite bool, err error) {
+// begin runs Begin in tx for the process proc. Unless write is set it
+// stops where it would take the lease and reports that it needs to.
+func begin(tx *bolt.Tx, req session.BeginRequest, proc string, now int64, write bool) (st *session.State, needWrite bool, err error) {
 	root := tx.Bucket(bucketSessions)
 	id := []byte(req.ID)
 	sb := root.Bucket(id)
@@ -425,7 +440,8 @@ func begin(tx *bolt.Tx, req session.BeginRequest, now int64, write bool) (st *se
 	if err != nil {
 		return nil, false, err
 	}
-	if l != nil && l.Token != req.LeaseToken {
+	// A lease of another process is a dead one's: we hold the file.
+	if l != nil && l.Token != req.LeaseToken && (l.Proc == "" || l.Proc == proc) {
 		return nil, false, &session.BusyError{
 			RetryAfter: time.Duration(l.Expires - now),
 			SameKey:    req.IdempotencyKey != "" && l.Key == req.IdempotencyKey,
@@ -439,7 +455,7 @@ func begin(tx *bolt.Tx, req session.BeginRequest, now int64, write bool) (st *se
 			return nil, false, err
 		}
 	}
-	b, err := json.Marshal(lease{Token: req.LeaseToken, Key: req.IdempotencyKey, Expires: now + int64(req.LeaseTTL)})
+	b, err := json.Marshal(lease{Token: req.LeaseToken, Key: req.IdempotencyKey, Expires: now + int64(req.LeaseTTL), Proc: proc})
 	if err != nil {
 		return nil, false, err
 	}

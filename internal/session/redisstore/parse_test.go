@@ -4,12 +4,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/lambdagent/lambdagent/internal/session"
 )
 
 // FuzzParseState feeds the decoder of the Begin/Load script's reply with
 // arbitrary replies: it never panics, and what it accepts is exactly what
 // the reply held (see #13: the store's reply decoding is a parser too).
-// msgs and meta are NUL-separated strings; an odd meta makes an odd
+// msgs (a legacy LIST reply) and meta are NUL-separated strings; an odd meta makes an odd
 // HGETALL reply, which must be refused.
 func FuzzParseState(f *testing.F) {
 	f.Add("", "")
@@ -30,7 +32,7 @@ func FuzzParseState(f *testing.F) {
 				fields = append(fields, m)
 			}
 		}
-		st, ok := parseState(ms, fields)
+		st, ok := parseState(fields, []any{ms})
 		if !ok {
 			return
 		}
@@ -58,6 +60,39 @@ func FuzzParseState(f *testing.F) {
 					t.Fatalf("accepted field %q with a value %q that is not a number", f, v)
 				}
 			}
+		}
+	})
+}
+
+// FuzzReadHistory feeds the history decoder with arbitrary hist and hlen
+// strings: it never panics, and what it accepts cuts hist exactly, every
+// message a non-empty view, joined by single commas.
+func FuzzReadHistory(f *testing.F) {
+	f.Add("", "")
+	f.Add(`{"a":1},{"b":2}`, "\x00\x00\x00\x07\x00\x00\x00\x07")
+	f.Add(`{"a":1}{"b":2}`, "\x00\x00\x00\x07\x00\x00\x00\x07")
+	f.Add(`{"a":1}`, "\x00\x00\x00\x08")
+	f.Add(`x`, "\x00\x00\x00")
+	f.Fuzz(func(t *testing.T, hist, hlen string) {
+		msgs, ok := readHistory([]any{hist, hlen})
+		if !ok {
+			return
+		}
+		if len(msgs) != len(hlen)/4 || len(hlen)%4 != 0 {
+			t.Fatalf("%d messages from %d bytes of lengths", len(msgs), len(hlen))
+		}
+		parts := make([]string, len(msgs))
+		for i, m := range msgs {
+			if len(m) == 0 {
+				t.Fatalf("message %d is empty", i)
+			}
+			parts[i] = string(m)
+		}
+		if got := strings.Join(parts, ","); got != hist {
+			t.Fatalf("messages join to %q, want %q", got, hist)
+		}
+		if j, ok := session.Joined(msgs); !ok || string(j) != hist {
+			t.Fatalf("Joined = %q, %v; want a view of hist", j, ok)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,6 +43,7 @@ func newStore(t testing.TB, rdb redis.UniversalClient, cfg redisstore.Config) *r
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
 
@@ -83,7 +85,8 @@ func TestKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		p + "{s1}:msgs":     "list",
+		p + "{s1}:hist":     "string",
+		p + "{s1}:hlen":     "string",
 		p + "{s1}:meta":     "hash",
 		p + "{s1}:lease":    "hash",
 		p + "{s1}:idem:k1":  "hash",
@@ -158,7 +161,8 @@ func TestCommitCost(t *testing.T) {
 	rdb := redistest.Client(t, redistest.Start(t))
 	c := &redistest.Counter{}
 	rdb.AddHook(c)
-	s := newStore(t, rdb, redisstore.Config{TTL: testTTL})
+	// No liveness loop: its SET a second is the process's, not a turn's.
+	s := newStore(t, rdb, redisstore.Config{TTL: testTTL, Liveness: -1})
 	ctx := t.Context()
 
 	type cost struct {
@@ -267,7 +271,7 @@ func BenchmarkBeginCommit(b *testing.B) {
 	rdb := redistest.Client(b, redistest.Start(b))
 	c := &redistest.Counter{}
 	rdb.AddHook(c)
-	s := newStore(b, rdb, redisstore.Config{TTL: testTTL})
+	s := newStore(b, rdb, redisstore.Config{TTL: testTTL, Liveness: -1})
 	prefix := redistest.Prefix(b)
 	for _, depth := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("depth=%d", depth), func(b *testing.B) {
@@ -295,7 +299,21 @@ func BenchmarkBeginCommit(b *testing.B) {
 // trim cuts a session's history back to depth messages behind the store's
 // back, so a benchmark's depth does not grow with b.N.
 func trim(b *testing.B, rdb *redis.Client, prefix, id string, depth int) {
-	if err := rdb.LTrim(context.Background(), prefix+"{"+id+"}:msgs", 0, int64(depth)-1).Err(); err != nil {
+	ctx := context.Background()
+	hist, hlen := prefix+"{"+id+"}:hist", prefix+"{"+id+"}:hlen"
+	lens, err := rdb.GetRange(ctx, hlen, 0, int64(4*depth)-1).Bytes()
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := int64(depth - 1) // commas
+	for i := 0; i < len(lens); i += 4 {
+		n += int64(binary.BigEndian.Uint32(lens[i:]))
+	}
+	h, err := rdb.GetRange(ctx, hist, 0, n-1).Bytes()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := rdb.MSet(ctx, hist, h, hlen, lens).Err(); err != nil {
 		b.Fatal(err)
 	}
 }

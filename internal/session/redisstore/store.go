@@ -4,7 +4,13 @@
 // Each session is a handful of keys under one Redis Cluster hash tag, so
 // a session never spans slots:
 //
-//	<prefix>{<id>}:msgs        LIST of raw message JSON, appended with RPUSH
+//	<prefix>{<id>}:hist        STRING: the history, message JSON joined by
+//	                           commas, appended with APPEND
+//	<prefix>{<id>}:hlen        STRING: each message's length in hist, 4
+//	                           bytes big-endian, appended with APPEND; its
+//	                           length / 4 is the version
+//	<prefix>{<id>}:msgs        LIST of message JSON: the legacy history,
+//	                           read as is and converted by the next commit
 //	<prefix>{<id>}:meta        HASH: turns, c:<name> for each counter, and
 //	                           pending (the mark of an unfinished turn), pinned
 //	                           (Commit.Pinned of the first commit that had one)
@@ -15,22 +21,53 @@
 //	                           turn ([session.ToolResultStore]); dropped by
 //	                           every commit
 //	<prefix>kv:<key>           STRING: a value of [session.KV]
+//	<prefix>proc:<process id>  STRING: a live process's heartbeat; PX
+//	                           expiry (Config.Liveness)
+//
+// A crashed process's leases do not block its sessions for the lease
+// TTL (see #17): each Store is a process with a random id, which every
+// lease it takes records, and one background loop per Store keeps the
+// process's liveness key alive (SET PX Liveness every third of it). A
+// Begin that finds a lease held by another process whose liveness key
+// is gone takes the lease over, conditioned on the dead holder's token,
+// so a session is free again within Liveness of its holder's death. That
+// costs one EXISTS and a second script run, on the contention path only
+// (a separate command: on Redis Cluster the liveness key is in another
+// slot than the session). A turn's own cost is unchanged: the heartbeat
+// is per process, not per lease. A live holder that stalls longer than
+// Liveness loses its leases, and its commit fails with ErrLeaseLost (the
+// lease token fences it): nothing is lost, the turn is retried.
 //
 // Every method is one Lua script run with EVALSHA: one round trip, and
 // atomic, so the lease check (a fencing token) and the version check
-// cannot be split from the writes they guard. The history is a list
-// rather than one JSON document so that a commit sends only its new
-// messages: the bytes written per turn do not grow with the history.
+// cannot be split from the writes they guard.
+//
+// The history is appended to, not rewritten, so that a commit sends only
+// its new messages: the bytes written per turn do not grow with the
+// history. It is read as two large values rather than one reply element
+// per message, so a deep session's Begin costs a copy of its bytes, not
+// an allocation per message: hist is the inside of the messages array as
+// the agent sends it to the model (see [session.Joined]), and hlen's
+// lengths cut it into State.Messages without parsing JSON. Earlier
+// versions kept the history in the LIST msgs; such a session reads as before and
+// its next commit converts it inside Redis (see commitScript). Processes
+// of the old version must not share a Redis with this one: they read
+// neither hist nor hlen.
 package redisstore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -44,6 +81,7 @@ const (
 	DefaultPrefix         = "lambdagent:"
 	DefaultTTL            = 7 * 24 * time.Hour
 	DefaultIdempotencyTTL = 24 * time.Hour
+	DefaultLiveness       = 3 * time.Second
 )
 
 // Config tunes a Store. A zero field means its default.
@@ -59,6 +97,12 @@ type Config struct {
 	// repeats of its request. Zero means DefaultIdempotencyTTL (24 hours).
 	// It is capped at TTL: a forgotten session forgets its answers too.
 	IdempotencyTTL time.Duration
+	// Liveness is how long the process's liveness key outlives its last
+	// renewal (renewed every third of it): a session whose lease holder
+	// died is free again within about this long. Zero means
+	// DefaultLiveness (3 s); negative turns fast takeover off, and a dead
+	// holder's lease then ends only with its TTL.
+	Liveness time.Duration
 }
 
 // Store is a [session.Store] on Redis. It is safe for concurrent use, and
@@ -69,6 +113,10 @@ type Store struct {
 	prefix  string
 	ttl     time.Duration
 	idemTTL time.Duration
+
+	proc     string        // this process's id, recorded in its leases
+	liveness time.Duration // 0: fast takeover off
+	hb       heartbeat
 }
 
 var _ session.Store = (*Store)(nil)
@@ -96,12 +144,20 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 		s.idemTTL = DefaultIdempotencyTTL
 	}
 	s.idemTTL = min(s.idemTTL, s.ttl)
+	switch {
+	case cfg.Liveness == 0:
+		s.liveness = DefaultLiveness
+	case cfg.Liveness > 0:
+		s.liveness = max(cfg.Liveness, 30*time.Millisecond)
+	}
+	s.proc = rand.Text()
 	return s, nil
 }
 
 // keys names the keys of one session.
 type keys struct {
 	msgs, meta, lease, idemKeys, tools string
+	hist, hlen                         string
 	idemPrefix                         string // + idempotency key
 }
 
@@ -113,6 +169,8 @@ func (s *Store) keys(id string) keys {
 		lease:      base + "lease",
 		idemKeys:   base + "idemkeys",
 		tools:      base + "tools",
+		hist:       base + "hist",
+		hlen:       base + "hlen",
 		idemPrefix: base + "idem:",
 	}
 }
@@ -126,27 +184,35 @@ func (s *Store) Begin(ctx context.Context, req session.BeginRequest) (*session.S
 		return nil, fmt.Errorf("begin session %s: %w", req.ID, err)
 	}
 	k := s.keys(req.ID)
-	ks := []string{k.msgs, k.meta, k.lease, k.tools}
+	ks := []string{k.msgs, k.meta, k.lease, k.tools, k.hist, k.hlen}
 	if req.IdempotencyKey != "" {
 		ks = append(ks, k.idemPrefix+req.IdempotencyKey)
 	}
-	res, err := beginScript.Run(ctx, s.rdb, ks, req.LeaseToken, millis(req.LeaseTTL), req.IdempotencyKey, req.RequestHash).Slice()
+	s.alive()
+	res, err := beginScript.Run(ctx, s.rdb, ks, req.LeaseToken, millis(req.LeaseTTL), req.IdempotencyKey, req.RequestHash, s.proc, "").Slice()
 	if err != nil {
 		return nil, wrap(err, "begin session %s", req.ID)
+	}
+	if holder, ok := s.deadHolder(ctx, res); ok {
+		// Its holder died: take the lease over, if it is still that one.
+		res, err = beginScript.Run(ctx, s.rdb, ks, req.LeaseToken, millis(req.LeaseTTL), req.IdempotencyKey, req.RequestHash, s.proc, holder).Slice()
+		if err != nil {
+			return nil, wrap(err, "take over session %s", req.ID)
+		}
 	}
 	bad := func() (*session.State, error) {
 		return nil, fmt.Errorf("begin session %s: unexpected reply %v", req.ID, res)
 	}
 	switch status(res) {
 	case "ok":
-		if len(res) != 4 {
+		if len(res) < 4 {
 			return bad()
 		}
-		st, ok := parseState(res[1], res[2])
+		st, ok := parseState(res[1], res[3:])
 		if !ok {
 			return bad()
 		}
-		if st.ToolResults, ok = parseToolResults(res[3]); !ok {
+		if st.ToolResults, ok = parseToolResults(res[2]); !ok {
 			return bad()
 		}
 		return st, nil
@@ -159,14 +225,122 @@ func (s *Store) Begin(ctx context.Context, req session.BeginRequest) (*session.S
 	case "mismatch":
 		return nil, fmt.Errorf("begin session %s with key %q: %w", req.ID, req.IdempotencyKey, session.ErrIdempotencyMismatch)
 	case "busy":
-		if len(res) != 3 {
+		if len(res) != 6 {
 			return bad()
 		}
 		pttl, _ := res[1].(int64)
 		same, _ := res[2].(int64)
-		return nil, &session.BusyError{RetryAfter: retryAfter(pttl), SameKey: same == 1}
+		ra := retryAfter(pttl)
+		if s.liveness > 0 && (ra == 0 || ra > s.liveness) {
+			// A dead holder's lease is taken over within Liveness: come
+			// back then, not when its TTL ends.
+			ra = s.liveness
+		}
+		return nil, &session.BusyError{RetryAfter: ra, SameKey: same == 1}
 	}
 	return bad()
+}
+
+// deadHolder reports, for a busy reply, whether the lease's holder is
+// another process whose liveness key is gone, and returns the holder's
+// token to take over. A lease younger than a third of Liveness is left
+// alone whatever its holder's key says: a process that just started (or
+// thawed, on Lambda) takes leases while its first heartbeat is on the
+// way. A failed check says alive: the lease's TTL is the backstop.
+func (s *Store) deadHolder(ctx context.Context, res []any) (token string, dead bool) {
+	if s.liveness == 0 || status(res) != "busy" || len(res) != 6 {
+		return "", false
+	}
+	proc, _ := res[3].(string)
+	age, _ := res[4].(int64)
+	token, _ = res[5].(string)
+	if proc == "" || proc == s.proc || token == "" || age < s.liveness.Milliseconds()/3 {
+		return "", false
+	}
+	n, err := s.rdb.Exists(ctx, s.procKey(proc)).Result()
+	return token, err == nil && n == 0
+}
+
+func (s *Store) procKey(proc string) string { return s.prefix + "proc:" + proc }
+
+// heartbeat is the Store's liveness loop, started by the first Begin.
+type heartbeat struct {
+	once  sync.Once
+	kick  chan struct{} // beat now
+	stop  chan struct{}
+	done  chan struct{}
+	last  atomic.Int64 // unix ns of the last beat that succeeded
+	close sync.Once
+}
+
+// alive makes sure this process's liveness key is kept: it starts the
+// loop on first use, and kicks it when the last beat is older than two
+// of its periods (after a Lambda freeze, or Redis errors). It does no I/O itself,
+// so a turn costs no round trip for it.
+func (s *Store) alive() {
+	if s.liveness == 0 {
+		return
+	}
+	s.hb.once.Do(func() {
+		s.hb.kick, s.hb.stop, s.hb.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+		go s.beat()
+	})
+	if s.hb.kick == nil {
+		return // closed before it started
+	}
+	if time.Since(time.Unix(0, s.hb.last.Load())) > 2*s.liveness/3 {
+		select {
+		case s.hb.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// beat renews the liveness key at once and then every third of Liveness
+// until Close.
+func (s *Store) beat() {
+	defer close(s.hb.done)
+	period := s.liveness / 3
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), period)
+		if err := s.rdb.Set(ctx, s.procKey(s.proc), "1", s.liveness).Err(); err == nil {
+			s.hb.last.Store(time.Now().UnixNano())
+		}
+		cancel()
+		select {
+		case <-s.hb.stop:
+			return
+		case <-t.C:
+		case <-s.hb.kick:
+		}
+	}
+}
+
+// Close stops the liveness loop, the one goroutine a Store runs (from its
+// first Begin on, unless Config.Liveness is negative), and deletes the
+// process's liveness key,
+// so that the leases this Store still holds (turns it will not finish)
+// are taken over by the next Begin rather than after Liveness. It does
+// not close the Redis client. Use no Store method after Close.
+func (s *Store) Close() error {
+	var err error
+	s.hb.close.Do(func() {
+		started := true
+		s.hb.once.Do(func() { started = false }) // never started: keep it so
+		if !started {
+			return
+		}
+		close(s.hb.stop)
+		<-s.hb.done
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if e := s.rdb.Del(ctx, s.procKey(s.proc)).Err(); e != nil {
+			err = wrap(e, "delete liveness key of process %s", s.proc)
+		}
+	})
+	return err
 }
 
 // retryAfter turns a lease's PTTL into BusyError.RetryAfter: -1 (no
@@ -185,7 +359,7 @@ func (s *Store) Commit(ctx context.Context, c session.Commit) (int64, error) {
 		return 0, fmt.Errorf("commit session %q at v%d: %w", c.ID, c.Version, err)
 	}
 	k := s.keys(c.ID)
-	ks := []string{k.msgs, k.meta, k.lease, k.idemKeys, k.tools}
+	ks := []string{k.msgs, k.meta, k.lease, k.idemKeys, k.tools, k.hist, k.hlen}
 	if c.IdempotencyKey != "" {
 		ks = append(ks, k.idemPrefix+c.IdempotencyKey)
 	}
@@ -198,14 +372,15 @@ func (s *Store) Commit(ctx context.Context, c session.Commit) (int64, error) {
 		names = append(names, name)
 	}
 	slices.Sort(names) // the same commit is the same command, byte for byte
-	args := make([]any, 0, 12+2*len(names)+len(c.Messages))
+	joined, lens, err := appendable(c.Messages)
+	if err != nil {
+		return 0, fmt.Errorf("commit session %s at v%d: %w", c.ID, c.Version, err)
+	}
+	args := make([]any, 0, 14+2*len(names))
 	args = append(args, c.LeaseToken, c.Version, c.Turns, release, millis(s.ttl), millis(s.idemTTL),
-		c.IdempotencyKey, c.RequestHash, c.Response, c.Pending, c.Pinned, len(names))
+		c.IdempotencyKey, c.RequestHash, c.Response, c.Pending, c.Pinned, joined, lens, len(names))
 	for _, name := range names {
 		args = append(args, name, c.Counters[name])
-	}
-	for _, m := range c.Messages {
-		args = append(args, []byte(m)) // go-redis writes []byte as is, but not json.RawMessage
 	}
 	res, err := commitScript.Run(ctx, s.rdb, ks, args...).Slice()
 	if err != nil {
@@ -261,12 +436,12 @@ func (s *Store) Load(ctx context.Context, id string) (*session.State, error) {
 		return nil, fmt.Errorf("load session %q: %w", id, err)
 	}
 	k := s.keys(id)
-	res, err := loadScript.Run(ctx, s.rdb, []string{k.msgs, k.meta}).Slice()
+	res, err := loadScript.Run(ctx, s.rdb, []string{k.msgs, k.meta, k.hist, k.hlen}).Slice()
 	if err != nil {
 		return nil, wrap(err, "load session %s", id)
 	}
-	if len(res) == 2 {
-		if st, ok := parseState(res[0], res[1]); ok {
+	if len(res) >= 2 {
+		if st, ok := parseState(res[0], res[1:]); ok {
 			return st, nil
 		}
 	}
@@ -279,7 +454,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return fmt.Errorf("delete session %q: %w", id, err)
 	}
 	k := s.keys(id)
-	if err := deleteScript.Run(ctx, s.rdb, []string{k.msgs, k.meta, k.lease, k.idemKeys, k.tools}, k.idemPrefix).Err(); err != nil {
+	if err := deleteScript.Run(ctx, s.rdb, []string{k.msgs, k.meta, k.lease, k.idemKeys, k.tools, k.hist, k.hlen}, k.idemPrefix).Err(); err != nil {
 		return wrap(err, "delete session %s", id)
 	}
 	return nil
@@ -349,24 +524,18 @@ func status(res []any) string {
 	return s
 }
 
-// parseState builds a State from a script's LRANGE and HGETALL replies.
-func parseState(msgs, meta any) (*session.State, bool) {
-	ms, ok1 := msgs.([]any)
-	fields, ok2 := meta.([]any)
-	if !ok1 || !ok2 || len(fields)%2 != 0 {
+// parseState builds a State from a script's HGETALL reply of meta and
+// its history (see readHistory).
+func parseState(meta any, history []any) (*session.State, bool) {
+	fields, ok := meta.([]any)
+	if !ok || len(fields)%2 != 0 {
 		return nil, false
 	}
-	st := &session.State{Version: int64(len(ms))}
-	if len(ms) > 0 {
-		st.Messages = make([]json.RawMessage, len(ms))
+	msgs, ok := readHistory(history)
+	if !ok {
+		return nil, false
 	}
-	for i, m := range ms {
-		s, ok := m.(string)
-		if !ok {
-			return nil, false
-		}
-		st.Messages[i] = rawMessage(s)
-	}
+	st := &session.State{Version: int64(len(msgs)), Messages: msgs}
 	for i := 0; i < len(fields); i += 2 {
 		f, ok1 := fields[i].(string)
 		v, ok2 := fields[i+1].(string)
@@ -445,6 +614,94 @@ func transient(err error) bool {
 		}
 	}
 	return false
+}
+
+// readHistory cuts a script's history reply into messages: hist and hlen
+// as two strings, the messages are views of hist (no copy); a legacy
+// LIST as one array of strings, they are joined once into one buffer, so
+// that the agent's request still costs one copy of the history (see
+// [session.Joined]). It reports false for anything else, or lengths that
+// do not add up to hist.
+func readHistory(history []any) ([]json.RawMessage, bool) {
+	switch len(history) {
+	case 1:
+		list, ok := history[0].([]any)
+		if !ok {
+			return nil, false
+		}
+		ms := make([][]byte, len(list))
+		for i, m := range list {
+			s, ok := m.(string)
+			if !ok {
+				return nil, false
+			}
+			ms[i] = rawMessage(s)
+		}
+		return session.JoinMessages(ms), true
+	case 2:
+		hist, ok1 := history[0].(string)
+		hlen, ok2 := history[1].(string)
+		if !ok1 || !ok2 || len(hlen)%4 != 0 {
+			return nil, false
+		}
+		n := len(hlen) / 4
+		if n == 0 {
+			return nil, hist == ""
+		}
+		buf := rawMessage(hist)
+		msgs := make([]json.RawMessage, n)
+		at := 0
+		for i := range n {
+			l := int(hlen[4*i])<<24 | int(hlen[4*i+1])<<16 | int(hlen[4*i+2])<<8 | int(hlen[4*i+3])
+			if i > 0 {
+				if at >= len(buf) || buf[at] != ',' {
+					return nil, false
+				}
+				at++
+			}
+			if l == 0 || at+l > len(buf) {
+				return nil, false
+			}
+			msgs[i] = buf[at : at+l]
+			at += l
+		}
+		return msgs, at == len(buf)
+	}
+	return nil, false
+}
+
+// appendable renders a commit's messages as commitScript appends them:
+// comma-joined, and their lengths 4 bytes each. A message must be
+// non-empty JSON; one of 4 GiB or more cannot be stored (Redis caps a
+// value at 512 MB anyway).
+func appendable(msgs []json.RawMessage) (joined, lens []byte, err error) {
+	if len(msgs) == 0 {
+		return nil, nil, nil
+	}
+	if j, ok := session.Joined(msgs); ok {
+		joined = j
+	}
+	n := len(msgs) - 1
+	for i, m := range msgs {
+		if len(m) == 0 || len(m) > math.MaxUint32 {
+			return nil, nil, fmt.Errorf("message %d of %d bytes cannot be stored", i, len(m))
+		}
+		n += len(m)
+	}
+	lens = make([]byte, 0, 4*len(msgs))
+	if joined == nil {
+		joined = make([]byte, 0, n)
+		for i, m := range msgs {
+			if i > 0 {
+				joined = append(joined, ',')
+			}
+			joined = append(joined, m...)
+		}
+	}
+	for _, m := range msgs {
+		lens = binary.BigEndian.AppendUint32(lens, uint32(len(m)))
+	}
+	return joined, lens, nil
 }
 
 // rawMessage views a reply string as a json.RawMessage without copying it.
