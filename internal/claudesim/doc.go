@@ -43,7 +43,10 @@
 //   - Tool results: when the last user turn carries tool_result blocks (and
 //     no directive), the reply is "tool results: NAME=CONTENT; …" in the
 //     order of the results, CONTENT being the result's text ("(error) "
-//     first when is_error), with stop_reason end_turn.
+//     first when is_error), with stop_reason end_turn. Unless the results'
+//     text holds tool directives: then those calls are made, as above, so a
+//     tool whose result names the next call drives a tool loop of many
+//     steps.
 //
 //   - Stop reasons on demand, by a marker in the user's text:
 //     [[refusal]] anywhere in a user turn of the conversation makes the
