@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/lambdagent/lambdagent/internal/claude"
 	"github.com/lambdagent/lambdagent/internal/claudesim"
@@ -34,6 +35,7 @@ func simClient(t *testing.T, attempts int) (*claude.Client, *claudesim.Server) {
 
 func simBody(text string, stream bool) []byte {
 	b, _ := json.Marshal(map[string]any{"model": "claude-sonnet-5-5", "max_tokens": 1024, "stream": stream,
+		"tools":    []any{map[string]any{"name": "lookup", "input_schema": map[string]any{"type": "object"}}},
 		"messages": []any{map[string]any{"role": "user", "content": text}}})
 	return b
 }
@@ -115,7 +117,7 @@ func TestRetrySignals(t *testing.T) {
 func TestStreamedReply(t *testing.T) {
 	c, _ := simClient(t, 1)
 	ctx := t.Context()
-	for _, text := range []string{"hello <b> & \"you\"", "[[refusal]]", "[[pause_turn]] go"} {
+	for _, text := range []string{"hello <b> & \"you\"", "[[refusal]]", "[[pause_turn]] go", `[[tool lookup {"q":"a long query that takes several deltas","n":[1,2,3]}]]`} {
 		t.Run(text, func(t *testing.T) {
 			plain, err := c.Create(ctx, claude.Request{Body: simBody(text, false)})
 			if err != nil {
@@ -134,7 +136,8 @@ func TestStreamedReply(t *testing.T) {
 			if err := json.Unmarshal(streamed.Content, &sc); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(pc, sc); diff != "" || strings.Contains(string(streamed.Content), `\u003c`) {
+			ignoreIDs := cmpopts.IgnoreMapEntries(func(k string, _ any) bool { return k == "id" })
+			if diff := cmp.Diff(pc, sc, ignoreIDs); diff != "" || strings.Contains(string(streamed.Content), `\u003c`) {
 				t.Errorf("content (-plain +streamed):\n%s\n%s", diff, streamed.Content)
 			}
 			if plain.StopReason != streamed.StopReason ||
