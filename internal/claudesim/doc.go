@@ -190,8 +190,8 @@
 //     one second away (a client that waits for the earliest reset comes
 //     back too early);
 //   - mid-stream: a streamed request gets a 200 whose stream breaks off
-//     after message_start, ping and the first block's start and delta with
-//     an error event {"type":"error","error":{"type":…,"message":…}}, as the
+//     after message_start, ping and the first block's start and delta (if
+//     the reply has a block) with an error event {"type":"error","error":{"type":…,"message":…}}, as the
 //     API sends when it fails mid-answer; a request that does not stream
 //     gets the status.
 //

@@ -168,13 +168,22 @@ func TestMidStreamErrorWithSDK(t *testing.T) {
 	if err := stream.Err(); err != nil || msg.StopReason != "end_turn" {
 		t.Fatalf("retry: err %v, stop %q", err, msg.StopReason)
 	}
+	// A refusal has no block: the stream breaks off after ping.
+	stream = client.Messages.NewStreaming(t.Context(), newParams("[[refusal]] [[fail 529 mid-stream]]"))
+	events = nil
+	for stream.Next() {
+		events = append(events, stream.Current().Type)
+	}
+	if _, ok := errors.AsType[*anthropic.Error](stream.Err()); !ok || len(events) != 1 || events[0] != "message_start" {
+		t.Errorf("refusal stream: events %v, err %v; want message_start then the error", events, stream.Err())
+	}
 	// Not streamed: the status.
 	_, err = client.Messages.New(t.Context(), newParams("again [[fail 529 mid-stream]]"))
 	if status, _ := apiStatus(t, err); status != 529 {
 		t.Errorf("non-streamed status = %d, want 529", status)
 	}
-	if got := settled(sim, map[int]int{200: 2, 529: 1}); got[200] != 2 || got[529] != 1 {
-		t.Errorf("statuses = %v, want 2 (streams) × 200 and 1 × 529", got)
+	if got := settled(sim, map[int]int{200: 3, 529: 1}); got[200] != 3 || got[529] != 1 {
+		t.Errorf("statuses = %v, want 3 (streams) × 200 and 1 × 529", got)
 	}
 }
 

@@ -314,9 +314,16 @@ func (s *Server) messages(x *exchange) {
 	events := streamEvents(msg)
 	if f != nil {
 		// Fail mid-stream: after message_start, ping and the first
-		// block's start and delta, as the API does when it is overloaded
-		// while answering (see #14).
-		events = append(events[:min(len(events), 4)], f.err.event(x.requestID))
+		// block's start and delta (if any), as the API does when it is
+		// overloaded while answering (see #14).
+		cut := 2
+		for i, e := range events {
+			if e.name == "content_block_delta" {
+				cut = i + 1
+				break
+			}
+		}
+		events = append(events[:cut:cut], f.err.event(x.requestID))
 	}
 	s.writeStream(x, events, delay)
 }
