@@ -68,14 +68,22 @@ func send(t *testing.T, addr, session, msg string) served {
 	return r
 }
 
-// requestsOf counts the Messages API requests whose last user text
-// contains marker, and returns their statuses.
-func requestsOf(sim *claudesim.Server, marker string) []int {
+// requestsOf returns the statuses of the Messages API requests whose body
+// contains marker, waiting up to a second for want of them (the simulator
+// records a request after its answer is out).
+func requestsOf(sim *claudesim.Server, marker string, want int) []int {
 	var out []int
-	for _, r := range sim.Requests() {
-		if r.Path == "/v1/messages" && bytes.Contains(r.Body, []byte(marker)) {
-			out = append(out, r.Status)
+	for range 50 {
+		out = out[:0]
+		for _, r := range sim.Requests() {
+			if r.Path == "/v1/messages" && bytes.Contains(r.Body, []byte(marker)) {
+				out = append(out, r.Status)
+			}
 		}
+		if len(out) >= want {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	return out
 }
@@ -160,7 +168,7 @@ func TestServeRetrySignals(t *testing.T) {
 		if r.code != 200 || r.took < 1400*time.Millisecond {
 			t.Fatalf("%d %v after %v; want 200 after two waits of 700ms", r.code, r.body, r.took)
 		}
-		if got := requestsOf(sim, m); len(got) != 3 {
+		if got := requestsOf(sim, m, 3); len(got) != 3 {
 			t.Errorf("statuses %v, want 529, 529, 200", got)
 		}
 	})
@@ -170,7 +178,7 @@ func TestServeRetrySignals(t *testing.T) {
 		if r.code != http.StatusServiceUnavailable || r.errorType() != "upstream_overloaded" {
 			t.Fatalf("%d %v; want 503 upstream_overloaded", r.code, r.body)
 		}
-		if got := requestsOf(sim, m); len(got) != 1 {
+		if got := requestsOf(sim, m, 1); len(got) != 1 {
 			t.Errorf("statuses %v, want one 529 and no retry", got)
 		}
 	})
@@ -179,7 +187,7 @@ func TestServeRetrySignals(t *testing.T) {
 		if r := send(t, p.addr, "yes", m); r.code != 200 {
 			t.Fatalf("%d %v; want the 400 retried", r.code, r.body)
 		}
-		if got := requestsOf(sim, m); len(got) != 2 {
+		if got := requestsOf(sim, m, 2); len(got) != 2 {
 			t.Errorf("statuses %v, want 400, 200", got)
 		}
 	})
@@ -190,7 +198,7 @@ func TestServeRetrySignals(t *testing.T) {
 		if r.code != 200 || r.took < 1900*time.Millisecond {
 			t.Fatalf("%d %v after %v; want 200 after waiting for the output-tokens reset", r.code, r.body, r.took)
 		}
-		if got := requestsOf(sim, m); len(got) != 2 {
+		if got := requestsOf(sim, m, 2); len(got) != 2 {
 			t.Errorf("statuses %v, want 429, 200", got)
 		}
 	})
@@ -200,7 +208,7 @@ func TestServeRetrySignals(t *testing.T) {
 		if r.code != http.StatusTooManyRequests || r.header.Get("Retry-After") != "120" || r.took > 3*time.Second {
 			t.Fatalf("%d %v Retry-After %q after %v; want 429 at once, passing on the 120 s", r.code, r.body, r.header.Get("Retry-After"), r.took)
 		}
-		if got := requestsOf(sim, m); len(got) != 1 {
+		if got := requestsOf(sim, m, 1); len(got) != 1 {
 			t.Errorf("statuses %v, want one 429", got)
 		}
 		for i := 0; i < 50 && !strings.Contains(p.out.String(), "next attempt due in 2m0s"); i++ {
@@ -210,4 +218,24 @@ func TestServeRetrySignals(t *testing.T) {
 			t.Errorf("serve's log does not say how long the wait was:\n%s", p.out)
 		}
 	})
+}
+
+// TestServeLongRetryAfter: a retry-after longer than the retry policy's
+// 20 s backoff cap is waited in full when the turn's deadline allows it
+// (see #14; it used to be cut to 20 s, into the same 429 again). It
+// sleeps 21 s, in parallel with the other tests.
+func TestServeLongRetryAfter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits 21 s")
+	}
+	t.Parallel()
+	p, sim := serveSim(t, claudesim.Config{})
+	m := "[[fail 429 retry-after=21]]"
+	r := send(t, p.addr, "long", m)
+	if r.code != 200 || r.took < 21*time.Second {
+		t.Fatalf("%d %v after %v; want 200 after the whole 21 s", r.code, r.body, r.took)
+	}
+	if got := requestsOf(sim, m, 2); len(got) != 2 {
+		t.Errorf("statuses %v, want 429, 200", got)
+	}
 }
