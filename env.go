@@ -29,6 +29,7 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 	o.Model = e.str("LAMBDAGENT_MODEL")
 	o.MaxTokens = int(e.int("LAMBDAGENT_MAX_TOKENS"))
 	o.System = getenv("LAMBDAGENT_SYSTEM_PROMPT")
+	o.DropBoundThinking = e.oneOf("LAMBDAGENT_DROP_BOUND_THINKING", "true", "false") == "true"
 	o.PromptCache = e.oneOf("LAMBDAGENT_PROMPT_CACHE", "5m", "1h", "off")
 	o.Prices = getenv("LAMBDAGENT_PRICES")
 	o.History = e.oneOf("LAMBDAGENT_HISTORY", "full", "compact", "clear_tool_uses", "window")

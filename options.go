@@ -43,6 +43,14 @@ type Options struct {
 	MaxTokens int
 	// System is the system prompt (LAMBDAGENT_SYSTEM_PROMPT).
 	System string
+	// DropBoundThinking asks the API to drop, instead of rejecting with a
+	// 400, a thinking block bound to a system prompt or tool list that
+	// has since changed (thinking.block_binding.prefix_mismatch_behavior
+	// "drop_block", with its beta header), to recover sessions broken
+	// before they were pinned (LAMBDAGENT_DROP_BOUND_THINKING=true; see
+	// #14). Each dropped block is logged and counted in
+	// lambdagent_input_transformations_total. Off by default.
+	DropBoundThinking bool
 	// PromptCache is the prompt-cache lifetime: "5m", "1h" or "off"
 	// (LAMBDAGENT_PROMPT_CACHE). Zero means "5m".
 	PromptCache string
@@ -388,6 +396,7 @@ func (o Options) resolve() (resolved, error) {
 		HistoryWindowTurns:   r.HistoryWindowTurns,
 		HistoryTriggerTokens: r.HistoryTriggerTokens,
 		CompactInstructions:  r.CompactInstructions,
+		DropBoundThinking:    r.DropBoundThinking,
 	}
 	if _, err := agent.ParseHistory(r.History); err != nil {
 		return r, fmt.Errorf("option History (LAMBDAGENT_HISTORY) = %.32q: want full, compact, clear_tool_uses or window", r.History)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -153,7 +154,11 @@ type Reply struct {
 	// StopDetails is the reply's stop_details object as sent (a
 	// refusal's category and explanation); nil when null or absent.
 	StopDetails json.RawMessage `json:"stop_details,omitempty"`
-	Usage       Usage           `json:"usage"`
+	// InputTransformations is the reply's input_transformations array as
+	// sent: what the API changed in the request before the model read it
+	// (thinking blocks dropped under drop_block, see #14); nil when absent.
+	InputTransformations json.RawMessage `json:"input_transformations,omitempty"`
+	Usage                Usage           `json:"usage"`
 	// RequestID is the request-id response header.
 	RequestID string `json:"-"`
 	// Header holds the response headers (anthropic-ratelimit-* among
@@ -192,22 +197,29 @@ func (c *Client) Create(ctx context.Context, req Request) (*Reply, error) {
 }
 
 func (c *Client) create(ctx context.Context, body []byte, betas []string) (*Reply, error) {
-	var raw []byte
 	var resp *http.Response
 	opts := []option.RequestOption{
 		option.WithRequestBody("application/json", body),
-		option.WithResponseInto(&resp),
 	}
 	for _, b := range betas {
 		opts = append(opts, option.WithHeaderAdd("anthropic-beta", b))
 	}
-	err := c.sdk.Post(ctx, "v1/messages", nil, &raw, opts...)
+	// Into *http.Response the SDK hands over the 2xx body unread: a body
+	// that asked to stream is read as events, where an error may still
+	// come after the 200 (see #14).
+	err := c.sdk.Post(ctx, "v1/messages", nil, &resp, opts...)
 	if err != nil {
 		return nil, classify(ctx, err)
 	}
-	var r Reply
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return nil, fmt.Errorf("claude: decode reply: %w", err)
+	defer resp.Body.Close()
+	var r *Reply
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		r, err = readStream(ctx, resp)
+	} else {
+		r, err = readJSON(ctx, resp.Body)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if len(r.Content) == 0 || r.Content[0] != '[' {
 		return nil, fmt.Errorf("claude: reply %s has no content array", r.ID)
@@ -215,9 +227,25 @@ func (c *Client) create(ctx context.Context, body []byte, betas []string) (*Repl
 	if string(r.StopDetails) == "null" {
 		r.StopDetails = nil
 	}
-	if resp != nil {
-		r.RequestID = resp.Header.Get("request-id")
-		r.Header = resp.Header
+	if string(r.InputTransformations) == "null" {
+		r.InputTransformations = nil
+	}
+	r.RequestID = resp.Header.Get("request-id")
+	r.Header = resp.Header
+	return r, nil
+}
+
+func readJSON(ctx context.Context, body io.Reader) (*Reply, error) {
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("claude: %w", ctx.Err())
+		}
+		return nil, &TransportError{Err: fmt.Errorf("read reply: %w", err)}
+	}
+	var r Reply
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("claude: decode reply: %w", err)
 	}
 	return &r, nil
 }
@@ -236,11 +264,18 @@ func classify(ctx context.Context, err error) error {
 		if json.Unmarshal([]byte(apiErr.RawJSON()), &body) == nil {
 			se.Message = body.Error.Message
 		}
+		if se.Code < 400 {
+			// An error event of a stream the SDK read: the stream began
+			// with a 200, the event's type says what went wrong.
+			se.Code, se.MidStream = statusOf(se.Type), true
+		}
 		if apiErr.Response != nil {
-			se.Wait = retryAfter(apiErr.Response.Header, apiErr.StatusCode == http.StatusTooManyRequests)
-			se.Header = apiErr.Response.Header
+			h := apiErr.Response.Header
+			se.Wait = retryAfter(h, se.Code == http.StatusTooManyRequests)
+			se.ShouldRetry = shouldRetry(h)
+			se.Header = h
 			if se.RequestID == "" {
-				se.RequestID = apiErr.Response.Header.Get("request-id")
+				se.RequestID = h.Get("request-id")
 			}
 		}
 		return se
@@ -252,16 +287,31 @@ func classify(ctx context.Context, err error) error {
 }
 
 // maxRetryAfter bounds a server's retry advice. Anything longer is a broken
-// header (and a float that large would overflow time.Duration).
+// header (and a float that large would overflow time.Duration). The
+// context's deadline bounds the wait further (see retry.Policy).
 const maxRetryAfter = 24 * time.Hour
+
+// shouldRetry reads x-should-retry: nil unless it is "true" or "false",
+// the values the SDK's own retry obeys.
+func shouldRetry(h http.Header) *bool {
+	var v bool
+	switch h.Get("x-should-retry") {
+	case "true":
+		v = true
+	case "false":
+	default:
+		return nil
+	}
+	return &v
+}
 
 // retryAfter reads the server's retry advice, in the SDK's order of
 // preference: retry-after-ms (milliseconds), then retry-after (seconds or
-// an HTTP date); failing both on a 429, the earliest
-// anthropic-ratelimit-*-reset (RFC 3339). Every reply carries the reset
-// headers, but they say when a bucket is full again, which is no reason to
-// wait after a 529 or a 500. A negative, non-numeric or malformed value
-// counts as absent; a huge one as maxRetryAfter.
+// an HTTP date); failing both on a 429, the reset of the exhausted rate
+// limit (see exhaustedReset). Every reply carries the reset headers, but
+// they say when a bucket is full again, which is no reason to wait after a
+// 529 or a 500. A negative, non-numeric or malformed value counts as
+// absent; a huge one as maxRetryAfter.
 func retryAfter(h http.Header, limited bool) time.Duration {
 	if d, ok := parseWait(h.Get("retry-after-ms"), time.Millisecond); ok {
 		return d
@@ -277,18 +327,50 @@ func retryAfter(h http.Header, limited bool) time.Duration {
 	if !limited {
 		return 0
 	}
-	var best time.Duration
+	return min(exhaustedReset(h), maxRetryAfter)
+}
+
+// exhaustedReset is how long until the rate limit that refused a request
+// has room again: the anthropic-ratelimit-NAME-reset of the limit with the
+// smallest share left (NAME-remaining over NAME-limit; 0 is exhausted),
+// the latest reset among equals. Waiting for the earliest reset instead
+// (another, fuller limit's) retries into the same 429 (see #14). Without
+// remaining and limit headers, the earliest future reset is all there is
+// to go on.
+func exhaustedReset(h http.Header) time.Duration {
+	const prefix, suffix = "Anthropic-Ratelimit-", "-Reset"
+	var earliest, best time.Duration
+	bestShare := math.Inf(1)
 	for k, vs := range h {
-		if !strings.HasPrefix(strings.ToLower(k), "anthropic-ratelimit-") || !strings.HasSuffix(strings.ToLower(k), "-reset") || len(vs) == 0 {
+		k = http.CanonicalHeaderKey(k)
+		if !strings.HasPrefix(k, prefix) || !strings.HasSuffix(k, suffix) || len(vs) == 0 {
 			continue
 		}
-		if t, err := time.Parse(time.RFC3339, vs[0]); err == nil {
-			if d := time.Until(t); d > 0 && (best == 0 || d < best) {
-				best = d
-			}
+		t, err := time.Parse(time.RFC3339, vs[0])
+		if err != nil {
+			continue
+		}
+		d := time.Until(t)
+		if d <= 0 {
+			continue
+		}
+		if earliest == 0 || d < earliest {
+			earliest = d
+		}
+		name := strings.TrimSuffix(k, suffix)
+		remaining, err1 := strconv.ParseFloat(h.Get(name+"-Remaining"), 64)
+		limit, err2 := strconv.ParseFloat(h.Get(name+"-Limit"), 64)
+		if err1 != nil || err2 != nil || limit <= 0 || remaining < 0 || math.IsNaN(remaining) {
+			continue
+		}
+		if share := remaining / limit; share < bestShare || (share == bestShare && d > best) {
+			bestShare, best = share, d
 		}
 	}
-	return min(best, maxRetryAfter)
+	if best > 0 {
+		return best
+	}
+	return earliest
 }
 
 // parseWait reads a non-negative, finite number of units, capped at

@@ -9,5 +9,12 @@
 // signatures must go back verbatim).
 //
 // The SDK's own retries are off; [Client] retries 429, 529, 5xx and
-// connection errors with one [retry.Policy], so attempts never stack.
+// connection errors with one [retry.Policy], so attempts never stack. It
+// reads the server's signals as the SDK's retry does (see #14):
+// x-should-retry overrides the status, retry-after-ms then retry-after is
+// the wait, and a 429 without them waits for its exhausted limit's reset.
+//
+// A body that asks to stream gets its events read back into the same
+// [Reply]; an error event after the 200 (an overloaded_error mid-answer)
+// is the [StatusError] of the status its type goes with, and retried so.
 package claude

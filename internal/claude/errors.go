@@ -28,16 +28,54 @@ type StatusError struct {
 	Wait time.Duration
 	// Header holds the response headers, anthropic-ratelimit-* among them.
 	Header http.Header
+	// ShouldRetry is the server's x-should-retry header: nil when it sent
+	// none (or another value), else whether to retry, whatever the status.
+	ShouldRetry *bool
+	// MidStream says the error came as an error event of a stream that had
+	// started with a 200 (see #14); Code is then the status matching Type.
+	MidStream bool
 }
 
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("claude: status %d %s: %s (request-id %s)", e.Code, e.Type, e.Message, e.RequestID)
 }
 
-// Retryable reports whether sending the request again may succeed
-// (408, 409, 429, 5xx and 529 overloaded).
+// Retryable reports whether sending the request again may succeed: what
+// the server's x-should-retry header says if it sent one (false: not even
+// a 529), else 408, 409, 429, 5xx and 529 overloaded, as the SDK's own
+// retry decides.
 func (e *StatusError) Retryable() bool {
+	if e.ShouldRetry != nil {
+		return *e.ShouldRetry
+	}
 	return e.Code == 408 || e.Code == 409 || e.Code == 429 || e.Code >= 500
+}
+
+// statusOf is the HTTP status the API documents for an error type, for
+// an error that came without one (an error event in a stream). An unknown
+// type counts as a 500 api_error.
+func statusOf(typ string) int {
+	switch typ {
+	case "invalid_request_error":
+		return http.StatusBadRequest
+	case "authentication_error":
+		return http.StatusUnauthorized
+	case "billing_error":
+		return http.StatusPaymentRequired
+	case "permission_error":
+		return http.StatusForbidden
+	case "not_found_error":
+		return http.StatusNotFound
+	case "request_too_large":
+		return http.StatusRequestEntityTooLarge
+	case "rate_limit_error":
+		return http.StatusTooManyRequests
+	case "timeout_error":
+		return http.StatusGatewayTimeout
+	case "overloaded_error":
+		return 529
+	}
+	return http.StatusInternalServerError
 }
 
 // RetryAfter is the server's advice on how long to wait.

@@ -48,6 +48,21 @@ func TestRetryAfter(t *testing.T) {
 		{"retry-after beats resets", map[string]string{"retry-after": "1", "anthropic-ratelimit-requests-reset": "2000-01-01T00:00:20Z"}, true, time.Second},
 		{"bad retry-after falls back to resets", map[string]string{"retry-after": "x", "anthropic-ratelimit-tokens-reset": "2000-01-01T00:00:07Z"}, true, 7 * time.Second},
 		{"far reset is capped", map[string]string{"anthropic-ratelimit-requests-reset": "2001-01-01T00:00:00Z"}, true, maxRetryAfter},
+		// With remaining and limit, the exhausted limit's reset wins,
+		// not the earliest (see #14).
+		{"exhausted limit's reset", map[string]string{
+			"anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "49", "anthropic-ratelimit-requests-reset": "2000-01-01T00:00:01Z",
+			"anthropic-ratelimit-output-tokens-limit": "8000", "anthropic-ratelimit-output-tokens-remaining": "0", "anthropic-ratelimit-output-tokens-reset": "2000-01-01T00:00:40Z",
+			"anthropic-ratelimit-input-tokens-limit": "30000", "anthropic-ratelimit-input-tokens-remaining": "29000", "anthropic-ratelimit-input-tokens-reset": "2000-01-01T00:00:02Z",
+		}, true, 40 * time.Second},
+		{"none exhausted: the emptiest", map[string]string{
+			"anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "40", "anthropic-ratelimit-requests-reset": "2000-01-01T00:00:01Z",
+			"anthropic-ratelimit-input-tokens-limit": "30000", "anthropic-ratelimit-input-tokens-remaining": "300", "anthropic-ratelimit-input-tokens-reset": "2000-01-01T00:00:12Z",
+		}, true, 12 * time.Second},
+		{"two exhausted: the later", map[string]string{
+			"anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-reset": "2000-01-01T00:00:03Z",
+			"anthropic-ratelimit-tokens-limit": "30000", "anthropic-ratelimit-tokens-remaining": "0", "anthropic-ratelimit-tokens-reset": "2000-01-01T00:00:09Z",
+		}, true, 9 * time.Second},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -43,7 +43,10 @@
 //   - Tool results: when the last user turn carries tool_result blocks (and
 //     no directive), the reply is "tool results: NAME=CONTENT; …" in the
 //     order of the results, CONTENT being the result's text ("(error) "
-//     first when is_error), with stop_reason end_turn.
+//     first when is_error), with stop_reason end_turn. Unless the results'
+//     text holds tool directives: then those calls are made, as above, so a
+//     tool whose result names the next call drives a tool loop of many
+//     steps.
 //
 //   - Stop reasons on demand, by a marker in the user's text:
 //     [[refusal]] anywhere in a user turn of the conversation makes the
@@ -216,6 +219,32 @@
 // before answering, spread over the events of a stream; a request whose
 // context ends stops waiting and is recorded with status 499.
 //
+// Failures on demand, for retry tests (see #14): [[fail STATUS option…]]
+// in the last user turn's text makes the request fail with STATUS and its
+// documented error type (429 rate_limit_error, 529 overloaded_error, 500
+// api_error, 400 invalid_request_error, …), after validation and before
+// rate limits are charged. Options, separated by spaces:
+//
+//   - times=N: the first N requests with this exact body fail (default 1),
+//     later ones are answered (echoing the marker), so a client's retry of
+//     the same request gets through after N failures; times=0 never fails;
+//   - retry-after=V, retry-after-ms=V: sent as those headers, verbatim;
+//   - should-retry=true|false: sent as x-should-retry;
+//   - exhausted=requests|input-tokens|output-tokens, reset=S (seconds,
+//     default 60): that limit's anthropic-ratelimit-*-remaining is 0 and
+//     its -reset S seconds away, while the other two limits' resets are
+//     one second away (a client that waits for the earliest reset comes
+//     back too early);
+//   - mid-stream: a streamed request gets a 200 whose stream breaks off
+//     after message_start, ping and the first block's start and delta (if
+//     the reply has a block) with an error event {"type":"error","error":{"type":…,"message":…}}, as the
+//     API sends when it fails mid-answer; a request that does not stream
+//     gets the status.
+//
+// For example "[[fail 529 times=2 retry-after-ms=50]]" fails twice with
+// 529 overloaded_error and retry-after-ms: 50, then answers. A malformed
+// marker is plain text.
+//
 // # Records
 //
 // [Server.Requests] returns the most recent requests (body, headers with
@@ -233,8 +262,8 @@
 // (any model reads any block the key signed); where the API may reject a
 // system message (between a tool_use and its tool_result it is
 // accepted here); errors in the middle of a
-// stream (injected errors are sent as the HTTP status, before any event);
-// cache invalidation by changes to tool_choice, thinking or images, and the
+// stream other than those [[fail … mid-stream]] asks for (injected errors
+// are sent as the HTTP status, before any event); cache invalidation by changes to tool_choice, thinking or images, and the
 // rule that 1h entries precede 5m ones; the separate rate limits of
 // count_tokens (it is not limited) and of the models endpoints; unknown
 // top-level request fields (accepted and ignored, where the API may answer

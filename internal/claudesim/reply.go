@@ -263,6 +263,15 @@ func generate(r *request, key []byte, newID func(prefix string) string) reply {
 	}
 
 	calls := toolCalls(r, userText)
+	if len(calls) == 0 && len(results) > 0 {
+		// A tool result may ask for the next call, as a model reading it
+		// would follow it: tool loops of many steps (see the package doc).
+		texts := make([]string, len(results))
+		for i, b := range results {
+			texts[i] = b.text
+		}
+		calls = toolCalls(r, strings.Join(texts, "\n"))
+	}
 	var thinking, text string
 	switch {
 	case len(calls) > 0:

@@ -94,6 +94,7 @@ type Server struct {
 	cache       map[[sha256.Size]byte]cacheEntry
 	limits      limits
 	records     []Recorded
+	faults      map[[sha256.Size]byte]int // [[fail …]] failures sent, by body hash
 	recordBytes int
 	stats       Stats
 }
@@ -133,6 +134,7 @@ func New(cfg Config) *Server {
 	}
 	s.rng = rand.New(rand.NewPCG(s.cfg.Seed, s.cfg.Seed^0x9e3779b97f4a7c15))
 	s.cache = make(map[[sha256.Size]byte]cacheEntry)
+	s.faults = make(map[[sha256.Size]byte]int)
 	s.limits = newLimits(cfg)
 	s.stats.ByStatus = map[int]int{}
 	return s
@@ -267,6 +269,13 @@ func (s *Server) messages(x *exchange) {
 		r.maxTokens, windowCut = max(room, 1), true
 	}
 
+	f := s.takeFault(x, r)
+	if f != nil && !(f.midStream && r.stream) {
+		f.limitHeaders(now)
+		s.fail(x, f.err)
+		return
+	}
+
 	s.mu.Lock()
 	s.limits.refill(now)
 	plan := s.planCacheLocked(p, r.model.MinCacheTokens, now)
@@ -345,7 +354,51 @@ func (s *Server) messages(x *exchange) {
 		s.writeJSON(x, http.StatusOK, msg)
 		return
 	}
-	s.writeStream(x, streamEvents(msg), delay)
+	events := streamEvents(msg)
+	if f != nil {
+		// Fail mid-stream: after message_start, ping and the first
+		// block's start and delta (if any), as the API does when it is
+		// overloaded while answering (see #14).
+		cut := 2
+		for i, e := range events {
+			if e.name == "content_block_delta" {
+				cut = i + 1
+				break
+			}
+		}
+		events = append(events[:cut:cut], f.err.event(x.requestID))
+	}
+	s.writeStream(x, events, delay)
+}
+
+// maxFaultKeys bounds the bodies whose [[fail …]] count is remembered.
+const maxFaultKeys = 4096
+
+// takeFault returns the failure that a [[fail …]] marker in the last user
+// turn asks for, if this body has not yet failed as many times as it says.
+func (s *Server) takeFault(x *exchange, r *request) *fault {
+	var text string
+	for i := len(r.turns) - 1; i >= 0; i-- {
+		if r.turns[i].role == "user" {
+			text = turnText(r.turns[i])
+			break
+		}
+	}
+	f, ok := parseFault(text)
+	if !ok {
+		return nil
+	}
+	key := sha256.Sum256(x.body)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.faults[key] >= f.times {
+		return nil
+	}
+	if len(s.faults) >= maxFaultKeys {
+		clear(s.faults)
+	}
+	s.faults[key]++
+	return f
 }
 
 func (s *Server) countTokens(x *exchange) {
@@ -477,6 +530,9 @@ func (s *Server) fail(x *exchange, err *apiError) {
 	}
 	if err.retryAfter > 0 {
 		h.Set("retry-after", retryAfterSeconds(err.retryAfter))
+	}
+	for k, v := range err.header {
+		h.Set(k, v)
 	}
 	s.writeJSON(x, err.status, errorBody{
 		Type:      "error",

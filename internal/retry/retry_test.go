@@ -83,6 +83,54 @@ func TestDoHonoursRetryAfter(t *testing.T) {
 	})
 }
 
+// A hint longer than Cap is waited in full (#14): Cap bounds backoff only.
+func TestDoWaitsLongHintBeyondCap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+		defer cancel()
+		start := time.Now()
+		calls := 0
+		err := Policy{Base: time.Millisecond, Cap: time.Second}.Do(ctx, func(context.Context) error {
+			calls++
+			if calls == 1 {
+				return &testErr{retry: true, after: 90 * time.Second}
+			}
+			return nil
+		})
+		if err != nil || calls != 2 {
+			t.Fatalf("err = %v after %d calls, want success after 2", err, calls)
+		}
+		if waited := time.Since(start); waited != 90*time.Second {
+			t.Errorf("waited %v, want the 90s retry-after, past the 1s cap", waited)
+		}
+	})
+}
+
+// A wait past the deadline fails at once with the wait and what was left,
+// wrapping the last error.
+func TestDoDeadlineError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		last := &testErr{retry: true, after: time.Minute}
+		start := time.Now()
+		err := Policy{}.Do(ctx, func(context.Context) error { return last })
+		if d := time.Since(start); d != 0 {
+			t.Errorf("returned after %v, want at once", d)
+		}
+		de, ok := errors.AsType[*DeadlineError](err)
+		if !ok {
+			t.Fatalf("err = %v, want *DeadlineError", err)
+		}
+		if de.Wait != time.Minute || de.Left != 10*time.Second || !errors.Is(err, last) {
+			t.Errorf("DeadlineError = %+v, want Wait 1m, Left 10s, wrapping the last error", de)
+		}
+		if got, want := err.Error(), "retry: next attempt due in 1m0s, after the deadline in 10s: test error"; got != want {
+			t.Errorf("Error() = %q, want %q", got, want)
+		}
+	})
+}
+
 func TestDoStopsOnCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())

@@ -26,6 +26,9 @@ const (
 	mCost          = "lambdagent_cost_usd_total"
 	mStoreDuration = "lambdagent_store_duration_seconds"
 	mToolCalls     = "lambdagent_tool_calls_total"
+	// mInputTransformations counts the entries of replies'
+	// input_transformations (see #14).
+	mInputTransformations = "lambdagent_input_transformations_total"
 )
 
 // Names for [Telemetry.Count] that lambdagent's own packages use.
@@ -57,6 +60,7 @@ func defineFamilies(r *registry) {
 	r.define(mCost, "Cost of model calls in US dollars, by model.", counter, nil)
 	r.define(mStoreDuration, "Session store call duration in seconds, by operation.", histogram, storeBuckets)
 	r.define(mToolCalls, "Tool calls run for Claude.", counter, nil)
+	r.define(mInputTransformations, "Changes the API made to requests before the model read them (input_transformations: thinking blocks dropped under drop_block), by model, type and reason.", counter, nil)
 	r.define(promCountName(RateLimitWaits), "Turns that waited for a client-side rate limit.", counter, nil)
 	r.define(promCountName(ConcurrencyRejections), "Requests rejected because too many turns were in flight.", counter, nil)
 }

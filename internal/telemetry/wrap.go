@@ -74,6 +74,9 @@ func (m *model) Create(ctx context.Context, req claude.Request) (*claude.Reply, 
 			t.recordTokens(ctx, name, r.Usage)
 		}
 	}
+	if r != nil && len(r.InputTransformations) > 0 {
+		t.recordTransformations(ctx, name, r)
+	}
 	if span != nil {
 		if r != nil {
 			span.SetAttributes(
@@ -99,6 +102,35 @@ func (m *model) Create(ctx context.Context, req claude.Request) (*claude.Reply, 
 		span.End()
 	}
 	return r, err
+}
+
+// recordTransformations logs a reply's input_transformations, which say
+// the API changed the request (dropped a thinking block bound to another
+// prefix, under drop_block), and counts each by type and reason: a
+// deployment that opted in to drop_block sees how many sessions it is
+// repairing, one that did not sees a change it should look into (#14).
+func (t *Telemetry) recordTransformations(ctx context.Context, model string, r *claude.Reply) {
+	var list []struct {
+		Type   string `json:"type"`
+		Reason string `json:"reason"`
+	}
+	err := json.Unmarshal(r.InputTransformations, &list)
+	t.log.WarnContext(ctx, "claude changed the request", "model", model, "request_id", r.RequestID,
+		"input_transformations", json.RawMessage(r.InputTransformations))
+	if err != nil || t.reg == nil {
+		return
+	}
+	for _, x := range list {
+		t.reg.add(mInputTransformations, 1, "model", model, "type", labelValue(x.Type), "reason", labelValue(x.Reason))
+	}
+}
+
+// labelValue bounds a label value the API sent; empty is "unknown".
+func labelValue(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s[:min(len(s), maxModelLabel)]
 }
 
 func (t *Telemetry) recordTokens(ctx context.Context, model string, u claude.Usage) {
