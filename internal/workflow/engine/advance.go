@@ -14,6 +14,7 @@ import (
 
 	"github.com/lambdagent/lambdagent/internal/agent"
 	"github.com/lambdagent/lambdagent/internal/apierr"
+	"github.com/lambdagent/lambdagent/internal/auth"
 	"github.com/lambdagent/lambdagent/internal/workflow"
 )
 
@@ -594,8 +595,12 @@ func (a *advance) prompt(ctx context.Context, s *workflow.Step, key string, atte
 	if sid == "" {
 		sid = "wf-" + a.snap.Run.ID
 	}
+	tenant := a.snap.Run.Tenant
+	if tenant == auth.DefaultTenant {
+		tenant = "" // as the HTTP API passes it: metrics and logs stay as for single-tenant turns
+	}
 	ans, err := a.e.cfg.Turns.Run(ctx, agent.Request{
-		SessionID: sid, Message: msg, Tenant: a.snap.Run.Tenant,
+		SessionID: sid, Message: msg, Tenant: tenant,
 		// A repeat of the attempt after a crash gets the stored answer.
 		IdempotencyKey: "wf:" + a.snap.Run.ID + ":" + key + ":" + strconv.Itoa(attempt),
 	})
