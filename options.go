@@ -88,8 +88,8 @@ type Options struct {
 
 	// Workflows is a workflow definition file, or a directory of them
 	// (LAMBDAGENT_WORKFLOWS): YAML or JSON, checked at startup (see the
-	// README's Workflows section). Runs are kept in Redis: it needs
-	// RedisURL. Empty serves no workflows.
+	// README's Workflows section). Runs are kept in Redis with RedisURL,
+	// else in a file next to DBPath. Empty serves no workflows.
 	Workflows string
 	// WorkflowWorkers is how many runs Serve advances at once in the
 	// background (LAMBDAGENT_WORKFLOW_WORKERS). Zero means

@@ -210,9 +210,14 @@ func (r *Runtime) build(ctx context.Context) error {
 		public[ratelimit.AdminPath] = adm
 		public[ratelimit.UsagePath] = adm
 	}
-	if r.workflows, err = openWorkflows(o, rdb, agentTools, turns); err != nil {
+	wf, closeWorkflows, err := openWorkflows(o, rdb, agentTools, turns)
+	if err != nil {
 		return err
 	}
+	if closeWorkflows != nil {
+		r.closers = append(r.closers, closeWorkflows)
+	}
+	r.workflows = wf
 	hc := httpapi.Config{MaxBodyBytes: o.MaxBodyBytes, Logger: log,
 		Auth: authn, Extra: extra, Public: public, TenantHeader: o.TenantHeader}
 	if r.workflows != nil {

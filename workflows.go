@@ -3,14 +3,16 @@ package lambdagent
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/lambdagent/lambdagent/internal/agent"
 	"github.com/lambdagent/lambdagent/internal/workflow"
 	"github.com/lambdagent/lambdagent/internal/workflow/engine"
+	"github.com/lambdagent/lambdagent/internal/workflow/filerun"
 	"github.com/lambdagent/lambdagent/internal/workflow/redisrun"
 )
 
@@ -18,13 +20,13 @@ import (
 // them, or returns nil when none are configured. A bad definition stops
 // the start, every problem named (file, step, what), before any run.
 // Tool steps are checked against the tools the MCP servers offer.
-func openWorkflows(o resolved, rdb *redis.Client, tools agent.Tools, turns engine.Turner) (*engine.Engine, error) {
+//
+// Runs are kept in Redis when RedisURL is set, else in a file next to
+// DBPath (one process, as the session file). closer, when not nil,
+// closes that file.
+func openWorkflows(o resolved, rdb *redis.Client, tools agent.Tools, turns engine.Turner) (e *engine.Engine, closer func() error, err error) {
 	if o.Workflows == "" {
-		return nil, nil
-	}
-	if rdb == nil {
-		// The embedded file store keeps sessions only (see #16).
-		return nil, errors.New("option Workflows (LAMBDAGENT_WORKFLOWS) keeps its runs in Redis: set RedisURL (REDIS_URL)")
+		return nil, nil, nil
 	}
 	var opts workflow.ValidateOptions
 	known := map[string]bool{}
@@ -40,18 +42,32 @@ func openWorkflows(o resolved, rdb *redis.Client, tools agent.Tools, turns engin
 	opts.Tools = func(name string) bool { return known[name] }
 	defs, err := workflow.Load(o.Workflows, opts)
 	if err != nil {
-		return nil, fmt.Errorf("Workflows (LAMBDAGENT_WORKFLOWS): %w", err)
+		return nil, nil, fmt.Errorf("Workflows (LAMBDAGENT_WORKFLOWS): %w", err)
 	}
-	store, err := redisrun.New(rdb, redisrun.Config{Prefix: o.RedisPrefix, IdempotencyTTL: o.IdempotencyTTL})
-	if err != nil {
-		return nil, err
+	var store engine.Store
+	if rdb != nil {
+		if store, err = redisrun.New(rdb, redisrun.Config{Prefix: o.RedisPrefix, IdempotencyTTL: o.IdempotencyTTL}); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		// Next to the session file, in a file of its own: one process.
+		path := strings.TrimSuffix(o.DBPath, filepath.Ext(o.DBPath)) + ".workflows.db"
+		fs, err := filerun.Open(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		closer, store = fs.Close, fs
+		o.Logger.Info("workflows: embedded file", "path", path)
 	}
-	e, err := engine.New(engine.Config{Store: store, Definitions: defs, Tools: tools, Turns: turns, Logger: o.Logger})
+	e, err = engine.New(engine.Config{Store: store, Definitions: defs, Tools: tools, Turns: turns, Logger: o.Logger})
 	if err != nil {
-		return nil, err
+		if closer != nil {
+			closer()
+		}
+		return nil, nil, err
 	}
 	o.Logger.Info("workflows loaded", "names", e.Workflows(), "workers", o.WorkflowWorkers)
-	return e, nil
+	return e, closer, nil
 }
 
 // runWorkflows advances runs in the background until ctx ends.

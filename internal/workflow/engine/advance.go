@@ -320,11 +320,17 @@ func (a *advance) step(ctx context.Context, s *workflow.Step, key string, sc *sc
 		}
 		return done("", "")
 	case "parallel":
+		// A branch's steps keep their own ids as keys, but on a later
+		// visit of the parallel step (a loop) they are that visit's.
+		inner := prefix
+		if key != prefix+s.ID {
+			inner = key + "/"
+		}
 		outs := make([]any, len(s.Parallel))
 		errs := make([]error, len(s.Parallel))
 		var wg sync.WaitGroup
 		for i, b := range s.Parallel {
-			wg.Go(func() { outs[i], errs[i] = a.list(ctx, b, sc, prefix) })
+			wg.Go(func() { outs[i], errs[i] = a.list(ctx, b, sc, inner) })
 		}
 		wg.Wait()
 		if err := join(errs); err != nil {
@@ -353,7 +359,7 @@ func (a *advance) step(ctx context.Context, s *workflow.Step, key string, sc *sc
 			wg.Go(func() {
 				defer func() { <-sem }()
 				child := &scope{parent: sc, item: item, index: i, hasItem: true}
-				outs[i], errs[i] = a.list(ctx, s.Map.Steps, child, fmt.Sprintf("%s%s[%d]/", prefix, s.ID, i))
+				outs[i], errs[i] = a.list(ctx, s.Map.Steps, child, fmt.Sprintf("%s[%d]/", key, i))
 			})
 		}
 		wg.Wait()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/lambdagent/lambdagent/internal/stacktest"
 	"github.com/lambdagent/lambdagent/internal/workflow"
 	"github.com/lambdagent/lambdagent/internal/workflow/engine"
+	"github.com/lambdagent/lambdagent/internal/workflow/filerun"
 	"github.com/lambdagent/lambdagent/internal/workflow/redisrun"
 )
 
@@ -123,9 +125,12 @@ func (t tools) Call(ctx context.Context, c agent.ToolCall) json.RawMessage {
 	return t.ts.Call(ctx, mcptools.Call{ID: c.ID, Name: c.Name, Input: c.Input}).Block
 }
 
+// store is what the tests use of a store: the engine's contract.
+type store = engine.Store
+
 type fixture struct {
 	e     *engine.Engine
-	store *redisrun.Store
+	store store
 	rdb   *redis.Client
 	clock *fakeClock
 	srv   *toolServer
@@ -188,14 +193,49 @@ steps:
   - {id: f, tool: flaky, retry: {attempts: 3, backoff: 1s}}
 `
 
-func newFixture(t *testing.T, leaseTTL time.Duration) *fixture {
+// storeKinds are the engine.Store implementations every test runs on.
+var storeKinds = []string{"redis", "file"}
+
+// TestEngine runs each test on each store.
+func TestEngine(t *testing.T) {
+	tests := map[string]func(*testing.T, string){
+		"TenStepWorkflow":            testTenStepWorkflow,
+		"WaitForEvent":               testWaitForEvent,
+		"SleepFiresOnFakeClock":      testSleepFiresOnFakeClock,
+		"Retry":                      testRetry,
+		"BadRequestsStartNothing":    testBadRequestsStartNothing,
+		"IdempotentStartAndTenants":  testIdempotentStartAndTenants,
+		"Cancel":                     testCancel,
+		"WorkerDiesAnotherTakesOver": testWorkerDiesAnotherTakesOver,
+	}
+	for _, kind := range storeKinds {
+		for name, test := range tests {
+			t.Run(kind+"/"+name, func(t *testing.T) { test(t, kind) })
+		}
+	}
+}
+
+func newFixture(t *testing.T, kind string, leaseTTL time.Duration) *fixture {
 	t.Helper()
-	addr := redistest.Start(t)
-	rdb := redistest.Client(t, addr)
-	pre := redistest.Prefix(t)
-	store, err := redisrun.New(rdb, redisrun.Config{Prefix: pre})
-	if err != nil {
-		t.Fatal(err)
+	var store store
+	var rdb *redis.Client
+	var pre string
+	switch kind {
+	case "redis":
+		rdb = redistest.Client(t, redistest.Start(t))
+		pre = redistest.Prefix(t)
+		rs, err := redisrun.New(rdb, redisrun.Config{Prefix: pre})
+		if err != nil {
+			t.Fatal(err)
+		}
+		store = rs
+	case "file":
+		fs, err := filerun.Open(filepath.Join(t.TempDir(), "runs.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { fs.Close() })
+		store = fs
 	}
 	srv := &toolServer{slowEntered: make(chan struct{}, 1), release: make(chan struct{})}
 	ts, err := mcptools.Open(t.Context(), mcptools.Config{Servers: map[string]mcptools.ServerConfig{
@@ -274,8 +314,8 @@ func jsonEq(t *testing.T, what string, got json.RawMessage, want string) {
 	}
 }
 
-func TestTenStepWorkflow(t *testing.T) {
-	f := newFixture(t, 0)
+func testTenStepWorkflow(t *testing.T, kind string) {
+	f := newFixture(t, kind, 0)
 	r := f.start(t, "big", `{"name":"bob"}`)
 	f.drain(t)
 	v := f.get(t, r.ID)
@@ -320,8 +360,8 @@ func TestTenStepWorkflow(t *testing.T) {
 	}
 }
 
-func TestWaitForEvent(t *testing.T) {
-	f := newFixture(t, 0)
+func testWaitForEvent(t *testing.T, kind string) {
+	f := newFixture(t, kind, 0)
 	ctx := t.Context()
 
 	// The event comes after the run waits.
@@ -373,8 +413,8 @@ func TestWaitForEvent(t *testing.T) {
 	}
 }
 
-func TestSleepFiresOnFakeClock(t *testing.T) {
-	f := newFixture(t, 0)
+func testSleepFiresOnFakeClock(t *testing.T, kind string) {
+	f := newFixture(t, kind, 0)
 	r := f.start(t, "nap", `{}`)
 	f.drain(t)
 	if v := f.get(t, r.ID); v.Status != engine.Sleeping {
@@ -396,8 +436,8 @@ func TestSleepFiresOnFakeClock(t *testing.T) {
 	jsonEq(t, "output", v.Output, `{"value":42}`)
 }
 
-func TestRetry(t *testing.T) {
-	f := newFixture(t, 0)
+func testRetry(t *testing.T, kind string) {
+	f := newFixture(t, kind, 0)
 	before := f.clock.Now()
 	r := f.start(t, "retry", `{}`)
 	f.drain(t)
@@ -410,8 +450,8 @@ func TestRetry(t *testing.T) {
 	}
 }
 
-func TestBadRequestsStartNothing(t *testing.T) {
-	f := newFixture(t, 0)
+func testBadRequestsStartNothing(t *testing.T, kind string) {
+	f := newFixture(t, kind, 0)
 	ctx := t.Context()
 	if _, _, err := f.e.Start(ctx, "", "nope", nil, ""); !errors.Is(err, engine.ErrNotFound) {
 		t.Errorf("unknown workflow: %v", err)
@@ -434,8 +474,8 @@ func TestBadRequestsStartNothing(t *testing.T) {
 	}
 }
 
-func TestIdempotentStartAndTenants(t *testing.T) {
-	f := newFixture(t, 0)
+func testIdempotentStartAndTenants(t *testing.T, kind string) {
+	f := newFixture(t, kind, 0)
 	ctx := t.Context()
 	r1, c1, err1 := f.e.Start(ctx, "acme", "nap", nil, "k1")
 	r2, c2, err2 := f.e.Start(ctx, "acme", "nap", nil, "k1")
@@ -456,8 +496,8 @@ func TestIdempotentStartAndTenants(t *testing.T) {
 	}
 }
 
-func TestCancel(t *testing.T) {
-	f := newFixture(t, 0)
+func testCancel(t *testing.T, kind string) {
+	f := newFixture(t, kind, 0)
 	r := f.start(t, "approve", `{"n":1}`)
 	f.drain(t)
 	if err := f.e.Cancel(t.Context(), "", r.ID); err != nil {
@@ -476,8 +516,8 @@ func TestCancel(t *testing.T) {
 // it); another worker takes the run when the lease expires and finishes
 // it. The side-effecting tool before the cut ran once, counted at the
 // tool server.
-func TestWorkerDiesAnotherTakesOver(t *testing.T) {
-	f := newFixture(t, 300*time.Millisecond)
+func testWorkerDiesAnotherTakesOver(t *testing.T, kind string) {
+	f := newFixture(t, kind, 300*time.Millisecond)
 	r := f.start(t, "pay", `{}`)
 	id, _ := f.store.Next(t.Context(), time.Second)
 	ctxA, killA := context.WithCancel(t.Context())
@@ -514,7 +554,7 @@ func TestWorkerDiesAnotherTakesOver(t *testing.T) {
 // worker in the middle of a step: the other worker finishes the run, and
 // the first one's late result is refused (ErrLeaseLost), not written.
 func TestLeaseStolenFencesTheOldWorker(t *testing.T) {
-	f := newFixture(t, time.Minute)
+	f := newFixture(t, "redis", time.Minute)
 	r := f.start(t, "pay", `{}`)
 	id, _ := f.store.Next(t.Context(), time.Second)
 	doneA := make(chan error, 1)
