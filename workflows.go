@@ -1,6 +1,7 @@
 package lambdagent
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -46,7 +47,10 @@ func openWorkflows(o resolved, rdb *redis.Client, tools agent.Tools, turns engin
 	}
 	var store engine.Store
 	if rdb != nil {
-		if store, err = redisrun.New(rdb, redisrun.Config{Prefix: o.RedisPrefix, IdempotencyTTL: o.IdempotencyTTL}); err != nil {
+		// A run popped by a worker that died before leasing it is queued
+		// again after twice the lease's life.
+		requeue := 2 * cmp.Or(o.LeaseTTL, engine.DefaultLeaseTTL)
+		if store, err = redisrun.New(rdb, redisrun.Config{Prefix: o.RedisPrefix, IdempotencyTTL: o.IdempotencyTTL, Requeue: requeue}); err != nil {
 			return nil, nil, err
 		}
 	} else {
@@ -59,7 +63,10 @@ func openWorkflows(o resolved, rdb *redis.Client, tools agent.Tools, turns engin
 		closer, store = fs.Close, fs
 		o.Logger.Info("workflows: embedded file", "path", path)
 	}
-	e, err = engine.New(engine.Config{Store: store, Definitions: defs, Tools: tools, Turns: turns, Logger: o.Logger})
+	// The run's lease lives as long as a session's (LAMBDAGENT_LEASE_TTL):
+	// both bound how long a dead process blocks what it held.
+	e, err = engine.New(engine.Config{Store: store, Definitions: defs, Tools: tools, Turns: turns, Logger: o.Logger,
+		LeaseTTL: o.LeaseTTL})
 	if err != nil {
 		if closer != nil {
 			closer()

@@ -9,8 +9,13 @@ import "github.com/redis/go-redis/v9"
 
 // createScript stores a run unless the idempotency key names one.
 //
-//	KEYS: run, idem, index, ready
-//	ARGV: store id, idempotency key, idempotency TTL ms, created ms, field/value pairs…
+// The run also gets an entry in the lease-expiry set, due a grace
+// period after its creation: a worker that pops it from the queue and
+// dies before taking its lease does not lose it.
+//
+//	KEYS: run, idem, index, ready, active
+//	ARGV: store id, idempotency key, idempotency TTL ms, created ms,
+//	      requeue at ms, field/value pairs…
 //	→ {"created"} | {"exists", store id}
 var createScript = redis.NewScript(`
 if ARGV[2] ~= '' then
@@ -18,11 +23,12 @@ if ARGV[2] ~= '' then
   if prev then return {'exists', prev} end
 end
 local f = {}
-for i = 5, #ARGV do f[#f+1] = ARGV[i] end
+for i = 6, #ARGV do f[#f+1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(f))
 if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3]) end
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 redis.call('RPUSH', KEYS[4], ARGV[1])
+redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
 return {'created'}
 `)
 
@@ -128,10 +134,13 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return 'ok'
 `)
 
-// fireScript moves due timers and expired leases to the ready queue.
+// fireScript moves due timers and expired leases to the ready queue. A
+// fired timer leaves a lease-expiry entry a grace period ahead, as
+// createScript does, so that the run is not lost to a worker that pops
+// it and dies.
 //
 //	KEYS: timers, active, ready
-//	ARGV: now ms, most to move per set
+//	ARGV: now ms, most to move per set, requeue at ms
 var fireScript = redis.NewScript(`
 local n = 0
 for _, k in ipairs({KEYS[1], KEYS[2]}) do
@@ -139,6 +148,7 @@ for _, k in ipairs({KEYS[1], KEYS[2]}) do
   for _, id in ipairs(ids) do
     redis.call('ZREM', k, id)
     redis.call('RPUSH', KEYS[3], id)
+    if k == KEYS[1] then redis.call('ZADD', KEYS[2], ARGV[3], id) end
     n = n + 1
   end
 end

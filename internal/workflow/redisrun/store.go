@@ -54,13 +54,22 @@ type Config struct {
 	// IdempotencyTTL is how long an Idempotency-Key of a start names its
 	// run. Zero means DefaultIdempotencyTTL.
 	IdempotencyTTL time.Duration
+	// Requeue is how long a run put on the ready queue (created, or
+	// woken by its timer) may wait for a worker to take its lease before
+	// it is queued again: the worker that popped it may have died. Zero
+	// means DefaultRequeue.
+	Requeue time.Duration
 }
+
+// DefaultRequeue is the Requeue of a zero Config.
+const DefaultRequeue = time.Minute
 
 // Store is an [engine.Store] on Redis.
 type Store struct {
 	rdb     redis.UniversalClient
 	prefix  string
 	idemTTL time.Duration
+	requeue time.Duration
 }
 
 var _ engine.Store = (*Store)(nil)
@@ -73,7 +82,10 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	if strings.ContainsAny(cfg.Prefix, "{}") {
 		return nil, fmt.Errorf("redisrun: prefix %q contains a brace", cfg.Prefix)
 	}
-	s := &Store{rdb: rdb, prefix: cfg.Prefix, idemTTL: cfg.IdempotencyTTL}
+	s := &Store{rdb: rdb, prefix: cfg.Prefix, idemTTL: cfg.IdempotencyTTL, requeue: cfg.Requeue}
+	if s.requeue <= 0 {
+		s.requeue = DefaultRequeue
+	}
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
 	}
@@ -116,10 +128,10 @@ func (s *Store) Create(ctx context.Context, r engine.Run, idemKey string) (engin
 	if idemKey != "" {
 		idem = s.prefix + "wf:idem:" + r.Tenant + ":" + r.Workflow + ":" + idemKey
 	}
-	args := []any{r.StoreID, idemKey, s.idemTTL.Milliseconds(), ms(r.CreatedAt),
+	args := []any{r.StoreID, idemKey, s.idemTTL.Milliseconds(), ms(r.CreatedAt), ms(r.CreatedAt.Add(s.requeue)),
 		"id", r.ID, "tenant", r.Tenant, "workflow", r.Workflow, "status", r.Status,
 		"input", []byte(r.Input), "output", "", "error", "", "created", ms(r.CreatedAt), "updated", ms(r.UpdatedAt)}
-	res, err := createScript.Run(ctx, s.rdb, []string{k.run, idem, s.index(r.Tenant), s.ready()}, args...).StringSlice()
+	res, err := createScript.Run(ctx, s.rdb, []string{k.run, idem, s.index(r.Tenant), s.ready(), s.active()}, args...).StringSlice()
 	if err != nil {
 		return r, false, wrap(err, "create run %s", r.StoreID)
 	}
@@ -354,7 +366,7 @@ func (s *Store) Cancel(ctx context.Context, id string, now time.Time) error {
 
 // Fire implements [engine.Store.Fire].
 func (s *Store) Fire(ctx context.Context, now time.Time) (int, error) {
-	n, err := fireScript.Run(ctx, s.rdb, []string{s.timers(), s.active(), s.ready()}, ms(now), 1000).Int()
+	n, err := fireScript.Run(ctx, s.rdb, []string{s.timers(), s.active(), s.ready()}, ms(now), 1000, ms(now.Add(s.requeue))).Int()
 	if err != nil {
 		return 0, wrap(err, "fire timers")
 	}
