@@ -43,7 +43,7 @@ func openWorkflows(o resolved, rdb *redis.Client, tools agent.Tools, turns engin
 	opts.Tools = func(name string) bool { return known[name] }
 	defs, err := workflow.Load(o.Workflows, opts)
 	if err != nil {
-		return nil, nil, fmt.Errorf("Workflows (LAMBDAGENT_WORKFLOWS): %w", err)
+		return nil, nil, fmt.Errorf("option Workflows (LAMBDAGENT_WORKFLOWS): %w", err)
 	}
 	var store engine.Store
 	if rdb != nil {
