@@ -58,8 +58,13 @@ func TestRuntimeWorkflows(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if strings.Contains(string(body), `"status":"completed"`) {
-			if !strings.Contains(string(body), "hello lambda") {
+		var run struct {
+			Status string
+			Output string
+		}
+		json.Unmarshal(body, &run)
+		if run.Status == "completed" {
+			if !strings.Contains(run.Output, "hello lambda") {
 				t.Errorf("run: %s", body)
 			}
 			return
