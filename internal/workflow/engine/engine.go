@@ -14,6 +14,7 @@ import (
 
 	"github.com/lambdagent/lambdagent/internal/agent"
 	"github.com/lambdagent/lambdagent/internal/auth"
+	"github.com/lambdagent/lambdagent/internal/claude"
 	"github.com/lambdagent/lambdagent/internal/session"
 	"github.com/lambdagent/lambdagent/internal/workflow"
 )
@@ -254,6 +255,8 @@ type RunView struct {
 	Output   json.RawMessage `json:"output"`
 	Error    string          `json:"error"`
 	Steps    []StepView      `json:"steps"`
+	// Usage sums the usage of the run's steps (its prompt turns).
+	Usage claude.Usage `json:"usage"`
 }
 
 // View is the snapshot as the API shows it: steps in the order they were
@@ -273,8 +276,13 @@ func (s *Snapshot) View() RunView {
 		if r.Key != r.ID {
 			sv.Key = r.Key
 		}
-		if r.Usage != nil {
-			sv.Usage = r.Usage
+		if u := r.Usage; u != nil {
+			sv.Usage = u
+			v.Usage.InputTokens += u.InputTokens
+			v.Usage.OutputTokens += u.OutputTokens
+			v.Usage.CacheCreationInputTokens += u.CacheCreationInputTokens
+			v.Usage.CacheReadInputTokens += u.CacheReadInputTokens
+			v.Usage.CostUSD += u.CostUSD
 		}
 		v.Steps[i] = sv
 	}

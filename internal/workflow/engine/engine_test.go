@@ -345,8 +345,8 @@ func testTenStepWorkflow(t *testing.T, kind string) {
 	if len(fan) != 3 || !strings.Contains(fmt.Sprint(fan[2]), "say hi to bob") {
 		t.Errorf("fan = %s", steps["fan"].Output)
 	}
-	if steps["c"].Usage == nil {
-		t.Error("prompt step c has no usage")
+	if steps["c"].Usage == nil || v.Usage.InputTokens == 0 || v.Usage.OutputTokens == 0 {
+		t.Errorf("prompt step c's usage %v, the run's %+v", steps["c"].Usage, v.Usage)
 	}
 	if n := f.srv.count("double"); n != 8 {
 		t.Errorf("double called %d times, want 8", n)
