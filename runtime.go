@@ -210,7 +210,7 @@ func (r *Runtime) build(ctx context.Context) error {
 		public[ratelimit.AdminPath] = adm
 		public[ratelimit.UsagePath] = adm
 	}
-	wf, closeWorkflows, err := openWorkflows(o, rdb, agentTools, turns)
+	wf, closeWorkflows, err := openWorkflows(o, rdb, agentTools, turns, r.tel)
 	if err != nil {
 		return err
 	}

@@ -67,12 +67,34 @@ func TestRuntimeWorkflows(t *testing.T) {
 			if !strings.Contains(run.Output, "hello lambda") {
 				t.Errorf("run: %s", body)
 			}
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("run did not complete: %s", body)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// The worker counts the run just after its commit: give it a moment.
+	for _, want := range []string{
+		`lambdagent_workflow_runs_total{outcome="completed",workflow="hello"} 1`,
+		`lambdagent_workflow_steps_total{kind="prompt",outcome="completed",workflow="hello"} 1`,
+	} {
+		var metrics []byte
+		for range 100 {
+			resp, err := http.Get(base + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			metrics, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(metrics), want) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics has no %s", want)
+		}
 	}
 }
 

@@ -25,7 +25,7 @@ import (
 // Runs are kept in Redis when RedisURL is set, else in a file next to
 // DBPath (one process, as the session file). closer, when not nil,
 // closes that file.
-func openWorkflows(o resolved, rdb *redis.Client, tools agent.Tools, turns engine.Turner) (e *engine.Engine, closer func() error, err error) {
+func openWorkflows(o resolved, rdb *redis.Client, tools agent.Tools, turns engine.Turner, metrics engine.Counter) (e *engine.Engine, closer func() error, err error) {
 	if o.Workflows == "" {
 		return nil, nil, nil
 	}
@@ -66,7 +66,7 @@ func openWorkflows(o resolved, rdb *redis.Client, tools agent.Tools, turns engin
 	// The run's lease lives as long as a session's (LAMBDAGENT_LEASE_TTL):
 	// both bound how long a dead process blocks what it held.
 	e, err = engine.New(engine.Config{Store: store, Definitions: defs, Tools: tools, Turns: turns, Logger: o.Logger,
-		LeaseTTL: o.LeaseTTL})
+		LeaseTTL: o.LeaseTTL, Metrics: metrics})
 	if err != nil {
 		if closer != nil {
 			closer()

@@ -96,6 +96,9 @@ type advance struct {
 	token   string
 	input   any
 
+	kindsOnce sync.Once
+	kinds     map[string]string // step id → kind, built on first use
+
 	mu   sync.Mutex // guards snap.Steps, snap.Events and seq
 	snap *Snapshot
 	seq  int64
@@ -138,9 +141,19 @@ func (a *advance) finish(c Commit) error {
 	a.mu.Unlock()
 	err := a.e.cfg.Store.Commit(ctx, a.storeID, a.token, c)
 	if errors.Is(err, ErrCanceled) {
+		a.count("workflow_runs", "outcome", Canceled)
 		return nil
 	}
+	if err == nil && Final(c.Status) {
+		a.count("workflow_runs", "outcome", c.Status)
+	}
 	return err
+}
+
+func (a *advance) count(name string, labels ...string) {
+	if m := a.e.cfg.Metrics; m != nil {
+		m.Count(name, 1, append([]string{"workflow", a.snap.Run.Workflow}, labels...)...)
+	}
 }
 
 // commit writes one step record, detached from ctx: what a step did is
@@ -159,6 +172,9 @@ func (a *advance) commit(rec StepRecord, consume string) error {
 	if err := a.e.cfg.Store.Commit(ctx, a.storeID, a.token, Commit{Steps: []StepRecord{rec}, ConsumeEvent: consume, Now: a.e.cfg.Clock.Now()}); err != nil {
 		return err
 	}
+	if rec.Status == Completed || rec.Status == Failed {
+		a.count("workflow_steps", "kind", a.kindOf(rec.ID), "outcome", rec.Status)
+	}
 	a.mu.Lock()
 	a.snap.Steps[rec.Key] = rec
 	if consume != "" {
@@ -166,6 +182,30 @@ func (a *advance) commit(rec StepRecord, consume string) error {
 	}
 	a.mu.Unlock()
 	return nil
+}
+
+// kindOf is the kind of step id (for metrics).
+func (a *advance) kindOf(id string) string {
+	{
+		a.kindsOnce.Do(func() {
+			a.kinds = map[string]string{}
+			var walk func([]workflow.Step)
+			walk = func(steps []workflow.Step) {
+				for i := range steps {
+					s := &steps[i]
+					a.kinds[s.ID] = s.Kind()
+					for _, b := range s.Parallel {
+						walk(b)
+					}
+					if s.Map != nil {
+						walk(s.Map.Steps)
+					}
+				}
+			}
+			walk(a.def.Steps)
+		})
+	}
+	return a.kinds[id]
 }
 
 func (a *advance) record(key string) (StepRecord, bool) {

@@ -75,6 +75,15 @@ type Config struct {
 	// DefaultMaxVisits.
 	MaxVisits int
 	Logger    *slog.Logger
+	// Metrics, if set, counts runs that end (workflow_runs, by workflow
+	// and outcome) and steps that end (workflow_steps, by workflow, kind
+	// and outcome); *telemetry.Telemetry is one.
+	Metrics Counter
+}
+
+// A Counter adds to a named counter with label pairs.
+type Counter interface {
+	Count(name string, n int64, labels ...string)
 }
 
 // Engine starts, reads and advances runs. Safe for concurrent use.
