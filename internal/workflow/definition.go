@@ -41,8 +41,9 @@ type Step struct {
 	Session string `json:"session,omitempty"`
 
 	// Tool names one MCP tool to call with Input, whose string values are
-	// templates. A string that is one {{…}} action and renders to JSON
-	// becomes that JSON value ("{{json .steps.a.output}}" passes an object).
+	// templates. A string that starts with {{ and ends with }} and renders
+	// to JSON becomes that JSON value ("{{json .steps.a.output}}" passes
+	// an object).
 	Tool  string          `json:"tool,omitempty"`
 	Input json.RawMessage `json:"input,omitempty"`
 

@@ -50,8 +50,9 @@ func (d *Definition) Render(text string, data func() map[string]any) (string, er
 }
 
 // RenderJSON renders every string of the JSON value v as a template. A
-// string that is one whole {{…}} action and renders to JSON becomes
-// that JSON value, so a tool can be passed a number or an object.
+// string that starts with {{ and ends with }} and renders to JSON
+// becomes that JSON value, so a tool can be passed a number or an
+// object.
 func (d *Definition) RenderJSON(v json.RawMessage, data func() map[string]any) (json.RawMessage, error) {
 	if !bytes.Contains(v, []byte("{{")) {
 		return v, nil
@@ -103,10 +104,12 @@ func (d *Definition) renderValue(v any, data func() map[string]any) (any, error)
 	return v, nil
 }
 
-// whole reports whether s is exactly one {{…}} action.
+// whole reports whether s is template actions from end to end ("{{…}}",
+// "{{if …}}{{…}}{{else}}1{{end}}"): its rendering, when JSON, is meant
+// as a value.
 func whole(s string) bool {
 	s = strings.TrimSpace(s)
-	return strings.HasPrefix(s, "{{") && strings.HasSuffix(s, "}}") && strings.Count(s, "{{") == 1
+	return strings.HasPrefix(s, "{{") && strings.HasSuffix(s, "}}")
 }
 
 // Truthy is how a branch's If reads its rendered text.

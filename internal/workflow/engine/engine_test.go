@@ -191,6 +191,28 @@ steps:
 name: retry
 steps:
   - {id: f, tool: flaky, retry: {attempts: 3, backoff: 1s}}
+---
+name: loop
+steps:
+  - id: grow
+    tool: double
+    input: {n: '{{if .steps.grow}}{{.steps.grow.output.value}}{{else}}1{{end}}'}
+  - id: check
+    branch:
+      - {if: '{{lt .steps.grow.output.value 16.0}}', next: grow}
+  - id: result
+    tool: double
+    input: {n: '{{.steps.grow.output.value}}'}
+---
+name: fallback
+steps:
+  - id: w
+    wait_for_event: {event: go, timeout: 10m, on_timeout: late}
+  - id: fail_now
+    tool: flaky
+  - id: late
+    tool: double
+    input: {n: 50}
 `
 
 // storeKinds are the engine.Store implementations every test runs on.
@@ -200,6 +222,7 @@ var storeKinds = []string{"redis", "file"}
 func TestEngine(t *testing.T) {
 	tests := map[string]func(*testing.T, string){
 		"TenStepWorkflow":            testTenStepWorkflow,
+		"LoopAndFallback":            testLoopAndFallback,
 		"WaitForEvent":               testWaitForEvent,
 		"SleepFiresOnFakeClock":      testSleepFiresOnFakeClock,
 		"Retry":                      testRetry,
@@ -577,5 +600,53 @@ func TestLeaseStolenFencesTheOldWorker(t *testing.T) {
 	v := f.get(t, r.ID)
 	if v.Status != engine.Completed || f.srv.count("charge") != 1 {
 		t.Errorf("run %s, charge ran %d times", v.Status, f.srv.count("charge"))
+	}
+}
+
+func testLoopAndFallback(t *testing.T, kind string) {
+	f := newFixture(t, kind, 0)
+	// A branch loops back until the output reaches 16.
+	r := f.start(t, "loop", `{}`)
+	f.drain(t)
+	v := f.get(t, r.ID)
+	if v.Status != engine.Completed {
+		t.Fatalf("loop: %s %q", v.Status, v.Error)
+	}
+	jsonEq(t, "loop output", v.Output, `{"value":32}`)
+	var keys []string
+	for _, s := range v.Steps {
+		k := s.ID
+		if s.Key != "" {
+			k = s.Key
+		}
+		keys = append(keys, k)
+	}
+	if got := strings.Join(keys, " "); got != "grow check grow#1 check#1 grow#2 check#2 grow#3 check#3 result" {
+		t.Errorf("loop steps: %s", got)
+	}
+
+	// A timed-out wait jumps to its on_timeout step, skipping the one
+	// between.
+	r = f.start(t, "fallback", `{}`)
+	f.drain(t)
+	f.clock.Add(11 * time.Minute)
+	f.store.Fire(t.Context(), f.clock.Now())
+	f.drain(t)
+	v = f.get(t, r.ID)
+	if v.Status != engine.Completed || f.srv.count("flaky") != 0 {
+		t.Fatalf("fallback: %s %q, flaky called %d times", v.Status, v.Error, f.srv.count("flaky"))
+	}
+	jsonEq(t, "fallback output", v.Output, `{"value":100}`)
+
+	// A failing step without retries fails the run, naming the step.
+	r = f.start(t, "fallback", `{}`)
+	f.drain(t)
+	if err := f.e.Signal(t.Context(), "", r.ID, "go", nil); err != nil {
+		t.Fatal(err)
+	}
+	f.drain(t)
+	v = f.get(t, r.ID)
+	if v.Status != engine.Failed || !strings.Contains(v.Error, "step fail_now: ") || !strings.Contains(v.Error, "flaky failure 1") {
+		t.Errorf("failing step: %s %q", v.Status, v.Error)
 	}
 }
