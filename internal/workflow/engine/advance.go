@@ -330,9 +330,9 @@ func (a *advance) step(ctx context.Context, s *workflow.Step, key string, sc *sc
 		return nil, "", &stepFailure{key: key, msg: msg}
 	}
 	done := func(out any, next string) (any, string, error) {
-		b, err := json.Marshal(out)
+		b, err := a.output(out)
 		if err != nil {
-			return fail("output is not JSON: " + err.Error())
+			return fail(err.Error())
 		}
 		end := a.e.cfg.Clock.Now()
 		rec.Status, rec.Output, rec.Next, rec.EndedAt, rec.Error, rec.Due = Completed, b, next, &end, "", nil
@@ -475,6 +475,18 @@ func (a *advance) step(ctx context.Context, s *workflow.Step, key string, sc *sc
 	return fail("unknown kind")
 }
 
+// output encodes a step's output within Config.MaxOutputBytes.
+func (a *advance) output(out any) (json.RawMessage, error) {
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("output is not JSON: %v", err)
+	}
+	if len(b) > a.e.cfg.MaxOutputBytes {
+		return nil, fmt.Errorf("output is %d bytes, more than the %d a step may keep", len(b), a.e.cfg.MaxOutputBytes)
+	}
+	return b, nil
+}
+
 // join merges the errors of parallel walks: a failure or a lost lease
 // wins over a suspension; suspensions merge to the earliest timer, and
 // to waiting when any branch waits.
@@ -537,9 +549,9 @@ func (a *advance) call(ctx context.Context, s *workflow.Step, rec StepRecord, da
 			rec.Usage = &u
 		}
 		if errMsg == "" {
-			b, err := json.Marshal(out)
+			b, err := a.output(out)
 			if err != nil {
-				return fail("output is not JSON: " + err.Error())
+				return fail(err.Error())
 			}
 			end := a.e.cfg.Clock.Now()
 			rec.Status, rec.Output, rec.EndedAt, rec.Error = Completed, b, &end, ""

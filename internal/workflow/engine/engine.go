@@ -22,6 +22,9 @@ import (
 // Defaults for a zero [Config].
 const (
 	DefaultLeaseTTL = 30 * time.Second
+	// DefaultMaxOutputBytes bounds a step's output (JSON): a larger one
+	// fails the step rather than swell the run every replay reads.
+	DefaultMaxOutputBytes = 256 << 10
 	// DefaultMaxVisits bounds how often one step runs in a loop of one
 	// run, so that a loop whose exit is never taken ends as a failure.
 	DefaultMaxVisits = 1000
@@ -74,6 +77,9 @@ type Config struct {
 	// MaxVisits bounds the runs of one step in a loop; zero means
 	// DefaultMaxVisits.
 	MaxVisits int
+	// MaxOutputBytes bounds a step's output; zero means
+	// DefaultMaxOutputBytes.
+	MaxOutputBytes int
 	Logger    *slog.Logger
 	// Metrics, if set, counts runs that end (workflow_runs, by workflow
 	// and outcome) and steps that end (workflow_steps, by workflow, kind
@@ -113,6 +119,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.cfg.MaxVisits <= 0 {
 		e.cfg.MaxVisits = DefaultMaxVisits
+	}
+	if e.cfg.MaxOutputBytes <= 0 {
+		e.cfg.MaxOutputBytes = DefaultMaxOutputBytes
 	}
 	if e.log == nil {
 		e.log = slog.Default()

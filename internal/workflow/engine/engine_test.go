@@ -130,6 +130,7 @@ type store = engine.Store
 
 type fixture struct {
 	e     *engine.Engine
+	cfg   engine.Config
 	store store
 	rdb   *redis.Client
 	clock *fakeClock
@@ -229,6 +230,7 @@ func TestEngine(t *testing.T) {
 		"BadRequestsStartNothing":    testBadRequestsStartNothing,
 		"IdempotentStartAndTenants":  testIdempotentStartAndTenants,
 		"Cancel":                     testCancel,
+		"OutputCap":                  testOutputCap,
 		"WorkerDiesAnotherTakesOver": testWorkerDiesAnotherTakesOver,
 	}
 	for _, kind := range storeKinds {
@@ -281,11 +283,12 @@ func newFixture(t *testing.T, kind string, leaseTTL time.Duration) *fixture {
 		ds = append(ds, d)
 	}
 	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	e, err := engine.New(engine.Config{Store: store, Definitions: ds, Tools: tools{ts}, Turns: stack.Agent, Clock: clock, LeaseTTL: leaseTTL})
+	cfg := engine.Config{Store: store, Definitions: ds, Tools: tools{ts}, Turns: stack.Agent, Clock: clock, LeaseTTL: leaseTTL}
+	e, err := engine.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{e: e, store: store, rdb: rdb, clock: clock, srv: srv, pre: pre}
+	return &fixture{e: e, cfg: cfg, store: store, rdb: rdb, clock: clock, srv: srv, pre: pre}
 }
 
 // drain advances every run on the ready queue until it is empty.
@@ -648,5 +651,22 @@ func testLoopAndFallback(t *testing.T, kind string) {
 	v = f.get(t, r.ID)
 	if v.Status != engine.Failed || !strings.Contains(v.Error, "step fail_now: ") || !strings.Contains(v.Error, "flaky failure 1") {
 		t.Errorf("failing step: %s %q", v.Status, v.Error)
+	}
+}
+
+func testOutputCap(t *testing.T, kind string) {
+	f := newFixture(t, kind, 0)
+	cfg := f.cfg
+	cfg.MaxOutputBytes = 5
+	e, err := engine.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.e = e
+	r := f.start(t, "retry", `{}`)
+	f.drain(t)
+	v := f.get(t, r.ID)
+	if v.Status != engine.Failed || !strings.Contains(v.Error, "output is 11 bytes, more than the 5 a step may keep") {
+		t.Errorf("run %s %q", v.Status, v.Error)
 	}
 }
