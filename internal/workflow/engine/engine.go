@@ -80,7 +80,7 @@ type Config struct {
 	// MaxOutputBytes bounds a step's output; zero means
 	// DefaultMaxOutputBytes.
 	MaxOutputBytes int
-	Logger    *slog.Logger
+	Logger         *slog.Logger
 	// Metrics, if set, counts runs that end (workflow_runs, by workflow
 	// and outcome) and steps that end (workflow_steps, by workflow, kind
 	// and outcome); *telemetry.Telemetry is one.
