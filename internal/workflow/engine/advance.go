@@ -310,7 +310,10 @@ func decode(raw json.RawMessage) any {
 // step's output and, for a jump, the id of the next step.
 func (a *advance) step(ctx context.Context, s *workflow.Step, key string, sc *scope, prefix string) (any, string, error) {
 	rec, ok := a.record(key)
-	if ok && rec.Status == Completed {
+	// A parallel step's branches are walked even when it completed: their
+	// steps' outputs belong to the enclosing scope, where later templates
+	// read them. They all have records, so nothing runs.
+	if ok && rec.Status == Completed && s.Kind() != "parallel" {
 		return decode(rec.Output), rec.Next, nil
 	}
 	if ok && rec.Status == Failed {
@@ -375,6 +378,9 @@ func (a *advance) step(ctx context.Context, s *workflow.Step, key string, sc *sc
 		wg.Wait()
 		if err := join(errs); err != nil {
 			return nil, "", err
+		}
+		if ok && rec.Status == Completed {
+			return decode(rec.Output), "", nil
 		}
 		return done(outs, "")
 	case "map":

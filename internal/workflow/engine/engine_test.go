@@ -205,6 +205,15 @@ steps:
     tool: double
     input: {n: '{{.steps.grow.output.value}}'}
 ---
+name: parnap
+steps:
+  - id: both
+    parallel:
+      - - {id: p1, tool: double, input: {n: 3}}
+      - - {id: p2, tool: double, input: {n: 4}}
+  - {id: zz, sleep: {for: 1m}}
+  - {id: sum, tool: double, input: {n: '{{.steps.p1.output.value}}'}}
+---
 name: fallback
 steps:
   - id: w
@@ -627,6 +636,20 @@ func testLoopAndFallback(t *testing.T, kind string) {
 	if got := strings.Join(keys, " "); got != "grow check grow#1 check#1 grow#2 check#2 grow#3 check#3 result" {
 		t.Errorf("loop steps: %s", got)
 	}
+
+	// After a sleep, the replay still sees the outputs of the steps
+	// inside a parallel step, and runs none of them again.
+	r = f.start(t, "parnap", `{}`)
+	f.drain(t)
+	f.clock.Add(time.Minute)
+	f.store.Fire(t.Context(), f.clock.Now())
+	before := f.srv.count("double")
+	f.drain(t)
+	v = f.get(t, r.ID)
+	if v.Status != engine.Completed || f.srv.count("double") != before+1 {
+		t.Fatalf("parnap: %s %q; double called %d times after the sleep, want 1", v.Status, v.Error, f.srv.count("double")-before)
+	}
+	jsonEq(t, "parnap output", v.Output, `{"value":12}`)
 
 	// A timed-out wait jumps to its on_timeout step, skipping the one
 	// between.
