@@ -53,6 +53,8 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 	o.MaxModelCalls = int(e.int("LAMBDAGENT_MAX_MODEL_CALLS"))
 
 	o.MCPConfig = e.str("LAMBDAGENT_MCP_CONFIG")
+	o.Workflows = e.str("LAMBDAGENT_WORKFLOWS")
+	o.WorkflowWorkers = int(e.int("LAMBDAGENT_WORKFLOW_WORKERS"))
 	o.MaxBodyBytes = e.int("LAMBDAGENT_MAX_BODY_BYTES")
 	o.ReadTimeout = e.dur("LAMBDAGENT_READ_TIMEOUT")
 	o.WriteTimeout = e.dur("LAMBDAGENT_WRITE_TIMEOUT")

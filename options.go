@@ -17,13 +17,16 @@ import (
 
 // Defaults of a zero [Options] field.
 const (
-	DefaultModel          = agent.DefaultModel
-	DefaultMaxTokens      = agent.DefaultMaxTokens
-	DefaultRedisPrefix    = "lambdagent:"
-	DefaultDBPath         = "lambdagent.db"
-	DefaultSessionTTL     = 7 * 24 * time.Hour
-	DefaultIdempotencyTTL = 24 * time.Hour
-	DefaultMaxBodyBytes   = 1 << 20
+	DefaultModel       = agent.DefaultModel
+	DefaultMaxTokens   = agent.DefaultMaxTokens
+	DefaultRedisPrefix = "lambdagent:"
+	DefaultDBPath      = "lambdagent.db"
+	// DefaultWorkflowWorkers is the background workers of a zero
+	// Options.WorkflowWorkers.
+	DefaultWorkflowWorkers = 4
+	DefaultSessionTTL      = 7 * 24 * time.Hour
+	DefaultIdempotencyTTL  = 24 * time.Hour
+	DefaultMaxBodyBytes    = 1 << 20
 )
 
 // Options configures a [Runtime]. A zero field means its default; every
@@ -107,6 +110,16 @@ type Options struct {
 	// MaxModelCalls bounds the model calls of one turn
 	// (LAMBDAGENT_MAX_MODEL_CALLS).
 	MaxModelCalls int
+
+	// Workflows is a workflow definition file, or a directory of them
+	// (LAMBDAGENT_WORKFLOWS): YAML or JSON, checked at startup (see the
+	// README's Workflows section). Runs are kept in Redis with RedisURL,
+	// else in a file next to DBPath. Empty serves no workflows.
+	Workflows string
+	// WorkflowWorkers is how many runs Serve advances at once in the
+	// background (LAMBDAGENT_WORKFLOW_WORKERS). Zero means
+	// DefaultWorkflowWorkers.
+	WorkflowWorkers int
 
 	// MCPConfig lists MCP servers, as a file path or the JSON itself, in
 	// Claude Desktop's "mcpServers" form (LAMBDAGENT_MCP_CONFIG).
@@ -302,6 +315,12 @@ func (o Options) resolve() (resolved, error) {
 	}
 	if r.DBPath == "" {
 		r.DBPath = DefaultDBPath
+	}
+	if r.WorkflowWorkers == 0 {
+		r.WorkflowWorkers = DefaultWorkflowWorkers
+	}
+	if r.WorkflowWorkers < 0 {
+		return r, errors.New("option WorkflowWorkers (LAMBDAGENT_WORKFLOW_WORKERS): must not be negative")
 	}
 	if r.SessionTTL == 0 {
 		r.SessionTTL = DefaultSessionTTL

@@ -25,6 +25,7 @@ import (
 	"github.com/lambdagent/lambdagent/internal/session/filestore"
 	"github.com/lambdagent/lambdagent/internal/session/redisstore"
 	"github.com/lambdagent/lambdagent/internal/telemetry"
+	"github.com/lambdagent/lambdagent/internal/workflow/engine"
 )
 
 // A Runtime is everything a process builds once and reuses across
@@ -37,6 +38,8 @@ type Runtime struct {
 	tel     *telemetry.Telemetry
 	handler http.Handler
 	closers []func() error
+	// workflows advances workflow runs; nil without Options.Workflows.
+	workflows *engine.Engine
 }
 
 // New builds a Runtime. It connects to the store and to every MCP server
@@ -79,8 +82,15 @@ func (r *Runtime) Close() error {
 
 // Serve serves the HTTP API on ln until ctx ends, then lets turns in
 // flight finish (and commit) for up to 30 s.
+//
+// With Options.Workflows it also runs Options.WorkflowWorkers workers
+// that advance workflow runs, stopped with the server; a run cut by the
+// stop is taken over when its lease expires.
 func (r *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 	o := r.opts
+	wctx, stop := context.WithCancel(ctx)
+	wait := r.runWorkflows(wctx)
+	defer func() { stop(); wait() }()
 	return httpserver.Serve(ctx, ln, r.handler, httpserver.Config{
 		Logger:       o.Logger,
 		ReadTimeout:  o.ReadTimeout,
@@ -200,8 +210,20 @@ func (r *Runtime) build(ctx context.Context) error {
 		public[ratelimit.AdminPath] = adm
 		public[ratelimit.UsagePath] = adm
 	}
-	h, err := httpapi.New(turns, observed, httpapi.Config{MaxBodyBytes: o.MaxBodyBytes, Logger: log,
-		Auth: authn, Extra: extra, Public: public, TenantHeader: o.TenantHeader})
+	wf, closeWorkflows, err := openWorkflows(o, rdb, agentTools, turns, r.tel)
+	if err != nil {
+		return err
+	}
+	if closeWorkflows != nil {
+		r.closers = append(r.closers, closeWorkflows)
+	}
+	r.workflows = wf
+	hc := httpapi.Config{MaxBodyBytes: o.MaxBodyBytes, Logger: log,
+		Auth: authn, Extra: extra, Public: public, TenantHeader: o.TenantHeader}
+	if r.workflows != nil {
+		hc.Workflows = r.workflows
+	}
+	h, err := httpapi.New(turns, observed, hc)
 	if err != nil {
 		return err
 	}

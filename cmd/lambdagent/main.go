@@ -10,6 +10,7 @@
 //	lambdagent chat    interactive terminal client for a session
 //	lambdagent cost    cost per 100K turns from measured figures
 //	lambdagent keys    create, list and revoke API keys
+//	lambdagent workflow validate FILE, start|get|list|signal|cancel   workflows
 //
 // With AWS_LAMBDA_RUNTIME_API set (inside AWS Lambda) it runs as a Lambda
 // function whatever the arguments. Configuration is read from environment
@@ -40,6 +41,7 @@ Usage:
   lambdagent chat    interactive client for a session (-url, -session)
   lambdagent cost    cost per 100K turns from measured figures or a load report (-h for flags)
   lambdagent keys    create, list and revoke API keys (create -tenant NAME, list, revoke ID)
+  lambdagent workflow validate|start|get|list|signal|cancel   workflow definitions and runs (-h for flags)
 
 Configuration is read from environment variables; see the README.
 `
@@ -97,6 +99,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runCost(args, os.Stdin, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, args, cfg, stdout, stderr)
+	case "workflow":
+		return runWorkflow(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -59,6 +59,18 @@ var rules = []rule{
 		},
 	},
 	{
+		name: "workflow definitions and the engine know no transport and no storage backend",
+		from: []string{mod + "internal/workflow", mod + "internal/workflow/engine"},
+		deny: []string{
+			mod + "internal/httpapi/...",
+			mod + "internal/lambdafn/...",
+			"github.com/redis/go-redis/...",
+			"go.etcd.io/bbolt/...",
+			mod + "internal/workflow/redisrun",
+			mod + "internal/workflow/filerun",
+		},
+	},
+	{
 		// Direct only: the turn links net/http through internal/claude,
 		// whose Reply and Usage it uses. Once the turn no longer imports
 		// internal/claude (#12 item 4, the model's request value), move

@@ -54,6 +54,9 @@ type Config struct {
 	// Extra, if set, serves data-plane paths the API does not know (such
 	// as /mcp), after authentication like the API's own routes.
 	Extra map[string]http.Handler
+	// Workflows, if set, serves the workflow runs API: POST
+	// /v1/workflows/{name}/runs and the /v1/runs routes (see #16).
+	Workflows Workflows
 	// Public, if set, serves paths without the data-plane authentication:
 	// operational endpoints (/metrics, /readyz, open or behind
 	// [RequireToken]) and the admin API, which checks its own token.
@@ -68,6 +71,7 @@ type handler struct {
 	auth     *auth.Authenticator
 	log      *slog.Logger
 	mux      *http.ServeMux
+	wf       Workflows
 }
 
 // New returns the API handler.
@@ -89,6 +93,9 @@ func New(t Turner, s Sessions, cfg Config) (http.Handler, error) {
 	h.mux.HandleFunc("/v1/sessions/{id}/turns", h.authenticated(h.only("POST", h.postTurn)))
 	h.mux.HandleFunc("/v1/sessions/{id}", h.authenticated(h.session))
 	h.mux.HandleFunc("/healthz", h.only("GET", h.healthz))
+	if cfg.Workflows != nil {
+		h.routeWorkflows(cfg.Workflows)
+	}
 	for path, x := range cfg.Extra {
 		h.mux.Handle(path, h.authenticated(x.ServeHTTP))
 	}
