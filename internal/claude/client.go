@@ -91,6 +91,11 @@ type Request struct {
 	// Betas are sent as anthropic-beta headers, for beta fields of Body
 	// (thinking.block_binding, say).
 	Betas []string
+	// OnDelta, if set, makes Create ask for a streamed reply and call it
+	// with each piece of text and thinking as it arrives, from Create's
+	// goroutine; the Reply is the same as without (see #15). Nil keeps
+	// the plain JSON call.
+	OnDelta func(Delta)
 }
 
 // Usage is the token accounting of one reply.
@@ -171,6 +176,9 @@ func (c *Client) Create(ctx context.Context, req Request) (*Reply, error) {
 	if len(req.Body) == 0 {
 		return nil, errEmptyBody
 	}
+	if req.OnDelta != nil {
+		return c.createStream(ctx, req)
+	}
 	var reply *Reply
 	attempts := 0
 	err := c.retry.Do(ctx, func(ctx context.Context) error {
@@ -183,12 +191,18 @@ func (c *Client) Create(ctx context.Context, req Request) (*Reply, error) {
 		return nil, err
 	}
 	reply.Attempts = attempts
+	c.price(reply, req.Model)
+	return reply, nil
+}
+
+// price sets reply.Usage.CostUSD at the reply's model, or at asked when
+// the table has no price for that one.
+func (c *Client) price(reply *Reply, asked string) {
 	model := reply.Model
 	if _, ok := c.prices.Lookup(model); !ok {
-		model = req.Model
+		model = asked
 	}
 	reply.Usage.CostUSD = c.prices.Cost(model, reply.Usage.Tokens())
-	return reply, nil
 }
 
 func (c *Client) create(ctx context.Context, body []byte, betas []string) (*Reply, error) {
