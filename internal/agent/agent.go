@@ -215,6 +215,9 @@ type Request struct {
 	// means the default tenant; otherwise it must pass
 	// auth.ValidTenant, or Run returns ErrBadRequest.
 	Tenant string
+	// Sink, if set, sees the turn as it runs and makes its model calls
+	// stream (see #15). Nil runs the turn as before.
+	Sink Sink
 }
 
 // StoreID returns the id under which the store keeps the request's
@@ -288,7 +291,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 	if err := a.checkMessage(req.Message); err != nil {
 		return nil, err
 	}
-	ctx = withRequest(ctx, req)
+	ctx = withEvents(withRequest(ctx, req), req.Sink)
 	sid := req.StoreID()
 	token := newToken()
 	st, err := a.begin(ctx, session.BeginRequest{
@@ -319,6 +322,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 		}
 	}()
 
+	eventsFrom(ctx).start(req.SessionID, st.Turns+1)
 	tctx, cancelTurn := a.turnContext(ctx)
 	defer cancelTurn()
 	tctx, stopRenew := a.keepLease(tctx, sid, token)
@@ -336,6 +340,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 		return nil, err
 	}
 	res.Turn = st.Turns + 1
+	eventsFrom(ctx).finish(res.Response)
 	out, err := json.Marshal(res)
 	if err != nil {
 		return nil, fmt.Errorf("encode answer: %w", err)
