@@ -24,6 +24,7 @@ import (
 	"github.com/lambdagent/lambdagent/internal/session"
 	"github.com/lambdagent/lambdagent/internal/session/filestore"
 	"github.com/lambdagent/lambdagent/internal/session/redisstore"
+	"github.com/lambdagent/lambdagent/internal/stream"
 	"github.com/lambdagent/lambdagent/internal/telemetry"
 )
 
@@ -200,8 +201,16 @@ func (r *Runtime) build(ctx context.Context) error {
 		public[ratelimit.AdminPath] = adm
 		public[ratelimit.UsagePath] = adm
 	}
+	// Streamed turns keep their events beside the sessions (see #15): in
+	// Redis for processes that share it, else in this process's memory.
+	var streams stream.Log = stream.NewMemory(0)
+	if rdb != nil {
+		if streams, err = stream.NewRedis(rdb, stream.RedisConfig{Prefix: o.RedisPrefix}); err != nil {
+			return err
+		}
+	}
 	h, err := httpapi.New(turns, observed, httpapi.Config{MaxBodyBytes: o.MaxBodyBytes, Logger: log,
-		Auth: authn, Extra: extra, Public: public, TenantHeader: o.TenantHeader})
+		Auth: authn, Extra: extra, Public: public, TenantHeader: o.TenantHeader, Streams: streams})
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/lambdagent/lambdagent/internal/apierr"
 	"github.com/lambdagent/lambdagent/internal/auth"
 	"github.com/lambdagent/lambdagent/internal/session"
+	"github.com/lambdagent/lambdagent/internal/stream"
 )
 
 // DefaultMaxBodyBytes is the request body limit of a zero Config.
@@ -54,6 +55,14 @@ type Config struct {
 	// Extra, if set, serves data-plane paths the API does not know (such
 	// as /mcp), after authentication like the API's own routes.
 	Extra map[string]http.Handler
+	// Streams keeps the events of streamed turns (see #15), for GET
+	// /v1/streams/{stream_id} on any process. Nil means turns do not
+	// stream: a request asking for it gets the plain JSON answer.
+	Streams stream.Log
+	// ShowThinking sends Claude's thinking to streaming clients as
+	// "thinking" events. Off by default: thinking is the operator's to
+	// show.
+	ShowThinking bool
 	// Public, if set, serves paths without the data-plane authentication:
 	// operational endpoints (/metrics, /readyz, open or behind
 	// [RequireToken]) and the admin API, which checks its own token.
@@ -68,6 +77,9 @@ type handler struct {
 	auth     *auth.Authenticator
 	log      *slog.Logger
 	mux      *http.ServeMux
+	// streams is Config.Streams; showThinking Config.ShowThinking.
+	streams      stream.Log
+	showThinking bool
 }
 
 // New returns the API handler.
@@ -75,7 +87,8 @@ func New(t Turner, s Sessions, cfg Config) (http.Handler, error) {
 	if t == nil || s == nil {
 		return nil, errors.New("httpapi: nil Turner or Sessions")
 	}
-	h := &handler{turns: t, sessions: s, maxBody: cfg.MaxBodyBytes, tenantH: cfg.TenantHeader, auth: cfg.Auth, log: cfg.Logger, mux: http.NewServeMux()}
+	h := &handler{turns: t, sessions: s, maxBody: cfg.MaxBodyBytes, tenantH: cfg.TenantHeader, auth: cfg.Auth, log: cfg.Logger, mux: http.NewServeMux(),
+		streams: cfg.Streams, showThinking: cfg.ShowThinking}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
 	}
@@ -88,6 +101,9 @@ func New(t Turner, s Sessions, cfg Config) (http.Handler, error) {
 	h.mux.HandleFunc("/agent", h.authenticated(h.only("POST", h.postAgent)))
 	h.mux.HandleFunc("/v1/sessions/{id}/turns", h.authenticated(h.only("POST", h.postTurn)))
 	h.mux.HandleFunc("/v1/sessions/{id}", h.authenticated(h.session))
+	if h.streams != nil {
+		h.mux.HandleFunc("/v1/streams/{stream_id}", h.authenticated(h.only("GET", h.getStream)))
+	}
 	h.mux.HandleFunc("/healthz", h.only("GET", h.healthz))
 	for path, x := range cfg.Extra {
 		h.mux.Handle(path, h.authenticated(x.ServeHTTP))
@@ -125,6 +141,9 @@ func (h *handler) only(method string, f http.HandlerFunc) http.HandlerFunc {
 type AgentRequest struct {
 	SessionID string `json:"session_id"`
 	Message   string `json:"message"`
+	// Stream asks for the answer as server-sent events, like Accept:
+	// text/event-stream (see #15).
+	Stream bool `json:"stream"`
 }
 
 func (h *handler) postAgent(w http.ResponseWriter, r *http.Request) {
@@ -137,21 +156,22 @@ func (h *handler) postAgent(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, badRequest("session_id is required"))
 		return
 	}
-	h.turn(w, r, req.SessionID, req.Message)
+	h.turn(w, r, req.SessionID, req.Message, req.Stream)
 }
 
 func (h *handler) postTurn(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Message string `json:"message"`
+		Stream  bool   `json:"stream"`
 	}
 	if err := h.decode(w, r, &req); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	h.turn(w, r, r.PathValue("id"), req.Message)
+	h.turn(w, r, r.PathValue("id"), req.Message, req.Stream)
 }
 
-func (h *handler) turn(w http.ResponseWriter, r *http.Request, id, msg string) {
+func (h *handler) turn(w http.ResponseWriter, r *http.Request, id, msg string, streamed bool) {
 	if err := session.ValidID(id); err != nil {
 		h.writeError(w, r, err)
 		return
@@ -172,7 +192,12 @@ func (h *handler) turn(w http.ResponseWriter, r *http.Request, id, msg string) {
 		// logs, spans and metric labels stay as they were.
 		tenant = ""
 	}
-	ans, err := h.turns.Run(r.Context(), agent.Request{SessionID: id, Message: msg, IdempotencyKey: key, Tenant: tenant})
+	req := agent.Request{SessionID: id, Message: msg, IdempotencyKey: key, Tenant: tenant}
+	if h.streams != nil && wantsStream(r, streamed) {
+		h.streamTurn(w, r, req)
+		return
+	}
+	ans, err := h.turns.Run(r.Context(), req)
 	if err != nil {
 		h.writeError(w, r, err)
 		return

@@ -77,6 +77,9 @@ func testFollow(t *testing.T, l stream.Log) {
 	}
 	var want []stream.Event
 	want = append(want, w.Emit(stream.TurnStart, []byte(`{}`)))
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	var all, rest []stream.Event
 	var allErr, restErr error

@@ -54,6 +54,9 @@ type Writer struct {
 	quit   chan struct{} // closed by Close
 	exited chan struct{} // closed when run returns
 	writes atomic.Int64
+	// flushMu keeps writes in order: a batch is written before the next
+	// one is taken.
+	flushMu sync.Mutex
 
 	mu sync.Mutex
 	// guarded by mu:
@@ -122,6 +125,16 @@ func (w *Writer) Emit(name string, data []byte) Event {
 	return ev
 }
 
+// Sync writes the queued events now and returns when they are stored.
+// The producer calls it after turn_start, before the stream's id goes to
+// its client, so that a reader anywhere finds the stream.
+func (w *Writer) Sync() error {
+	if err := w.flush(w.cfg.AliveTTL); err != nil {
+		return fmt.Errorf("sync stream %s: %w", w.id, err)
+	}
+	return nil
+}
+
 // Writes reports the round trips the writer made so far, Open's
 // included.
 func (w *Writer) Writes() int64 { return w.writes.Load() }
@@ -158,6 +171,8 @@ func (w *Writer) run() {
 // flush writes the queued events (none: a heartbeat) with the liveness
 // mark set to alive. Failed events go back to the head of the queue.
 func (w *Writer) flush(alive time.Duration) error {
+	w.flushMu.Lock()
+	defer w.flushMu.Unlock()
 	w.mu.Lock()
 	batch := w.buf
 	w.buf = nil
