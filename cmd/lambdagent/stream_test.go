@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lambdagent/lambdagent/internal/claudesim"
+	"github.com/lambdagent/lambdagent/internal/loadgen"
 	"github.com/lambdagent/lambdagent/internal/redistest"
 	"github.com/lambdagent/lambdagent/internal/stream"
 )
@@ -274,4 +275,26 @@ func TestStreamProducerKilled(t *testing.T) {
 	if len(after) != len(retry) || after[0].Seq != retry[0].Seq {
 		t.Errorf("resume after the error: %d events from %d; the retry sent %d from %d", len(after), after[0].Seq, len(retry), retry[0].Seq)
 	}
+}
+
+// 200 streams at once through one serve process on Redis, with the
+// history check on: every turn answered, every answer's text deltas
+// equal to its response, no violation.
+func TestStreamLoad(t *testing.T) {
+	env := slowEnv(t, 200*time.Millisecond)
+	p := start(t, "serve", env...)
+	rep, err := loadgen.Run(t.Context(), loadgen.Config{URL: "http://" + p.addr, Sessions: 200, Turns: 2, Stream: true,
+		ModelLatency: 200 * time.Millisecond, Timeout: 60 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := rep.History
+	if rep.Turns != 400 || rep.FailedTurns != 0 || h.Violations != 0 || h.SessionsChecked != 200 || rep.TTFT.Count != 400 {
+		t.Errorf("%d turns answered, %d failed, errors %v; history %d violations %v in %d sessions checked; %d first tokens",
+			rep.Turns, rep.FailedTurns, rep.Errors, h.Violations, h.ByKind, h.SessionsChecked, rep.TTFT.Count)
+		for _, v := range h.Details[:min(5, len(h.Details))] {
+			t.Logf("violation: %+v", v)
+		}
+	}
+	t.Logf("latency p50 %.1f ms p99 %.1f ms; first token p50 %.1f ms p99 %.1f ms", rep.Latency.P50, rep.Latency.P99, rep.TTFT.P50, rep.TTFT.P99)
 }
