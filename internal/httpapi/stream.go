@@ -163,8 +163,10 @@ func (h *handler) streamTurn(w http.ResponseWriter, r *http.Request, req agent.R
 	s := &sink{w: sw, q: newQueue(), streamID: sid, showThought: h.showThinking}
 	req.Sink = s
 	failed := make(chan error, 1) // the turn's error when it failed before turn_start
+	closed := make(chan struct{}) // the last events are in the log
 	tctx := context.WithoutCancel(r.Context())
 	go func() {
+		defer close(closed)
 		ans, err := h.turns.Run(tctx, req)
 		switch {
 		case err != nil && !s.started.Load():
@@ -211,6 +213,11 @@ func (h *handler) streamTurn(w http.ResponseWriter, r *http.Request, req agent.R
 			}
 			if stream.Terminal(ev.Name) {
 				_ = out.flush()
+				// Answer only once the log has the end too: on Lambda the
+				// process may freeze when the handler returns, and a
+				// reader elsewhere would take the unfinished stream for
+				// an interrupted one.
+				<-closed
 				return
 			}
 		}
