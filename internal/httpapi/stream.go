@@ -164,8 +164,14 @@ func (h *handler) streamTurn(w http.ResponseWriter, r *http.Request, req agent.R
 	req.Sink = s
 	failed := make(chan error, 1) // the turn's error when it failed before turn_start
 	closed := make(chan struct{}) // the last events are in the log
-	tctx := context.WithoutCancel(r.Context())
+	// The request's values and deadline (a Lambda invocation's end),
+	// not its cancellation: the turn outlives a client that hangs up.
+	tctx, cancel := context.WithoutCancel(r.Context()), context.CancelFunc(func() {})
+	if d, ok := r.Context().Deadline(); ok {
+		tctx, cancel = context.WithDeadline(tctx, d)
+	}
 	go func() {
+		defer cancel()
 		defer close(closed)
 		ans, err := h.turns.Run(tctx, req)
 		switch {
