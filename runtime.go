@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -38,7 +39,13 @@ type Runtime struct {
 	tel     *telemetry.Telemetry
 	handler http.Handler
 	closers []func() error
+	// detached counts streamed turns whose client left; Close waits for
+	// them (up to detachedWait) before closing what they use.
+	detached sync.WaitGroup
 }
+
+// detachedWait bounds Close's wait for streamed turns whose client left.
+const detachedWait = 30 * time.Second
 
 // New builds a Runtime. It connects to the store and to every MCP server
 // (configured and in-process) before it returns; ctx bounds that.
@@ -70,6 +77,13 @@ func (r *Runtime) Handler() http.Handler { return r.handler }
 // Close releases what New opened: MCP connections, the store, and the
 // telemetry exporters (last, so that their final spans are sent).
 func (r *Runtime) Close() error {
+	done := make(chan struct{})
+	go func() { r.detached.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(detachedWait):
+		r.opts.Logger.Warn("close: streamed turns still running; their streams will read as interrupted, and a retry resumes them")
+	}
 	var errs []error
 	for i := len(r.closers) - 1; i >= 0; i-- {
 		errs = append(errs, r.closers[i]())
@@ -210,7 +224,7 @@ func (r *Runtime) build(ctx context.Context) error {
 		}
 	}
 	h, err := httpapi.New(turns, observed, httpapi.Config{MaxBodyBytes: o.MaxBodyBytes, Logger: log,
-		Auth: authn, Extra: extra, Public: public, TenantHeader: o.TenantHeader, Streams: streams})
+		Auth: authn, Extra: extra, Public: public, TenantHeader: o.TenantHeader, Streams: streams, Detached: &r.detached})
 	if err != nil {
 		return err
 	}

@@ -298,3 +298,35 @@ func TestStreamLoad(t *testing.T) {
 	}
 	t.Logf("latency p50 %.1f ms p99 %.1f ms; first token p50 %.1f ms p99 %.1f ms", rep.Latency.P50, rep.Latency.P99, rep.TTFT.P50, rep.TTFT.P99)
 }
+
+// A client hangs up right after turn_start and the process is stopped
+// (SIGTERM) while the turn runs: the process finishes the turn before it
+// exits, so the session holds it and the stream ends with turn_end.
+func TestStreamFinishesOnShutdown(t *testing.T) {
+	env := slowEnv(t, 2*time.Second)
+	p1 := start(t, "serve", env...)
+	var sid string
+	err := openStream(t.Context(), "POST", "http://"+p1.addr+"/agent", `{"session_id":"d1","message":"drain me"}`, nil, func(ev stream.Event) error {
+		var s struct {
+			StreamID string `json:"stream_id"`
+		}
+		_ = json.Unmarshal(ev.Data, &s)
+		sid = s.StreamID
+		return errEnough
+	})
+	if !errors.Is(err, errEnough) || sid == "" {
+		t.Fatalf("no turn_start: %v", err)
+	}
+	p1.stop(t)
+	p2 := start(t, "serve", env...)
+	if turns, msgs := sessionTurns(t, "http://"+p2.addr, "d1"); turns != 1 || msgs != 2 {
+		t.Errorf("session holds %d turns, %d messages; want 1 and 2", turns, msgs)
+	}
+	var last stream.Event
+	if err := openStream(t.Context(), "GET", "http://"+p2.addr+"/v1/streams/"+sid, "", nil, func(ev stream.Event) error {
+		last = ev
+		return nil
+	}); err != nil || last.Name != stream.TurnEnd {
+		t.Errorf("stream after the shutdown ends with %s %s (%v); want turn_end", last.Name, last.Data, err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/lambdagent/lambdagent/internal/agent"
@@ -59,6 +60,10 @@ type Config struct {
 	// /v1/streams/{stream_id} on any process. Nil means turns do not
 	// stream: a request asking for it gets the plain JSON answer.
 	Streams stream.Log
+	// Detached, if set, counts the streamed turns running on after their
+	// request ended (the client hung up): their owner waits for them
+	// before closing the store, so a shutdown does not cut them.
+	Detached *sync.WaitGroup
 	// ShowThinking sends Claude's thinking to streaming clients as
 	// "thinking" events. Off by default: thinking is the operator's to
 	// show.
@@ -80,6 +85,7 @@ type handler struct {
 	// streams is Config.Streams; showThinking Config.ShowThinking.
 	streams      stream.Log
 	showThinking bool
+	detached     *sync.WaitGroup // never nil
 }
 
 // New returns the API handler.
@@ -88,7 +94,10 @@ func New(t Turner, s Sessions, cfg Config) (http.Handler, error) {
 		return nil, errors.New("httpapi: nil Turner or Sessions")
 	}
 	h := &handler{turns: t, sessions: s, maxBody: cfg.MaxBodyBytes, tenantH: cfg.TenantHeader, auth: cfg.Auth, log: cfg.Logger, mux: http.NewServeMux(),
-		streams: cfg.Streams, showThinking: cfg.ShowThinking}
+		streams: cfg.Streams, showThinking: cfg.ShowThinking, detached: cfg.Detached}
+	if h.detached == nil {
+		h.detached = new(sync.WaitGroup)
+	}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
 	}

@@ -170,7 +170,9 @@ func (h *handler) streamTurn(w http.ResponseWriter, r *http.Request, req agent.R
 	if d, ok := r.Context().Deadline(); ok {
 		tctx, cancel = context.WithDeadline(tctx, d)
 	}
+	h.detached.Add(1)
 	go func() {
+		defer h.detached.Done()
 		defer cancel()
 		defer close(closed)
 		ans, err := h.turns.Run(tctx, req)
