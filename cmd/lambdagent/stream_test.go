@@ -118,6 +118,32 @@ func sessionTurns(t *testing.T, base, id string) (int64, int) {
 	return s.Turns, len(s.Messages)
 }
 
+// storedAnswer is the text of the session's last message, as stored.
+func storedAnswer(t *testing.T, base, id string) string {
+	resp, err := http.Get(base + "/v1/sessions/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s struct {
+		Messages []struct {
+			Content []struct {
+				Type, Text string
+			} `json:"content"`
+		} `json:"messages"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil || len(s.Messages) == 0 {
+		t.Fatalf("session %s: %v", id, err)
+	}
+	var texts []string
+	for _, b := range s.Messages[len(s.Messages)-1].Content {
+		if b.Type == "text" {
+			texts = append(texts, b.Text)
+		}
+	}
+	return strings.Join(texts, "\n")
+}
+
 // A client reads part of a stream from one process, hangs up, and
 // resumes with Last-Event-ID on another: it gets the rest exactly once,
 // and the text is the stored answer byte for byte. The turn is not
@@ -129,6 +155,7 @@ func TestStreamResumesOnAnotherProcess(t *testing.T) {
 
 	var first []stream.Event
 	body := fmt.Sprintf(`{"session_id":"r1","message":%q}`, longMessage)
+	began := time.Now()
 	err := openStream(t.Context(), "POST", "http://"+p1.addr+"/agent", body, nil, func(ev stream.Event) error {
 		first = append(first, ev)
 		if len(first) == 6 {
@@ -138,6 +165,11 @@ func TestStreamResumesOnAnotherProcess(t *testing.T) {
 	})
 	if !errors.Is(err, errEnough) {
 		t.Fatalf("first part: %v (events %d)", err, len(first))
+	}
+	// The simulator spreads the reply over 3 s: events that came well
+	// before its end were streamed, not buffered.
+	if d := time.Since(began); d > 2*time.Second {
+		t.Errorf("the first 6 events took %v: the answer was not streamed", d)
 	}
 	var start struct {
 		StreamID string `json:"stream_id"`
@@ -170,6 +202,9 @@ func TestStreamResumesOnAnotherProcess(t *testing.T) {
 	}
 	if turns, msgs := sessionTurns(t, "http://"+p2.addr, "r1"); turns != 1 || msgs != 2 {
 		t.Errorf("session holds %d turns, %d messages; want 1 and 2", turns, msgs)
+	}
+	if stored := storedAnswer(t, "http://"+p2.addr, "r1"); stored != textOf(t, all) {
+		t.Errorf("stored answer %q\ntext deltas   %q", stored, textOf(t, all))
 	}
 	t.Logf("first part %d events on one process, rest %d on the other", len(first), len(rest))
 }
