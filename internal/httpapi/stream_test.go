@@ -212,3 +212,31 @@ func TestStreamBadRequests(t *testing.T) {
 		})
 	}
 }
+
+// A turn that fails after it started ends its stream with an error event
+// holding the JSON error body the plain call would get; nothing is saved.
+func TestStreamedTurnFails(t *testing.T) {
+	srv := stacktest.Start(t, stacktest.Options{Sim: claudesim.Config{Rate529: 1}, Retry: retry.Policy{Attempts: 1},
+		HTTP: httpapi.Config{Streams: stream.NewMemory(0)}}).URL
+	r := doSSE(t, srv, "POST", "/agent", `{"session_id":"f1","message":"hi","stream":true}`)
+	if got := names(r.events); len(got) != 2 || r.events[0].Name != stream.TurnStart || r.events[1].Name != stream.Error {
+		t.Fatalf("events %v; want turn_start, error", got)
+	}
+	plain := do(t, srv, "POST", "/agent", `{"session_id":"f1","message":"hi"}`)
+	// The same shape, but for Claude's request id, new on every call.
+	strip := func(b string) string {
+		var e map[string]map[string]any
+		if err := json.Unmarshal([]byte(b), &e); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		delete(e["error"], "request_id")
+		out, _ := json.Marshal(e)
+		return string(out)
+	}
+	if strip(string(r.events[1].Data)) != strip(plain.body) || plain.status != 503 {
+		t.Errorf("error event %s; the plain call answers %d %s", r.events[1].Data, plain.status, plain.body)
+	}
+	if st := do(t, srv, "GET", "/v1/sessions/f1", ""); st.status != 404 {
+		t.Errorf("session after a failed turn: %d %s", st.status, st.body)
+	}
+}
