@@ -314,18 +314,7 @@ func newSSE(w http.ResponseWriter) *sse {
 // of it, as SSE requires).
 func (s *sse) write(ev stream.Event) error {
 	_ = s.rc.SetWriteDeadline(time.Now().Add(frameWriteTimeout)) // not every writer has deadlines
-	b := make([]byte, 0, len(ev.Data)+48)
-	b = append(b, "id: "...)
-	b = strconv.AppendInt(b, ev.Seq, 10)
-	b = append(b, "\nevent: "...)
-	b = append(b, ev.Name...)
-	b = append(b, '\n')
-	for line := range strings.SplitSeq(string(ev.Data), "\n") {
-		b = append(b, "data: "...)
-		b = append(b, line...)
-		b = append(b, '\n')
-	}
-	b = append(b, '\n')
+	b := stream.AppendSSE(make([]byte, 0, len(ev.Data)+48), ev)
 	_, err := s.w.Write(b)
 	return err
 }

@@ -8,6 +8,24 @@ import (
 	"strconv"
 )
 
+// AppendSSE appends ev as a server-sent event: its id (Seq), its name and
+// its data, one data line per line of it (SSE has no escapes). [ReadSSE]
+// reads it back, but for a "\r" in the data, which SSE also takes for a
+// line end; JSON data has none. The name must be one line.
+func AppendSSE(b []byte, ev Event) []byte {
+	b = append(b, "id: "...)
+	b = strconv.AppendInt(b, ev.Seq, 10)
+	b = append(b, "\nevent: "...)
+	b = append(b, ev.Name...)
+	b = append(b, '\n')
+	for line := range bytes.SplitSeq(ev.Data, []byte{'\n'}) {
+		b = append(b, "data: "...)
+		b = append(b, line...)
+		b = append(b, '\n')
+	}
+	return append(b, '\n')
+}
+
 // maxSSELine bounds one line of an event stream read by [ReadSSE]: a
 // turn_end carries the whole answer.
 const maxSSELine = 16 << 20
@@ -24,7 +42,7 @@ func ReadSSE(r io.Reader, fn func(Event) error) error {
 	var data [][]byte
 	var hasID bool
 	for sc.Scan() {
-		line := sc.Bytes()
+		line := bytes.TrimSuffix(sc.Bytes(), []byte{'\r'})
 		if len(line) == 0 {
 			if ev.Name == "" && data == nil {
 				continue
