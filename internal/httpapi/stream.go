@@ -155,7 +155,17 @@ func (s *sink) ToolResult(id string, isError bool) {
 // is a plain JSON error with its status; after, it is an "error" event.
 func (h *handler) streamTurn(w http.ResponseWriter, r *http.Request, req agent.Request) {
 	sid := streamID(req.Tenant, req.SessionID, req.IdempotencyKey)
-	sw, err := stream.Open(r.Context(), h.streams, session.Scope(req.Tenant, sid), stream.Config{Logger: h.log})
+	logID := session.Scope(req.Tenant, sid)
+	if req.IdempotencyKey != "" {
+		// A repeat while the first request's turn still runs (its client
+		// hung up and sent it again): follow that turn's stream rather
+		// than start a second writer on it.
+		if _, live, err := h.streams.State(r.Context(), logID); err == nil && live {
+			h.follow(w, r, logID, 0)
+			return
+		}
+	}
+	sw, err := stream.Open(r.Context(), h.streams, logID, stream.Config{Logger: h.log})
 	if err != nil {
 		h.writeError(w, r, errors.Join(session.ErrUnavailable, err))
 		return
@@ -250,7 +260,13 @@ func (h *handler) getStream(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	logID := session.Scope(tenantOf(r), id)
+	h.follow(w, r, session.Scope(tenantOf(r), id), after)
+}
+
+// follow sends the events of stream logID after after, then the live
+// rest, until the turn ends; 404 when there is no such stream.
+func (h *handler) follow(w http.ResponseWriter, r *http.Request, logID string, after int64) {
+	_, id := session.Unscope(logID)
 	if _, _, err := h.streams.State(r.Context(), logID); err != nil {
 		if errors.Is(err, stream.ErrNotFound) {
 			err = &apierr.Error{Kind: apierr.NotFound, Message: "no stream " + id + " (never started, expired, or not yours)"}
@@ -264,17 +280,19 @@ func (h *handler) getStream(w http.ResponseWriter, r *http.Request) {
 	if err := sse.flush(); err != nil {
 		return
 	}
-	err = stream.Follow(r.Context(), h.streams, logID, after, 0, func(ev stream.Event) error {
+	last := after
+	err := stream.Follow(r.Context(), h.streams, logID, after, 0, func(ev stream.Event) error {
 		if err := sse.write(ev); err != nil {
 			return err
 		}
+		last = ev.Seq
 		return sse.flush()
 	})
 	if err != nil && r.Context().Err() == nil {
 		// Headers are out: say it as an event, numbered after what was sent.
 		e := apierr.From(errors.Join(session.ErrUnavailable, err))
 		h.log.LogAttrs(r.Context(), e.LogLevel(), "stream follow failed", slog.String("path", r.URL.Path), slog.Any("err", e.Err))
-		_ = sse.write(stream.Event{Seq: after, Name: stream.Error, Data: trimNL(apierr.Body(e))})
+		_ = sse.write(stream.Event{Seq: last, Name: stream.Error, Data: trimNL(apierr.Body(e))})
 		_ = sse.flush()
 	}
 }

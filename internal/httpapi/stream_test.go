@@ -2,11 +2,13 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -238,5 +240,30 @@ func TestStreamedTurnFails(t *testing.T) {
 	}
 	if st := do(t, srv, "GET", "/v1/sessions/f1", ""); st.status != 404 {
 		t.Errorf("session after a failed turn: %d %s", st.status, st.body)
+	}
+}
+
+// A repeat of a request (same Idempotency-Key) while its turn still runs,
+// after its client hung up, follows that turn's stream from the start:
+// one turn, one stream, every event once.
+func TestStreamedRepeatWhileRunning(t *testing.T) {
+	srv := stacktest.Start(t, stacktest.Options{Sim: claudesim.Config{Latency: time.Second}, Retry: retry.Policy{Attempts: 1},
+		HTTP: httpapi.Config{Streams: stream.NewMemory(0)}}).URL
+	body := `{"session_id":"rw","message":"` + strings.Repeat("still running ", 20) + `","stream":true}`
+	req, _ := http.NewRequest("POST", srv+"/agent", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", "rw-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := errors.New("hang up")
+	_ = stream.ReadSSE(resp.Body, func(stream.Event) error { return stop })
+	resp.Body.Close()
+
+	again := doSSE(t, srv, "POST", "/agent", body, "Idempotency-Key", "rw-1")
+	check(t, again.events, 1)
+	if st := do(t, srv, "GET", "/v1/sessions/rw", ""); !strings.Contains(st.body, `"turns":1,`) {
+		t.Errorf("session: %s", st.body)
 	}
 }
