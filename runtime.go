@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,6 +25,7 @@ import (
 	"github.com/lambdagent/lambdagent/internal/session"
 	"github.com/lambdagent/lambdagent/internal/session/filestore"
 	"github.com/lambdagent/lambdagent/internal/session/redisstore"
+	"github.com/lambdagent/lambdagent/internal/stream"
 	"github.com/lambdagent/lambdagent/internal/telemetry"
 	"github.com/lambdagent/lambdagent/internal/workflow/engine"
 )
@@ -40,7 +42,13 @@ type Runtime struct {
 	closers []func() error
 	// workflows advances workflow runs; nil without Options.Workflows.
 	workflows *engine.Engine
+	// detached counts streamed turns whose client left; Close waits for
+	// them (up to detachedWait) before closing what they use.
+	detached sync.WaitGroup
 }
+
+// detachedWait bounds Close's wait for streamed turns whose client left.
+const detachedWait = 30 * time.Second
 
 // New builds a Runtime. It connects to the store and to every MCP server
 // (configured and in-process) before it returns; ctx bounds that.
@@ -72,6 +80,13 @@ func (r *Runtime) Handler() http.Handler { return r.handler }
 // Close releases what New opened: MCP connections, the store, and the
 // telemetry exporters (last, so that their final spans are sent).
 func (r *Runtime) Close() error {
+	done := make(chan struct{})
+	go func() { r.detached.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(detachedWait):
+		r.opts.Logger.Warn("close: streamed turns still running; their streams will read as interrupted, and a retry resumes them")
+	}
 	var errs []error
 	for i := len(r.closers) - 1; i >= 0; i-- {
 		errs = append(errs, r.closers[i]())
@@ -218,8 +233,16 @@ func (r *Runtime) build(ctx context.Context) error {
 		r.closers = append(r.closers, closeWorkflows)
 	}
 	r.workflows = wf
+	// Streamed turns keep their events beside the sessions (see #15): in
+	// Redis for processes that share it, else in this process's memory.
+	var streams stream.Log = stream.NewMemory(0)
+	if rdb != nil {
+		if streams, err = stream.NewRedis(rdb, stream.RedisConfig{Prefix: o.RedisPrefix}); err != nil {
+			return err
+		}
+	}
 	hc := httpapi.Config{MaxBodyBytes: o.MaxBodyBytes, Logger: log,
-		Auth: authn, Extra: extra, Public: public, TenantHeader: o.TenantHeader}
+		Auth: authn, Extra: extra, Public: public, TenantHeader: o.TenantHeader, Streams: streams, Detached: &r.detached}
 	if r.workflows != nil {
 		hc.Workflows = r.workflows
 	}

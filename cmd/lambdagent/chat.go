@@ -39,6 +39,7 @@ func runChat(ctx context.Context, args []string, env func(string) string, stdin 
 	fs.StringVar(&cfg.URL, "url", chatui.DefaultURL, "the server, or its turn endpoint")
 	fs.StringVar(&cfg.SessionID, "session", "", "continue this session (default: a new one)")
 	fs.StringVar(&cfg.APIKey, "key", "", apiKeyUsage)
+	fs.BoolVar(&cfg.Stream, "stream", true, "show answers as they are written (in a terminal; server-sent events)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil

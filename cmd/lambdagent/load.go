@@ -45,6 +45,7 @@ func runLoad(ctx context.Context, args []string, env func(string) string, stdout
 	fs.DurationVar(&cfg.Timeout, "timeout", loadgen.DefaultTimeout, "timeout of one request")
 	fs.DurationVar(&cfg.ModelLatency, "model-latency", 0, "the model's latency per call (the simulator's -latency), for the overhead")
 	fs.IntVar(&cfg.Retries, "retries", loadgen.DefaultRetries, "retries of a turn on 409/429/502/503/504 or a lost connection, with its Idempotency-Key (0: none)")
+	fs.BoolVar(&cfg.Stream, "stream", false, "ask for streamed answers (server-sent events): report the time to first token and check each answer's text deltas")
 	historyCheck := fs.Bool("history-check", true, "check every session's history after the run")
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	fs.StringVar(&cfg.APIKey, "key", "", apiKeyUsage)

@@ -246,6 +246,9 @@ type Request struct {
 	// means the session's, or for a new one Config.History. Naming
 	// another than an existing session's is ErrBadRequest.
 	History string
+	// Sink, if set, sees the turn as it runs and makes its model calls
+	// stream (see #15). Nil runs the turn as before.
+	Sink Sink
 }
 
 // StoreID returns the id under which the store keeps the request's
@@ -319,7 +322,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 	if err := a.checkMessage(req.Message); err != nil {
 		return nil, err
 	}
-	ctx = withRequest(ctx, req)
+	ctx = withEvents(withRequest(ctx, req), req.Sink)
 	sid := req.StoreID()
 	token := newToken()
 	st, err := a.begin(ctx, session.BeginRequest{
@@ -350,6 +353,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 		}
 	}()
 
+	eventsFrom(ctx).start(req.SessionID, st.Turns+1)
 	tctx, cancelTurn := a.turnContext(ctx)
 	defer cancelTurn()
 	tctx, stopRenew := a.keepLease(tctx, sid, token)
@@ -367,6 +371,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 		return nil, err
 	}
 	res.Turn = st.Turns + 1
+	eventsFrom(ctx).finish(res.Response)
 	out, err := json.Marshal(res)
 	if err != nil {
 		return nil, fmt.Errorf("encode answer: %w", err)

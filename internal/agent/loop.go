@@ -248,6 +248,7 @@ func (a *Agent) call(ctx context.Context, t *turn, c conv, noTools bool, res *Re
 			MaxTokens: maxTokens,
 			Body:      body,
 			Betas:     betas,
+			OnDelta:   eventsFrom(ctx).onDelta(),
 		})
 		if err != nil {
 			if a.shorten(err, "", c, t, msgs) {
@@ -350,12 +351,16 @@ func (a *Agent) runTools(ctx context.Context, t *turn, calls []ToolCall, saved m
 	out := make([]json.RawMessage, len(calls))
 	var g errgroup.Group
 	g.SetLimit(a.cfg.MaxParallelTools)
+	ev := eventsFrom(ctx)
 	for i, c := range calls {
+		ev.toolUse(c)
 		if r, ok := savedResult(saved, c.ID); ok {
 			out[i] = r
+			ev.toolResult(c.ID, r)
 			continue
 		}
 		g.Go(func() error {
+			defer func() { ev.toolResult(c.ID, out[i]) }()
 			r := a.tools.Call(ctx, c)
 			if len(r) == 0 {
 				// Not saved: the call may not have run, and a retry may

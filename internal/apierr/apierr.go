@@ -43,6 +43,7 @@ const (
 	UpstreamUnreachable   Kind = "upstream_unreachable"   // 502: Claude could not be reached
 	StoreUnavailable      Kind = "store_unavailable"      // 503: the session or limiter store is down
 	UpstreamOverloaded    Kind = "upstream_overloaded"    // 503: Claude is overloaded (529)
+	Interrupted           Kind = "interrupted"            // 503: a streamed turn's process stopped; retry with the same Idempotency-Key (#15)
 	Timeout               Kind = "timeout"                // 504: the turn outlived its deadline
 )
 
@@ -75,6 +76,7 @@ var statuses = map[Kind]int{
 	UpstreamUnreachable:   http.StatusBadGateway,
 	StoreUnavailable:      http.StatusServiceUnavailable,
 	UpstreamOverloaded:    http.StatusServiceUnavailable,
+	Interrupted:           http.StatusServiceUnavailable,
 	Timeout:               http.StatusGatewayTimeout,
 }
 

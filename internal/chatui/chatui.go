@@ -50,6 +50,11 @@ type Config struct {
 	// (turn, latency, tokens), for a person; without it answers are
 	// printed bare, for scripts.
 	Terminal bool
+	// Stream, with Terminal, asks for answers as server-sent events and
+	// prints them as they are written, resuming a dropped connection
+	// from its last event (see #15). A server that does not stream is
+	// answered as before.
+	Stream bool
 }
 
 // A LineReader reads the user's lines, without their newline; io.EOF ends
@@ -63,6 +68,8 @@ type LineReader interface {
 type Chat struct {
 	turnURL     string
 	sessionsURL string
+	streamsURL  string
+	stream      bool
 	client      *http.Client
 	apiKey      string
 	terminal    bool
@@ -112,7 +119,10 @@ func New(cfg Config) (*Chat, error) {
 	s := *u
 	s.RawQuery = ""
 	s.Path = path.Join(path.Dir(u.Path), "v1", "sessions") + "/"
-	c := &Chat{turnURL: u.String(), sessionsURL: s.String(), client: cfg.Client, apiKey: cfg.APIKey, terminal: cfg.Terminal, session: cfg.SessionID}
+	st := s
+	st.Path = path.Join(path.Dir(u.Path), "v1", "streams") + "/"
+	c := &Chat{turnURL: u.String(), sessionsURL: s.String(), streamsURL: st.String(), client: cfg.Client, apiKey: cfg.APIKey,
+		terminal: cfg.Terminal, stream: cfg.Stream && cfg.Terminal, session: cfg.SessionID}
 	if c.client == nil {
 		c.client = &http.Client{Timeout: 10 * time.Minute}
 	}
@@ -205,7 +215,17 @@ func (c *Chat) send(ctx context.Context, w *errWriter, msg string) {
 	key := newKey()
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
-		resp, b, err := c.do(ctx, http.MethodPost, c.turnURL, body, key)
+		var resp *http.Response
+		var b []byte
+		var err error
+		if c.stream {
+			var done bool
+			if resp, b, done, err = c.sendStream(ctx, w, body, key, start); done {
+				return
+			}
+		} else {
+			resp, b, err = c.do(ctx, http.MethodPost, c.turnURL, body, key)
+		}
 		if err != nil {
 			if c.authErr == nil { // else Run returns it
 				w.printf("error: %s\n", transportError(c.turnURL, err))
@@ -251,6 +271,11 @@ func (c *Chat) printAnswer(w *errWriter, a *answer) {
 		return
 	}
 	w.printf("claude> %s\n", strings.ReplaceAll(a.Response, "\n", "\n        "))
+	c.printFigures(w, a)
+}
+
+// printFigures prints the dim line of figures under an answer.
+func (c *Chat) printFigures(w *errWriter, a *answer) {
 	var figs []string
 	if a.Turn > 0 {
 		figs = append(figs, fmt.Sprintf("turn %d", a.Turn))

@@ -92,6 +92,11 @@ type Request struct {
 	// Betas are sent as anthropic-beta headers, for beta fields of Body
 	// (thinking.block_binding, say).
 	Betas []string
+	// OnDelta, if set, makes Create ask for a streamed reply and call it
+	// with each piece of text and thinking as it arrives, from Create's
+	// goroutine; the Reply is the same as without (see #15). Nil keeps
+	// the plain JSON call.
+	OnDelta func(Delta)
 }
 
 // Usage is the token accounting of one reply.
@@ -176,11 +181,14 @@ func (c *Client) Create(ctx context.Context, req Request) (*Reply, error) {
 	if len(req.Body) == 0 {
 		return nil, errEmptyBody
 	}
+	if req.OnDelta != nil {
+		return c.createStream(ctx, req)
+	}
 	var reply *Reply
 	attempts := 0
 	err := c.retry.Do(ctx, func(ctx context.Context) error {
 		attempts++
-		r, err := c.create(ctx, req.Body, req.Betas)
+		r, err := c.create(ctx, req.Body, req.Betas, nil, nil)
 		reply = r
 		return err
 	})
@@ -188,15 +196,21 @@ func (c *Client) Create(ctx context.Context, req Request) (*Reply, error) {
 		return nil, err
 	}
 	reply.Attempts = attempts
-	model := reply.Model
-	if _, ok := c.prices.Lookup(model); !ok {
-		model = req.Model
-	}
-	reply.Usage.CostUSD = c.prices.Cost(model, reply.Usage.Tokens())
+	c.price(reply, req.Model)
 	return reply, nil
 }
 
-func (c *Client) create(ctx context.Context, body []byte, betas []string) (*Reply, error) {
+// price sets reply.Usage.CostUSD at the reply's model, or at asked when
+// the table has no price for that one.
+func (c *Client) price(reply *Reply, asked string) {
+	model := reply.Model
+	if _, ok := c.prices.Lookup(model); !ok {
+		model = asked
+	}
+	reply.Usage.CostUSD = c.prices.Cost(model, reply.Usage.Tokens())
+}
+
+func (c *Client) create(ctx context.Context, body []byte, betas []string, onDelta func(Delta), delivered *bool) (*Reply, error) {
 	var resp *http.Response
 	opts := []option.RequestOption{
 		option.WithRequestBody("application/json", body),
@@ -214,7 +228,7 @@ func (c *Client) create(ctx context.Context, body []byte, betas []string) (*Repl
 	defer resp.Body.Close()
 	var r *Reply
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		r, err = readStream(ctx, resp)
+		r, err = readStream(ctx, resp, onDelta, delivered)
 	} else {
 		r, err = readJSON(ctx, resp.Body)
 	}

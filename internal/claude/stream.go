@@ -11,13 +11,79 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/packages/ssestream"
 )
 
+// A Delta is a piece of a reply as Claude streams it (see #15): text or
+// thinking of the content block at Index.
+type Delta struct {
+	// Type is "text" or "thinking".
+	Type string
+	// Index is the content block's index in the reply.
+	Index int
+	// Text is the piece of text or thinking.
+	Text string
+}
+
+// midStream marks an error after deltas were handed out: sending the
+// request again would hand them out twice, so it is not retried here
+// (the turn fails and a retry of the turn starts its stream again).
+type midStream struct{ error }
+
+func (e midStream) Unwrap() error   { return e.error }
+func (e midStream) Retryable() bool { return false }
+
+// createStream is Create for a request with OnDelta: it asks for a
+// streamed reply, calls OnDelta with each text and thinking delta as it
+// arrives, and reads the same Reply the JSON reply would decode to. A
+// transient failure before the first delta is retried like Create's;
+// after it, it is returned.
+func (c *Client) createStream(ctx context.Context, req Request) (*Reply, error) {
+	body, err := withStream(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	var reply *Reply
+	attempts := 0
+	err = c.retry.Do(ctx, func(ctx context.Context) error {
+		attempts++
+		delivered := false
+		r, err := c.create(ctx, body, req.Betas, req.OnDelta, &delivered)
+		reply = r
+		if err != nil && delivered {
+			return midStream{err}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	reply.Attempts = attempts
+	c.price(reply, req.Model)
+	return reply, nil
+}
+
+// withStream adds "stream":true to a JSON object body.
+func withStream(body []byte) ([]byte, error) {
+	b := bytes.TrimRight(body, " \t\r\n")
+	if len(b) < 2 || b[len(b)-1] != '}' {
+		return nil, errors.New("claude: request body is not a JSON object")
+	}
+	out := make([]byte, 0, len(b)+16)
+	out = append(out, b[:len(b)-1]...)
+	if len(bytes.TrimSpace(b[1:len(b)-1])) > 0 {
+		out = append(out, ',')
+	}
+	out = append(out, `"stream":true}`...)
+	return out, nil
+}
+
 // readStream reads a streamed reply (a body that asked for "stream": true)
 // into the Reply the JSON reply would have been. An error event, which the
 // API sends after the 200 when it fails mid-stream (an overloaded_error,
 // say), becomes the StatusError of the status that error type goes with,
 // so that it is retried as the same error before the stream would have
 // been (see #14). A stream cut before message_stop is a TransportError.
-func readStream(ctx context.Context, resp *http.Response) (*Reply, error) {
+// onDelta, when not nil, is called with each text and thinking delta as it
+// arrives (see #15); *delivered is set once it has been.
+func readStream(ctx context.Context, resp *http.Response, onDelta func(Delta), delivered *bool) (*Reply, error) {
 	dec := ssestream.NewDecoder(resp)
 	defer dec.Close()
 	var (
@@ -54,6 +120,16 @@ func readStream(ctx context.Context, resp *http.Response) (*Reply, error) {
 					break
 				}
 				blocks[e.Index].add(e.Delta)
+				if onDelta != nil {
+					switch e.Delta.Type {
+					case "text_delta":
+						*delivered = true
+						onDelta(Delta{Type: "text", Index: e.Index, Text: e.Delta.Text})
+					case "thinking_delta":
+						*delivered = true
+						onDelta(Delta{Type: "thinking", Index: e.Index, Text: e.Delta.Thinking})
+					}
+				}
 			}
 		case "message_delta":
 			err = r.delta(ev.Data)

@@ -9,12 +9,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/lambdagent/lambdagent/internal/agent"
 	"github.com/lambdagent/lambdagent/internal/apierr"
 	"github.com/lambdagent/lambdagent/internal/auth"
 	"github.com/lambdagent/lambdagent/internal/session"
+	"github.com/lambdagent/lambdagent/internal/stream"
 )
 
 // DefaultMaxBodyBytes is the request body limit of a zero Config.
@@ -57,6 +59,18 @@ type Config struct {
 	// Workflows, if set, serves the workflow runs API: POST
 	// /v1/workflows/{name}/runs and the /v1/runs routes (see #16).
 	Workflows Workflows
+	// Streams keeps the events of streamed turns (see #15), for GET
+	// /v1/streams/{stream_id} on any process. Nil means turns do not
+	// stream: a request asking for it gets the plain JSON answer.
+	Streams stream.Log
+	// Detached, if set, counts the streamed turns running on after their
+	// request ended (the client hung up): their owner waits for them
+	// before closing the store, so a shutdown does not cut them.
+	Detached *sync.WaitGroup
+	// ShowThinking sends Claude's thinking to streaming clients as
+	// "thinking" events. Off by default: thinking is the operator's to
+	// show.
+	ShowThinking bool
 	// Public, if set, serves paths without the data-plane authentication:
 	// operational endpoints (/metrics, /readyz, open or behind
 	// [RequireToken]) and the admin API, which checks its own token.
@@ -72,6 +86,10 @@ type handler struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	wf       Workflows
+	// streams is Config.Streams; showThinking Config.ShowThinking.
+	streams      stream.Log
+	showThinking bool
+	detached     *sync.WaitGroup // never nil
 }
 
 // New returns the API handler.
@@ -79,7 +97,11 @@ func New(t Turner, s Sessions, cfg Config) (http.Handler, error) {
 	if t == nil || s == nil {
 		return nil, errors.New("httpapi: nil Turner or Sessions")
 	}
-	h := &handler{turns: t, sessions: s, maxBody: cfg.MaxBodyBytes, tenantH: cfg.TenantHeader, auth: cfg.Auth, log: cfg.Logger, mux: http.NewServeMux()}
+	h := &handler{turns: t, sessions: s, maxBody: cfg.MaxBodyBytes, tenantH: cfg.TenantHeader, auth: cfg.Auth, log: cfg.Logger, mux: http.NewServeMux(),
+		streams: cfg.Streams, showThinking: cfg.ShowThinking, detached: cfg.Detached}
+	if h.detached == nil {
+		h.detached = new(sync.WaitGroup)
+	}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
 	}
@@ -92,6 +114,9 @@ func New(t Turner, s Sessions, cfg Config) (http.Handler, error) {
 	h.mux.HandleFunc("/agent", h.authenticated(h.only("POST", h.postAgent)))
 	h.mux.HandleFunc("/v1/sessions/{id}/turns", h.authenticated(h.only("POST", h.postTurn)))
 	h.mux.HandleFunc("/v1/sessions/{id}", h.authenticated(h.session))
+	if h.streams != nil {
+		h.mux.HandleFunc("/v1/streams/{stream_id}", h.authenticated(h.only("GET", h.getStream)))
+	}
 	h.mux.HandleFunc("/healthz", h.only("GET", h.healthz))
 	if cfg.Workflows != nil {
 		h.routeWorkflows(cfg.Workflows)
@@ -135,6 +160,9 @@ type AgentRequest struct {
 	// History names the history strategy of a new session: full,
 	// compact, clear_tool_uses or window (see agent.Request.History).
 	History string `json:"history,omitempty"`
+	// Stream asks for the answer as server-sent events, like Accept:
+	// text/event-stream (see #15).
+	Stream bool `json:"stream"`
 }
 
 func (h *handler) postAgent(w http.ResponseWriter, r *http.Request) {
@@ -147,22 +175,23 @@ func (h *handler) postAgent(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, badRequest("session_id is required"))
 		return
 	}
-	h.turn(w, r, req.SessionID, req.Message, req.History)
+	h.turn(w, r, req.SessionID, req.Message, req.History, req.Stream)
 }
 
 func (h *handler) postTurn(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Message string `json:"message"`
 		History string `json:"history,omitempty"`
+		Stream  bool   `json:"stream"`
 	}
 	if err := h.decode(w, r, &req); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	h.turn(w, r, r.PathValue("id"), req.Message, req.History)
+	h.turn(w, r, r.PathValue("id"), req.Message, req.History, req.Stream)
 }
 
-func (h *handler) turn(w http.ResponseWriter, r *http.Request, id, msg, history string) {
+func (h *handler) turn(w http.ResponseWriter, r *http.Request, id, msg, history string, streamed bool) {
 	if err := session.ValidID(id); err != nil {
 		h.writeError(w, r, err)
 		return
@@ -183,7 +212,12 @@ func (h *handler) turn(w http.ResponseWriter, r *http.Request, id, msg, history 
 		// logs, spans and metric labels stay as they were.
 		tenant = ""
 	}
-	ans, err := h.turns.Run(r.Context(), agent.Request{SessionID: id, Message: msg, IdempotencyKey: key, Tenant: tenant, History: history})
+	req := agent.Request{SessionID: id, Message: msg, IdempotencyKey: key, Tenant: tenant, History: history}
+	if h.streams != nil && wantsStream(r, streamed) {
+		h.streamTurn(w, r, req)
+		return
+	}
+	ans, err := h.turns.Run(r.Context(), req)
 	if err != nil {
 		h.writeError(w, r, err)
 		return

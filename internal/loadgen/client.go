@@ -118,6 +118,11 @@ func do(c *http.Client, req *http.Request, apiKey string) reply {
 		return reply{err: err}
 	}
 	defer resp.Body.Close()
+	return readReply(resp)
+}
+
+// readReply reads a plain (JSON) answer.
+func readReply(resp *http.Response) reply {
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return reply{err: err}

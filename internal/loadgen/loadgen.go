@@ -48,6 +48,10 @@ type Config struct {
 	// Retries is how many times a turn is sent again after a retryable
 	// failure. Zero means DefaultRetries; negative means none.
 	Retries int
+	// Stream asks for every answer as server-sent events (see #15): the
+	// report then has the time to first token, and the history check
+	// also checks that each answer's text deltas join to its response.
+	Stream bool
 	// NoHistoryCheck turns the history check off.
 	NoHistoryCheck bool
 	// RunID tags this run's markers and session ids ([0-9a-z]+). Empty
@@ -102,6 +106,9 @@ type Report struct {
 	Latency Summary `json:"latency"`
 	// Overhead is Latency less ModelLatency per model call.
 	Overhead Summary `json:"overhead"`
+	// TTFT is the time to the first text delta of each streamed turn
+	// (Config.Stream); empty otherwise.
+	TTFT Summary `json:"ttft,omitzero"`
 	// Errors counts failed requests by kind ("503 store_unavailable").
 	Errors map[string]int `json:"errors"`
 	// TokensPerTurn and ModelCallsPerTurn average the answers' usage.
@@ -153,6 +160,7 @@ type sessionResult struct {
 	state      sessionState
 	latency    []time.Duration
 	overhead   []time.Duration
+	ttft       []time.Duration
 	tokens     Tokens
 	modelCalls int
 	requests   int
@@ -301,12 +309,22 @@ func (r *runner) turn(ctx context.Context, res *sessionResult, turn int) bool {
 	body, _ := json.Marshal(map[string]string{"session_id": res.state.id, "message": mk.String()})
 	start := time.Now()
 	for attempt := 0; ; attempt++ {
-		rep := post(ctx, r.client, r.ep.turn, body, mk.String(), r.cfg.APIKey, r.cfg.Timeout)
+		var rep reply
+		var sr streamReply
+		if r.cfg.Stream {
+			sr = postStream(ctx, r.client, r.ep.turn, body, mk.String(), r.cfg.APIKey, r.cfg.Timeout)
+			rep = sr.reply
+		} else {
+			rep = post(ctx, r.client, r.ep.turn, body, mk.String(), r.cfg.APIKey, r.cfg.Timeout)
+		}
 		res.requests++
 		if rep.err == nil && rep.status == http.StatusOK {
 			var a turnAnswer
 			if err := json.Unmarshal(rep.body, &a); err == nil {
 				r.record(res, mk, a, time.Since(start))
+				if r.cfg.Stream {
+					r.recordStream(res, mk, a, sr)
+				}
 				return true
 			}
 			rep.err = fmt.Errorf("decode answer: not a JSON object")
@@ -377,13 +395,14 @@ func (r *runner) report(results []sessionResult) *Report {
 		ThinkMS: ms(r.cfg.Think), RampMS: ms(r.cfg.Ramp), ModelLatMS: ms(r.cfg.ModelLatency),
 		Started: r.start, Errors: map[string]int{},
 	}
-	var lat, over []time.Duration
+	var lat, over, ttft []time.Duration
 	var tokens Tokens
 	var calls int
 	last := r.start
 	for _, s := range results {
 		lat = append(lat, s.latency...)
 		over = append(over, s.overhead...)
+		ttft = append(ttft, s.ttft...)
 		tokens = tokens.add(s.tokens)
 		calls += s.modelCalls
 		rep.Requests += s.requests
@@ -405,6 +424,7 @@ func (r *runner) report(results []sessionResult) *Report {
 	}
 	rep.Latency = summarize(lat)
 	rep.Overhead = summarize(over)
+	rep.TTFT = summarize(ttft)
 	rep.TokensPerTurn = tokens.div(float64(rep.Turns))
 	if rep.Turns > 0 {
 		rep.ModelCallsPerTurn = float64(calls) / float64(rep.Turns)

@@ -26,6 +26,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		r.Turns, r.FailedTurns, r.WallSeconds, r.Throughput, r.Requests, r.Retries)
 	fmt.Fprintf(&b, "  latency     %s\n", r.Latency.line())
 	fmt.Fprintf(&b, "  overhead    %s (− %v per model call)\n", r.Overhead.line(), dur(r.ModelLatMS))
+	if r.TTFT.Count > 0 {
+		fmt.Fprintf(&b, "  first token %s\n", r.TTFT.line())
+	}
 	t := r.TokensPerTurn
 	fmt.Fprintf(&b, "  per turn    %.2f model calls; tokens: input %.1f, output %.1f, cache write %.1f, cache read %.1f\n",
 		r.ModelCallsPerTurn, t.Input, t.Output, t.CacheCreation, t.CacheRead)
