@@ -294,7 +294,7 @@ func BenchmarkBeginCommit(b *testing.B) {
 
 // trim cuts a session's history back to depth messages behind the store's
 // back, so a benchmark's depth does not grow with b.N.
-func trim(b *testing.B, rdb *redis.Client, prefix, id string, depth int) {
+func trim(b *testing.B, rdb redis.UniversalClient, prefix, id string, depth int) {
 	if err := rdb.LTrim(context.Background(), prefix+"{"+id+"}:msgs", 0, int64(depth)-1).Err(); err != nil {
 		b.Fatal(err)
 	}
