@@ -126,8 +126,11 @@ func New(cfg Config) (redis.UniversalClient, Info, error) {
 		return nil, info, err
 	}
 	opt.TLSConfig = tlsCfg
+	opt.ClusterStateReloadInterval = clusterStateReload
 	info = Info{Addrs: opt.Addrs, Cluster: true, TLS: tlsCfg != nil, CA: cfg.CA != ""}
-	return redis.NewClusterClient(opt), info, nil
+	c := redis.NewClusterClient(opt)
+	c.AddHook(reloadOnNetError{c})
+	return c, info, nil
 }
 
 // split checks the scheme of u and turns the comma form of a cluster

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -173,6 +174,10 @@ func (c *Cluster) healthy(replicas bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	live := c.live()
+	running := map[string]bool{}
+	for _, a := range live {
+		running[a] = true
+	}
 	for _, a := range live {
 		rdb := redis.NewClient(&redis.Options{Addr: a, MaxRetries: -1})
 		info, err := rdb.ClusterInfo(ctx).Result()
@@ -191,8 +196,9 @@ func (c *Cluster) healthy(replicas bool) error {
 		for _, sh := range shards {
 			master, replica := false, false
 			for _, n := range sh.Nodes {
-				master = master || n.Role == "master" && n.Health == "online"
-				replica = replica || n.Role == "replica" && n.Health == "online"
+				up := running[net.JoinHostPort(n.IP, fmt.Sprint(n.Port))]
+				master = master || n.Role == "master" && n.Health == "online" && up
+				replica = replica || n.Role == "replica" && n.Health == "online" && up
 			}
 			if master {
 				for _, r := range sh.Slots {
