@@ -78,8 +78,10 @@ func (r *Runtime) Close() error {
 	return errors.Join(errs...)
 }
 
-// Serve serves the HTTP API on ln until ctx ends, then lets turns in
-// flight finish (and commit) for up to 30 s.
+// Serve serves the HTTP API on ln until ctx ends, then stops accepting
+// and lets turns in flight finish (and commit) for up to
+// Options.ShutdownGrace; it then cancels the rest, which release their
+// sessions without writing and answer 503 shutting_down, and returns.
 func (r *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 	o := r.opts
 	return httpserver.Serve(ctx, ln, r.handler, httpserver.Config{
@@ -89,8 +91,9 @@ func (r *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:  o.IdleTimeout,
 		// MaxHeaderBytes bounds every header a handler or a log sees (a
 		// tenant or a session id in a path among them).
-		MaxHeaderBytes: o.MaxHeaderBytes,
-		AllowedHosts:   o.AllowedHosts,
+		MaxHeaderBytes:  o.MaxHeaderBytes,
+		AllowedHosts:    o.AllowedHosts,
+		ShutdownTimeout: o.ShutdownGrace,
 	})
 }
 
