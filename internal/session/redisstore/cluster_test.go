@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -78,5 +79,32 @@ func TestWaitNoReplica(t *testing.T) {
 	}
 	if nr.Want != 1 || nr.Got != 0 {
 		t.Errorf("NotReplicatedError = %+v; want 0 of 1", nr)
+	}
+}
+
+// BenchmarkTurnClusterWait measures a turn's two store calls (Begin,
+// Commit) on the local cluster without and with WaitReplicas 1: the cost
+// of WAIT the README quotes.
+//
+//	go test ./internal/session/redisstore -run - -bench TurnClusterWait -benchtime 2000x
+func BenchmarkTurnClusterWait(b *testing.B) {
+	c := redistest.StartCluster(b)
+	rdb := redistest.Client(b, c.URL())
+	for _, wait := range []int{0, 1} {
+		b.Run(fmt.Sprintf("wait=%d", wait), func(b *testing.B) {
+			s := newStore(b, rdb, redisstore.Config{TTL: testTTL, WaitReplicas: wait})
+			ctx := b.Context()
+			msg := []json.RawMessage{json.RawMessage(`{"role":"user","content":"hi"}`)}
+			for i := 0; b.Loop(); i++ {
+				id := fmt.Sprintf("s%d", i%64)
+				st, err := s.Begin(ctx, session.BeginRequest{ID: id, LeaseToken: "t", LeaseTTL: time.Minute})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Commit(ctx, session.Commit{ID: id, LeaseToken: "t", Version: st.Version, Turns: 1, Release: true, Messages: msg}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
