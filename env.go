@@ -108,6 +108,7 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 	}
 	o.Tracing = tracing
 	o.DeadlineMargin = e.dur("LAMBDAGENT_DEADLINE_MARGIN")
+	o.DLQURL = e.str("LAMBDAGENT_DLQ_URL")
 	if e.err != nil {
 		return Options{}, e.err
 	}

@@ -209,6 +209,11 @@ type Options struct {
 	// DeadlineMargin, on Lambda, stops a turn this long before the
 	// invocation's deadline (LAMBDAGENT_DEADLINE_MARGIN). Zero means 500ms.
 	DeadlineMargin time.Duration
+	// DLQURL, on Lambda, is the SQS queue a poison SQS record (one that can
+	// never succeed) is sent to with its error, before it is deleted from
+	// its queue (LAMBDAGENT_DLQ_URL). Empty means none: such a record is
+	// redelivered until the queue's redrive policy moves it.
+	DLQURL string
 }
 
 // JWT says which JWTs Auth "jwt" accepts: signed (RS256 or ES256) by a
