@@ -67,6 +67,9 @@ func Start(t testing.TB) string {
 	if os.Getenv(EnvCluster) != "" {
 		return startSharedCluster(t)
 	}
+	if os.Getenv(EnvTLS) != "" {
+		return startSharedTLS(t)
+	}
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if shared.refs == 0 {
@@ -104,7 +107,7 @@ func Client(t testing.TB, addr string) redis.UniversalClient {
 	var rdb redis.UniversalClient
 	if strings.Contains(addr, "://") {
 		var err error
-		if rdb, _, err = redisconn.New(redisconn.Config{URL: addr}); err != nil {
+		if rdb, _, err = redisconn.New(redisconn.Config{URL: addr, CA: sharedCA(addr)}); err != nil {
 			t.Fatalf("redistest: %v", err)
 		}
 	} else {

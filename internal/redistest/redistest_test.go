@@ -122,3 +122,18 @@ func TestClusterFailover(t *testing.T) {
 	}
 	t.Logf("the old client wrote again %v after the kill", time.Since(start).Round(time.Millisecond))
 }
+
+// TestStartTLS checks that $REDISTEST_TLS makes Start hand out a rediss://
+// URL that Client reaches, verified with the server's CA.
+func TestStartTLS(t *testing.T) {
+	t.Setenv(redistest.EnvURL, "")
+	t.Setenv(redistest.EnvCluster, "")
+	t.Setenv(redistest.EnvTLS, "1")
+	u := redistest.Start(t)
+	if !strings.HasPrefix(u, "rediss://") {
+		t.Fatalf("Start = %q; want a rediss:// URL", u)
+	}
+	if err := redistest.Client(t, u).Ping(t.Context()).Err(); err != nil {
+		t.Fatalf("PING over TLS: %v", err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -27,6 +28,8 @@ type TLSServer struct {
 	CA []byte
 	// CAFile is a file holding CA.
 	CAFile string
+
+	p *proc
 }
 
 // URL returns rediss://Addr.
@@ -37,7 +40,16 @@ func (s *TLSServer) URL() string { return "rediss://" + s.Addr }
 // it when t ends.
 func StartTLS(t testing.TB) *TLSServer {
 	t.Helper()
-	dir := t.TempDir()
+	srv, err := startTLS(t, t.TempDir())
+	if err != nil {
+		t.Fatalf("redistest: TLS server: %v", err)
+	}
+	t.Cleanup(srv.p.kill)
+	return srv
+}
+
+func startTLS(t testing.TB, dir string) (*TLSServer, error) {
+	t.Helper()
 	ca, caKey := newCA(t, "redistest CA")
 	certPEM, keyPEM := newLeaf(t, ca, caKey)
 	caPEM := pemCert(ca.Raw)
@@ -67,10 +79,50 @@ func StartTLS(t testing.TB) *TLSServer {
 		}
 	}
 	if err != nil {
-		t.Fatalf("redistest: TLS server: %v", err)
+		return nil, err
 	}
-	t.Cleanup(p.kill)
-	return &TLSServer{Addr: p.addr, CA: caPEM, CAFile: filepath.Join(dir, "ca.pem")}
+	return &TLSServer{Addr: p.addr, CA: caPEM, CAFile: filepath.Join(dir, "ca.pem"), p: p}, nil
+}
+
+// EnvTLS names the environment variable that makes [Start] hand out a
+// shared TLS-only redis-server as a rediss:// URL, which [Client] reaches
+// with the server's CA: REDISTEST_TLS=1 go test ./internal/agent/ runs
+// the package's Redis tests over verified TLS.
+const EnvTLS = "REDISTEST_TLS"
+
+// sharedTLS is the TLS server [Start] hands out under $REDISTEST_TLS. It
+// lives until the test binary exits (its process dies with it).
+var sharedTLS struct {
+	mu  sync.Mutex
+	srv *TLSServer // guarded by mu
+}
+
+func startSharedTLS(t testing.TB) string {
+	t.Helper()
+	sharedTLS.mu.Lock()
+	defer sharedTLS.mu.Unlock()
+	if sharedTLS.srv == nil {
+		dir, err := os.MkdirTemp("", "redistest-tls-")
+		if err != nil {
+			t.Fatalf("redistest: %v", err)
+		}
+		srv, err := startTLS(t, dir)
+		if err != nil {
+			t.Fatalf("redistest: TLS server: %v", err)
+		}
+		sharedTLS.srv = srv
+	}
+	return sharedTLS.srv.URL()
+}
+
+// sharedCA returns the CA file of the shared TLS server if u is its URL.
+func sharedCA(u string) string {
+	sharedTLS.mu.Lock()
+	defer sharedTLS.mu.Unlock()
+	if sharedTLS.srv != nil && sharedTLS.srv.URL() == u {
+		return sharedTLS.srv.CAFile
+	}
+	return ""
 }
 
 // NewCAPEM returns the PEM of a fresh CA that signed nothing: the wrong
