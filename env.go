@@ -45,6 +45,9 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 	o.DBPath = e.str("LAMBDAGENT_DB")
 	o.SessionTTL = e.dur("LAMBDAGENT_SESSION_TTL")
 	o.IdempotencyTTL = e.dur("LAMBDAGENT_IDEMPOTENCY_TTL")
+	o.RedisCA = e.str("LAMBDAGENT_REDIS_CA")
+	o.RedisWaitReplicas = int(e.int("LAMBDAGENT_REDIS_WAIT_REPLICAS"))
+	o.RedisWaitTimeout = e.dur("LAMBDAGENT_REDIS_WAIT_TIMEOUT")
 
 	o.BusyPolicy = e.oneOf("LAMBDAGENT_BUSY_POLICY", "queue", "reject")
 	o.QueueWait = e.dur("LAMBDAGENT_QUEUE_WAIT")
@@ -59,6 +62,7 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 	o.ReadTimeout = e.dur("LAMBDAGENT_READ_TIMEOUT")
 	o.WriteTimeout = e.dur("LAMBDAGENT_WRITE_TIMEOUT")
 	o.IdleTimeout = e.dur("LAMBDAGENT_IDLE_TIMEOUT")
+	o.ShutdownGrace = e.dur("LAMBDAGENT_SHUTDOWN_GRACE")
 	o.MaxHeaderBytes = int(e.int("LAMBDAGENT_MAX_HEADER_BYTES"))
 	o.AllowedHosts = e.list("LAMBDAGENT_ALLOWED_HOSTS")
 	o.MaxMessageBytes = int(e.int("LAMBDAGENT_MAX_MESSAGE_BYTES"))
@@ -111,6 +115,7 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 	}
 	o.Tracing = tracing
 	o.DeadlineMargin = e.dur("LAMBDAGENT_DEADLINE_MARGIN")
+	o.DLQURL = e.str("LAMBDAGENT_DLQ_URL")
 	if e.err != nil {
 		return Options{}, e.err
 	}

@@ -22,7 +22,8 @@ import (
 // Build the Runtime once at init, outside the handler, so that warm
 // invocations reuse its connections.
 func (r *Runtime) LambdaHandler() (lambda.Handler, error) {
-	fcfg := lambdafn.Config{Logger: r.opts.Logger, DeadlineMargin: r.opts.DeadlineMargin, DefaultTenant: r.opts.DefaultTenant}
+	fcfg := lambdafn.Config{Logger: r.opts.Logger, DeadlineMargin: r.opts.DeadlineMargin, DefaultTenant: r.opts.DefaultTenant,
+		DeadLetterURL: r.opts.DLQURL}
 	if os.Getenv("AWS_REGION") != "" {
 		c, err := lambdafn.NewSQSClient(lambdafn.SQSClientConfig{
 			Region:          os.Getenv("AWS_REGION"),

@@ -27,6 +27,10 @@ const (
 	DefaultSessionTTL      = 7 * 24 * time.Hour
 	DefaultIdempotencyTTL  = 24 * time.Hour
 	DefaultMaxBodyBytes    = 1 << 20
+	// DefaultRedisWaitTimeout bounds a commit's WAIT for its replicas.
+	DefaultRedisWaitTimeout = 500 * time.Millisecond
+	// DefaultShutdownGrace is how long Serve lets turns finish on SIGTERM.
+	DefaultShutdownGrace = 10 * time.Second
 )
 
 // Options configures a [Runtime]. A zero field means its default; every
@@ -95,6 +99,20 @@ type Options struct {
 	// IdempotencyTTL keeps stored answers for repeats this long
 	// (LAMBDAGENT_IDEMPOTENCY_TTL). Zero means DefaultIdempotencyTTL.
 	IdempotencyTTL time.Duration
+	// RedisCA is the PEM of the CA that signs Redis's TLS certificate, or
+	// the path of a file holding it (LAMBDAGENT_REDIS_CA): a value that
+	// contains "-----BEGIN" is PEM. Empty means the system's roots. Only
+	// with a rediss:// RedisURL.
+	RedisCA string
+	// RedisWaitReplicas makes every commit wait, with Redis's WAIT, until
+	// this many replicas have it before the turn is answered
+	// (LAMBDAGENT_REDIS_WAIT_REPLICAS), so that a failover cannot lose an
+	// acknowledged turn. Zero means no wait. See the README's Scale-out.
+	RedisWaitReplicas int
+	// RedisWaitTimeout bounds that wait (LAMBDAGENT_REDIS_WAIT_TIMEOUT); a
+	// commit not replicated in time answers 503. Zero means
+	// DefaultRedisWaitTimeout.
+	RedisWaitTimeout time.Duration
 
 	// BusyPolicy says what a turn does while another turn of its session
 	// runs: "queue" (wait, then run) or "reject" (409)
@@ -140,6 +158,11 @@ type Options struct {
 	// answer, so it must outlast a turn (LAMBDAGENT_WRITE_TIMEOUT). Zero
 	// means TurnTimeout + QueueWait (or their defaults) + 1m.
 	WriteTimeout time.Duration
+	// ShutdownGrace is how long Serve lets turns in flight finish after
+	// its context ends (SIGTERM) before it cancels them; a cancelled turn
+	// releases its lease and writes nothing (LAMBDAGENT_SHUTDOWN_GRACE).
+	// Zero means DefaultShutdownGrace.
+	ShutdownGrace time.Duration
 	// IdleTimeout bounds an idle keep-alive connection
 	// (LAMBDAGENT_IDLE_TIMEOUT). Zero means 60s.
 	IdleTimeout time.Duration
@@ -224,6 +247,11 @@ type Options struct {
 	// DeadlineMargin, on Lambda, stops a turn this long before the
 	// invocation's deadline (LAMBDAGENT_DEADLINE_MARGIN). Zero means 500ms.
 	DeadlineMargin time.Duration
+	// DLQURL, on Lambda, is the SQS queue a poison SQS record (one that can
+	// never succeed) is sent to with its error, before it is deleted from
+	// its queue (LAMBDAGENT_DLQ_URL). Empty means none: such a record is
+	// redelivered until the queue's redrive policy moves it.
+	DLQURL string
 }
 
 // JWT says which JWTs Auth "jwt" accepts: signed (RS256 or ES256) by a
@@ -331,6 +359,12 @@ func (o Options) resolve() (resolved, error) {
 	if r.MaxBodyBytes == 0 {
 		r.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if r.RedisWaitTimeout == 0 {
+		r.RedisWaitTimeout = DefaultRedisWaitTimeout
+	}
+	if r.ShutdownGrace == 0 {
+		r.ShutdownGrace = DefaultShutdownGrace
+	}
 	if r.Metrics == "" {
 		r.Metrics = "prometheus"
 	}
@@ -350,6 +384,14 @@ func (o Options) resolve() (resolved, error) {
 		return r, err
 	}
 	switch {
+	case r.RedisWaitReplicas < 0:
+		return r, fmt.Errorf("RedisWaitReplicas (LAMBDAGENT_REDIS_WAIT_REPLICAS) = %d: want ≥ 0", r.RedisWaitReplicas)
+	case r.RedisWaitTimeout < 0:
+		return r, fmt.Errorf("RedisWaitTimeout (LAMBDAGENT_REDIS_WAIT_TIMEOUT) = %v: want > 0", r.RedisWaitTimeout)
+	case r.ShutdownGrace < 0:
+		return r, fmt.Errorf("ShutdownGrace (LAMBDAGENT_SHUTDOWN_GRACE) = %v: want > 0", r.ShutdownGrace)
+	case (r.RedisCA != "" || r.RedisWaitReplicas > 0) && r.RedisURL == "":
+		return r, errors.New("RedisCA and RedisWaitReplicas (LAMBDAGENT_REDIS_CA, _WAIT_REPLICAS) are for Redis: set RedisURL (REDIS_URL)")
 	case r.MaxTokens < 0:
 		return r, fmt.Errorf("MaxTokens (LAMBDAGENT_MAX_TOKENS) = %d: want > 0", r.MaxTokens)
 	case r.MaxBodyBytes < 0:

@@ -22,6 +22,7 @@ import (
 	"github.com/lambdagent/lambdagent/internal/mcptools"
 	"github.com/lambdagent/lambdagent/internal/ratelimit"
 	"github.com/lambdagent/lambdagent/internal/redact"
+	"github.com/lambdagent/lambdagent/internal/redisconn"
 	"github.com/lambdagent/lambdagent/internal/session"
 	"github.com/lambdagent/lambdagent/internal/session/filestore"
 	"github.com/lambdagent/lambdagent/internal/session/redisstore"
@@ -95,8 +96,10 @@ func (r *Runtime) Close() error {
 	return errors.Join(errs...)
 }
 
-// Serve serves the HTTP API on ln until ctx ends, then lets turns in
-// flight finish (and commit) for up to 30 s.
+// Serve serves the HTTP API on ln until ctx ends, then stops accepting
+// and lets turns in flight finish (and commit) for up to
+// Options.ShutdownGrace; it then cancels the rest, which release their
+// sessions without writing and answer 503 shutting_down, and returns.
 //
 // With Options.Workflows it also runs Options.WorkflowWorkers workers
 // that advance workflow runs, stopped with the server; a run cut by the
@@ -113,8 +116,9 @@ func (r *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:  o.IdleTimeout,
 		// MaxHeaderBytes bounds every header a handler or a log sees (a
 		// tenant or a session id in a path among them).
-		MaxHeaderBytes: o.MaxHeaderBytes,
-		AllowedHosts:   o.AllowedHosts,
+		MaxHeaderBytes:  o.MaxHeaderBytes,
+		AllowedHosts:    o.AllowedHosts,
+		ShutdownTimeout: o.ShutdownGrace,
 	})
 }
 
@@ -136,7 +140,7 @@ func (r *Runtime) build(ctx context.Context) error {
 		defer cancel()
 		return r.tel.Shutdown(ctx) // exports the spans still queued
 	})
-	st, rdb, closeStore, err := openStore(o)
+	st, rdb, closeStore, err := openStore(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -274,7 +278,10 @@ func (r *Runtime) newTelemetry() (*telemetry.Telemetry, error) {
 
 // openStore opens Redis when RedisURL is set, else the embedded file.
 // With Redis it also returns the client, which the rate limiter shares.
-func openStore(o resolved) (session.Store, *redis.Client, func() error, error) {
+// A Redis that refuses the configuration (TLS verification, password)
+// stops the start; one that does not answer yet only logs, and turns
+// answer 503 until it does.
+func openStore(ctx context.Context, o resolved) (session.Store, redis.UniversalClient, func() error, error) {
 	if o.RedisURL == "" {
 		st, err := filestore.Open(o.DBPath, filestore.Config{TTL: o.SessionTTL, IdempotencyTTL: o.IdempotencyTTL})
 		if err != nil {
@@ -283,25 +290,25 @@ func openStore(o resolved) (session.Store, *redis.Client, func() error, error) {
 		o.Logger.Info("store: embedded file", "path", o.DBPath)
 		return st, nil, st.Close, nil
 	}
-	opt, err := redis.ParseURL(o.RedisURL)
+	rdb, info, err := redisconn.New(redisconn.Config{URL: o.RedisURL, CA: o.RedisCA})
 	if err != nil {
-		// go-redis quotes the URL (password included) in some of its
-		// errors: say what is wrong without it.
-		return nil, nil, nil, fmt.Errorf("RedisURL (REDIS_URL) %s does not parse as a Redis URL", redact.URL(o.RedisURL))
+		return nil, nil, nil, fmt.Errorf("RedisURL (REDIS_URL): %w", err)
 	}
-	// Fail fast when Redis is down: a turn answers 503 rather than hang.
-	opt.DialTimeout = 2 * time.Second
-	opt.ReadTimeout = 3 * time.Second
-	opt.WriteTimeout = 3 * time.Second
-	opt.MaxRetries = 1
-	opt.DialerRetries = 1
-	rdb := redis.NewClient(opt)
-	st, err := redisstore.New(rdb, redisstore.Config{Prefix: o.RedisPrefix, TTL: o.SessionTTL, IdempotencyTTL: o.IdempotencyTTL})
+	st, err := redisstore.New(rdb, redisstore.Config{Prefix: o.RedisPrefix, TTL: o.SessionTTL, IdempotencyTTL: o.IdempotencyTTL,
+		WaitReplicas: o.RedisWaitReplicas, WaitTimeout: o.RedisWaitTimeout})
 	if err != nil {
 		rdb.Close()
 		return nil, nil, nil, err
 	}
-	o.Logger.Info("store: redis", "addr", opt.Addr, "tls", opt.TLSConfig != nil, "prefix", o.RedisPrefix)
+	if err := redisconn.Check(ctx, rdb); errors.Is(err, redisconn.ErrConfig) {
+		_ = st.Close()
+		_ = rdb.Close()
+		return nil, nil, nil, err
+	} else if err != nil {
+		o.Logger.Warn("store: redis does not answer yet; turns answer 503 until it does", "err", err)
+	}
+	o.Logger.Info("store: redis", "addrs", info.Addrs, "cluster", info.Cluster, "tls", info.TLS, "custom_ca", info.CA,
+		"prefix", o.RedisPrefix, "wait_replicas", o.RedisWaitReplicas)
 	closeAll := func() error {
 		// The store first: it deletes this process's liveness key, so the
 		// leases of turns left unfinished are free at once (#17).

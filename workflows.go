@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -25,7 +26,7 @@ import (
 // Runs are kept in Redis when RedisURL is set, else in a file next to
 // DBPath (one process, as the session file). closer, when not nil,
 // closes that file.
-func openWorkflows(o resolved, rdb *redis.Client, tools agent.Tools, turns engine.Turner, metrics engine.Counter) (e *engine.Engine, closer func() error, err error) {
+func openWorkflows(o resolved, rdb redis.UniversalClient, tools agent.Tools, turns engine.Turner, metrics engine.Counter) (e *engine.Engine, closer func() error, err error) {
 	if o.Workflows == "" {
 		return nil, nil, nil
 	}
@@ -46,6 +47,11 @@ func openWorkflows(o resolved, rdb *redis.Client, tools agent.Tools, turns engin
 		return nil, nil, fmt.Errorf("option Workflows (LAMBDAGENT_WORKFLOWS): %w", err)
 	}
 	var store engine.Store
+	if _, cluster := rdb.(*redis.ClusterClient); cluster {
+		// A run's commit touches its keys and the shared queues in one
+		// script: one node only (see the README's Workflows).
+		return nil, nil, errors.New("option Workflows (LAMBDAGENT_WORKFLOWS): workflow runs need a standalone Redis (or Sentinel), not a cluster")
+	}
 	if rdb != nil {
 		// A run popped by a worker that died before leasing it is queued
 		// again after twice the lease's life.

@@ -121,7 +121,7 @@ func TestChaosKillServers(t *testing.T) {
 	sim := httptest.NewServer(claudesim.New(claudesim.Config{Latency: 50 * time.Millisecond, LatencyJitter: 150 * time.Millisecond, Seed: seed}))
 	t.Cleanup(sim.Close)
 	env := []string{
-		"REDIS_URL=redis://" + redistest.Start(t),
+		"REDIS_URL=" + redistest.URL(redistest.Start(t)),
 		"LAMBDAGENT_REDIS_PREFIX=" + redistest.Prefix(t),
 		"ANTHROPIC_API_KEY=test-key",
 		"ANTHROPIC_BASE_URL=" + sim.URL,

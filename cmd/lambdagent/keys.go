@@ -9,10 +9,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/lambdagent/lambdagent"
 	"github.com/lambdagent/lambdagent/internal/auth"
+	"github.com/lambdagent/lambdagent/internal/redisconn"
 	"github.com/lambdagent/lambdagent/internal/session/filestore"
 	"github.com/lambdagent/lambdagent/internal/session/redisstore"
 )
@@ -146,13 +145,10 @@ func openKeyRegistry(cfg config) (*auth.Registry, func(), error) {
 	var kv auth.KV
 	var closeStore func()
 	if o.RedisURL != "" {
-		opt, err := redis.ParseURL(o.RedisURL)
+		rdb, _, err := redisconn.New(redisconn.Config{URL: o.RedisURL, CA: o.RedisCA, DialTimeout: 5 * time.Second})
 		if err != nil {
-			// go-redis may quote the URL, password included: say only what is wrong.
-			return nil, nil, errors.New("REDIS_URL does not parse as a Redis URL (redis://[user:password@]host:port/db)")
+			return nil, nil, err
 		}
-		opt.DialTimeout = 5 * time.Second
-		rdb := redis.NewClient(opt)
 		prefix := o.RedisPrefix
 		if prefix == "" {
 			prefix = lambdagent.DefaultRedisPrefix

@@ -516,7 +516,8 @@ func TestLambdaHTTP(t *testing.T) {
 // TestLambdaSQS delivers a batch with a record whose session is busy (its
 // lease held by another turn) and a malformed one, then delivers the same
 // batch again, twice: each turn runs exactly once, in its session's
-// order.
+// order. With no LAMBDAGENT_DLQ_URL the malformed record is listed every
+// time, for the queue's redrive policy (#17).
 func TestLambdaSQS(t *testing.T) {
 	t.Parallel()
 	// A busy session answers 409 after this wait (policy queue).
@@ -531,18 +532,19 @@ func TestLambdaSQS(t *testing.T) {
 		t.Fatal(err)
 	}
 	const busy = "5c8c3e3a-5e3e-4c79-c3d7-4ed08a2a7f32"
+	const poison = "4b7b2d2f-4d2d-4b68-b2c6-3dcf7f1f6e21"
 	batch := func(delivery int) []byte {
 		return sqsEvent("lambdagent-turns", delivery,
 			sqsMessage{id: "059f36b4-87a3-44ab-83d2-661975830a7d", body: agentBody("alice", "one")},
 			sqsMessage{id: "2e1424d4-f796-459a-8184-9c92662be6da", body: agentBody("bob", "hello bob")},
 			sqsMessage{id: "3a6a1c1e-3c1c-4a57-a1b5-2cbe6e0e5d10", body: agentBody("alice", "two")},
-			// Dropped, not redelivered: it can never succeed.
-			sqsMessage{id: "4b7b2d2f-4d2d-4b68-b2c6-3dcf7f1f6e21", body: "this is not JSON"},
+			// It can never succeed: listed, for the queue's redrive policy.
+			sqsMessage{id: poison, body: "this is not JSON"},
 			sqsMessage{id: busy, body: agentBody("carol", "busy")},
 		)
 	}
 
-	if diff := cmp.Diff([]string{busy}, batchFailures(t, f.invoke(t, batch(1)).Payload)); diff != "" {
+	if diff := cmp.Diff([]string{poison, busy}, batchFailures(t, f.invoke(t, batch(1)).Payload)); diff != "" {
 		t.Errorf("first delivery: batchItemFailures (-want +got):\n%s", diff)
 	}
 	if n := f.modelCalls(); n != 3 {
@@ -551,8 +553,8 @@ func TestLambdaSQS(t *testing.T) {
 	f.checkHistory(t, "alice", "one", "two")
 	f.checkHistory(t, "bob", "hello bob")
 	f.checkHistory(t, "carol")
-	if !strings.Contains(f.rie.Logs(), `dropping SQS record the handler rejected","message_id":"4b7b2d2f-4d2d-4b68-b2c6-3dcf7f1f6e21","status":400`) {
-		t.Errorf("the malformed record was not logged as dropped with its 400")
+	if logs := f.rie.Logs(); !strings.Contains(logs, `can never succeed; listed for redelivery`) || !strings.Contains(logs, `"message_id":"`+poison+`","status":400`) {
+		t.Errorf("the malformed record was not logged as poison with its 400")
 	}
 
 	// The other turn ends. The same batch comes again (SQS delivers at
@@ -561,7 +563,7 @@ func TestLambdaSQS(t *testing.T) {
 		t.Fatal(err)
 	}
 	for delivery := 2; delivery <= 3; delivery++ {
-		if diff := cmp.Diff([]string{}, batchFailures(t, f.invoke(t, batch(delivery)).Payload)); diff != "" {
+		if diff := cmp.Diff([]string{poison}, batchFailures(t, f.invoke(t, batch(delivery)).Payload)); diff != "" {
 			t.Errorf("delivery %d: batchItemFailures (-want +got):\n%s", delivery, diff)
 		}
 	}

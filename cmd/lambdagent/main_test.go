@@ -293,7 +293,7 @@ func TestBadUsage(t *testing.T) {
 // store operation and each rate-limiter step is one script, one round trip
 // (INFO commandstats also counts the commands inside scripts, so they
 // cannot be told from round trips; the scripts can).
-func redisCalls(t *testing.T, rdb *redis.Client) int {
+func redisCalls(t *testing.T, rdb redis.UniversalClient) int {
 	t.Helper()
 	info, err := rdb.Info(context.Background(), "commandstats").Result()
 	if err != nil {

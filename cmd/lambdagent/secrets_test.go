@@ -214,16 +214,29 @@ func TestNoSecretWritten(t *testing.T) {
 	})
 
 	t.Run("wrong Redis password", func(t *testing.T) {
-		p := start(t, "serve", env(fmt.Sprintf("redis://:%s@%s/0", wrongPW, srv.Addr), sim.URL)...)
-		t.Cleanup(func() { p.stop(t); run.saw("serve output", p.out.String()) })
-		// redisstore takes WRONGPASS for a lasting error (500), not an
-		// outage (503): either way the turn fails and says nothing more.
-		code, body := run.call("POST", "http://"+p.addr+"/agent", agentTurn("s3", "hello"), nil)
-		if code < 500 {
-			t.Errorf("turn with a wrong Redis password: %d %s, want 5xx", code, body)
+		// A refused password is a configuration to fix: serve checks it
+		// with a PING at startup and stops, saying why (#17), and says
+		// nothing more.
+		cmd := exec.Command(binary, "serve")
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LAMBDAGENT_ADDR=" + freeAddr(t), "LAMBDAGENT_AUTH=none"},
+			env(fmt.Sprintf("redis://:%s@%s/0", wrongPW, srv.Addr), sim.URL)...)
+		done := make(chan struct{})
+		var out []byte
+		var err error
+		go func() { out, err = cmd.CombinedOutput(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("serve with a wrong Redis password did not stop at startup:\n%s", out)
 		}
-		if out := p.out.String(); !strings.Contains(out, "WRONGPASS") && !strings.Contains(out, "NOAUTH") {
-			t.Errorf("the log does not say why Redis refused:\n%s", out)
+		run.saw("serve output", string(out))
+		if err == nil {
+			t.Errorf("serve with a wrong Redis password exited 0; want a startup error")
+		}
+		if !strings.Contains(string(out), "WRONGPASS") && !strings.Contains(string(out), "NOAUTH") {
+			t.Errorf("the startup error does not say why Redis refused:\n%s", out)
 		}
 	})
 

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lambdagent/lambdagent/internal/apierr"
 	"github.com/lambdagent/lambdagent/internal/auth"
 	"github.com/lambdagent/lambdagent/internal/claude"
 	"github.com/lambdagent/lambdagent/internal/session"
@@ -356,6 +357,15 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 	eventsFrom(ctx).start(req.SessionID, st.Turns+1)
 	tctx, cancelTurn := a.turnContext(ctx)
 	defer cancelTurn()
+	// A server that stops cancels its requests with ErrShuttingDown once
+	// its grace period is over: unlike a client that hangs up, that stops
+	// the turn, which then releases the session without writing (#17).
+	stopOnShutdown := context.AfterFunc(ctx, func() {
+		if errors.Is(context.Cause(ctx), apierr.ErrShuttingDown) {
+			cancelTurn()
+		}
+	})
+	defer stopOnShutdown()
 	tctx, stopRenew := a.keepLease(tctx, sid, token)
 	// After checkpoints (a turn that ran tools), msgs are the messages
 	// since the last one and version is the session's version after it.
@@ -365,6 +375,8 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 		// keepLease stopped the turn: say why (409, retry), rather than the
 		// context.Canceled it surfaced as (499, as if the client left).
 		err = cause
+	} else if err != nil && errors.Is(context.Cause(ctx), apierr.ErrShuttingDown) {
+		err = fmt.Errorf("turn of session %s: %w", req.SessionID, apierr.ErrShuttingDown)
 	}
 	stopRenew()
 	if err != nil {

@@ -162,7 +162,7 @@ func seedHistory(b testing.TB, s session.Store, id string, depth int) {
 // store's back, so a benchmark's depth does not grow with b.N. Putting
 // it back reads nothing: the benchmark's own garbage stays out of the
 // turns' GC.
-func snapshotHistory(b *testing.B, rdb *redis.Client, base string) func() {
+func snapshotHistory(b *testing.B, rdb redis.UniversalClient, base string) func() {
 	ctx := b.Context()
 	hist, err := rdb.Get(ctx, base+"hist").Bytes()
 	if err != nil {

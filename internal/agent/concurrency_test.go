@@ -46,7 +46,7 @@ type storeFixture struct {
 	sim   *claudesim.Server
 	gate  *gate
 	model *claude.Client
-	rdb   *redis.Client // nil with the file store
+	rdb   redis.UniversalClient // nil with the file store
 	store session.Store
 }
 

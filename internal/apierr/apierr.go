@@ -44,6 +44,7 @@ const (
 	StoreUnavailable      Kind = "store_unavailable"      // 503: the session or limiter store is down
 	UpstreamOverloaded    Kind = "upstream_overloaded"    // 503: Claude is overloaded (529)
 	Interrupted           Kind = "interrupted"            // 503: a streamed turn's process stopped; retry with the same Idempotency-Key (#15)
+	ShuttingDown          Kind = "shutting_down"          // 503: the server stopped before the turn finished
 	Timeout               Kind = "timeout"                // 504: the turn outlived its deadline
 )
 
@@ -77,6 +78,7 @@ var statuses = map[Kind]int{
 	StoreUnavailable:      http.StatusServiceUnavailable,
 	UpstreamOverloaded:    http.StatusServiceUnavailable,
 	Interrupted:           http.StatusServiceUnavailable,
+	ShuttingDown:          http.StatusServiceUnavailable,
 	Timeout:               http.StatusGatewayTimeout,
 }
 
@@ -257,6 +259,13 @@ func Body(e *Error) []byte {
 	}
 	return append(b, '\n')
 }
+
+// ErrShuttingDown is the cause with which a server that is stopping
+// cancels the requests still in flight after its grace period
+// (internal/httpserver); a turn stopped by it writes nothing and releases
+// its session (see #17).
+var ErrShuttingDown = Sentinel("the server is shutting down", Error{
+	Kind: ShuttingDown, Message: "the server shut down before this turn finished; nothing was saved, retry", RetryAfter: time.Second})
 
 // Sentinel returns a comparable error value (for errors.Is) whose text is
 // text and which classifies as e: a package's sentinel that carries its own

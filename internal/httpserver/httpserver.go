@@ -84,7 +84,9 @@ type Config struct {
 	// addresses. See the package comment.
 	AllowedHosts []string
 	// ShutdownTimeout bounds the graceful shutdown: requests in flight
-	// (turns, which then commit) get this long to finish. Zero means
+	// (turns, which then commit) get this long to finish, then their
+	// contexts are cancelled with the cause apierr.ErrShuttingDown and
+	// they get CancelWait more to return. Zero means
 	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
 }
@@ -109,6 +111,12 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, cfg Config) err
 		MaxHeaderBytes:    or(cfg.MaxHeaderBytes, DefaultMaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Requests live on base, not on ctx: when ctx ends they get the
+	// grace period, and only then are they cancelled, with the cause
+	// apierr.ErrShuttingDown, which a turn obeys (see #17).
+	base, stop := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer stop(nil)
+	srv.BaseContext = func(net.Listener) context.Context { return base }
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -116,14 +124,32 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, cfg Config) err
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: finishing requests in flight")
-	sctx, cancel := context.WithTimeout(context.Background(), or(cfg.ShutdownTimeout, DefaultShutdownTimeout))
+	grace := or(cfg.ShutdownTimeout, DefaultShutdownTimeout)
+	log.Info("shutting down: finishing requests in flight", "grace", grace)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	err := srv.Shutdown(sctx)
+	cancel()
+	if err == nil {
+		return nil
+	}
+	// The grace is over: cancel what still runs. A turn stops its model
+	// call, releases its session without writing, and answers 503
+	// shutting_down; one already committing finishes its commit.
+	log.Warn("shutting down: grace period over, cancelling requests in flight", "grace", grace)
+	stop(apierr.ErrShuttingDown)
+	sctx, cancel = context.WithTimeout(context.Background(), CancelWait)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		srv.Close()
+		return fmt.Errorf("shutdown: requests still running %v after they were cancelled: %w", CancelWait, err)
 	}
 	return nil
 }
+
+// CancelWait bounds how long [Serve] waits for requests it cancelled at
+// the end of the grace period to return (a release or a commit in
+// progress, one store round trip each).
+const CancelWait = 5 * time.Second
 
 // IsLoopback reports whether addr is a TCP address on a loopback IP
 // (127.0.0.0/8, ::1). A wildcard address (0.0.0.0, ::) is not.

@@ -103,7 +103,7 @@ func TestPrincipals(t *testing.T) {
 		{"direct with a tenant not a string", `{"session_id":"s1","message":"hi","tenant":7}`, nil, "lambdagent.invalid_event"},
 		{"EventBridge with tenant", `{"id":"e1","detail-type":"lambdagent.turn","source":"app","detail":{"session_id":"s1","message":"hi","tenant":"acme"}}`,
 			[]who{{Tenant: "acme", Method: auth.MethodIAM, Body: `{"message":"hi","session_id":"s1"}`}}, ""},
-		{"SQS: a bad tenant is dropped, a good one runs", `{"Records":[
+		{"SQS: a bad tenant is listed, a good one runs", `{"Records":[
 			{"messageId":"m1","eventSource":"aws:sqs","body":"{\"session_id\":\"s1\",\"message\":\"hi\",\"tenant\":\"\"}"},
 			{"messageId":"m2","eventSource":"aws:sqs","body":"{\"session_id\":\"s2\",\"message\":\"hi\",\"tenant\":\"acme\"}"}]}`,
 			[]who{{Tenant: "acme", Method: auth.MethodIAM, Body: `{"message":"hi","session_id":"s2"}`}}, ""},
@@ -121,10 +121,10 @@ func TestPrincipals(t *testing.T) {
 			if diff := cmp.Diff(tc.want, h.take()); diff != "" {
 				t.Errorf("what the handler saw (-want +got):\n%s", diff)
 			}
-			if tc.name == "SQS: a bad tenant is dropped, a good one runs" {
+			if tc.name == "SQS: a bad tenant is listed, a good one runs" {
 				var res sqsResponse
-				if err := json.Unmarshal(out, &res); err != nil || len(res.BatchItemFailures) != 0 {
-					t.Errorf("batch answer %s: want no failures (the bad record is dropped, not redelivered)", out)
+				if err := json.Unmarshal(out, &res); err != nil || len(res.BatchItemFailures) != 1 || res.BatchItemFailures[0].ItemIdentifier != "m1" {
+					t.Errorf("batch answer %s: want m1 listed (a poison record without a dead-letter URL goes to the queue's redrive)", out)
 				}
 			}
 		})

@@ -54,12 +54,16 @@
 // redelivered behind it and keep their order.
 //
 // A record is deleted (left out of batchItemFailures) when its turn
-// answered 2xx, or when it can never succeed: a reply_to or
-// idempotency_key that is not a string, or a 400, 413 or 422 answer. Such
-// a record is logged, and a 4xx answer is sent to its reply_to queue,
-// rather than redelivered until the dead-letter queue: it would hold up
-// its FIFO group for maxReceiveCount deliveries to no end. Every other
-// failure is redelivered: 409 (session busy), 429, 5xx, 401/403/404 (the
+// answered 2xx. A record that can never succeed (a body that is not a
+// turn, a reply_to or idempotency_key that is not a string, a 400, 413
+// or 422 answer) is a poison record (see #17): if it names a reply_to,
+// the 4xx answer goes there and the record is deleted; otherwise it is
+// sent, with the error in its message attributes, to
+// [Config.DeadLetterURL] and deleted, so that it does not hold up its
+// FIFO group for maxReceiveCount deliveries. With no dead-letter URL, or
+// when that send fails, it is listed, and the queue's own redrive policy
+// moves it after maxReceiveCount deliveries: nothing is only logged.
+// Every other failure is redelivered: 409 (session busy), 429, 5xx, 401/403/404 (the
 // function is misconfigured; the message must survive until that is
 // fixed), 504 at the deadline, a reply that could not be sent, or no time
 // left to start.

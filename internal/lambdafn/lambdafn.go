@@ -43,6 +43,11 @@ type Config struct {
 	// no replies: a turn asking for one fails without running (an SQS
 	// record is then redelivered until it reaches the dead-letter queue).
 	SQS SQSClient
+	// DeadLetterURL is the SQS queue a poison record is sent to, with the
+	// error, before it is deleted from its own queue (see the package
+	// comment). Empty means none: a poison record is redelivered until
+	// the queue's redrive policy moves it. Needs SQS.
+	DeadLetterURL string
 	// Logger receives what the adapter decides (dropped or failed records,
 	// handler panics). Nil means slog.Default().
 	Logger *slog.Logger
@@ -58,6 +63,7 @@ type Function struct {
 	margin  time.Duration
 	maxConc int
 	sqs     SQSClient
+	dlq     string
 	log     *slog.Logger
 	tenant  string
 }
@@ -75,7 +81,7 @@ func New(h http.Handler, cfg Config) (*Function, error) {
 	if cfg.MaxConcurrency < 0 {
 		return nil, fmt.Errorf("lambdafn: negative MaxConcurrency %d", cfg.MaxConcurrency)
 	}
-	f := &Function{h: h, margin: cfg.DeadlineMargin, maxConc: cfg.MaxConcurrency, sqs: cfg.SQS, log: cfg.Logger}
+	f := &Function{h: h, margin: cfg.DeadlineMargin, maxConc: cfg.MaxConcurrency, sqs: cfg.SQS, dlq: cfg.DeadLetterURL, log: cfg.Logger}
 	if f.margin == 0 {
 		f.margin = DefaultDeadlineMargin
 	}

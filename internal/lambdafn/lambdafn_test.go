@@ -422,7 +422,8 @@ func sha256hex(s string) string {
 }
 
 // TestSQSBatch delivers a realistic batch twice: the malformed records are
-// dropped, the busy one is redelivered, and the second delivery runs no
+// listed (there is no dead-letter URL: the queue's redrive policy takes
+// them, see TestSQSPoison), the busy one is redelivered, and the second delivery runs no
 // turn again but sends the replies again.
 func TestSQSBatch(t *testing.T) {
 	peer := startSQSPeer(t)
@@ -452,7 +453,8 @@ func TestSQSBatch(t *testing.T) {
 	}
 	byQueue := func(a, b sentMessage) int { return strings.Compare(a.QueueURL, b.QueueURL) }
 	for delivery := 1; delivery <= 2; delivery++ {
-		if diff := cmp.Diff([]string{carol}, sqsFailures(t, t.Context(), f, batch)); diff != "" {
+		malformed1, malformed2 := "4b7b2d2f-4d2d-4b68-b2c6-3dcf7f1f6e21", "6d9d4f4b-6f4f-4d8a-d4e8-5fe19b3b8043"
+		if diff := cmp.Diff([]string{malformed1, carol, malformed2}, sqsFailures(t, t.Context(), f, batch)); diff != "" {
 			t.Errorf("delivery %d: batchItemFailures (-want +got):\n%s", delivery, diff)
 		}
 		for _, id := range []string{alice1, bob, alice2} {

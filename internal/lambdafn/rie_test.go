@@ -56,6 +56,7 @@ func TestEmulator(t *testing.T) {
 	rie := rietest.Start(t, bootstrap, map[string]string{
 		"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret",
 		"AWS_SESSION_TOKEN": "token", "AWS_ENDPOINT_URL_SQS": peer.URL,
+		"LAMBDAGENT_DLQ_URL": emulatorDLQ,
 	}, 5*time.Second)
 	invoke := func(t *testing.T, payload []byte) []byte {
 		t.Helper()
@@ -103,8 +104,17 @@ func TestEmulator(t *testing.T) {
 				t.Errorf("delivery %d: %s, want only the busy record", delivery, out)
 			}
 		}
-		if n := len(peer.Sent()); n != 4 {
-			t.Errorf("%d replies sent through the SDK, want 2 per delivery", n)
+		replies, dead := 0, 0
+		for _, m := range peer.Sent() {
+			switch {
+			case m.QueueURL == emulatorDLQ && m.Attributes["error"] != "" && m.Attributes["source_message_id"] != "":
+				dead++
+			case m.QueueURL != emulatorDLQ:
+				replies++
+			}
+		}
+		if replies != 4 || dead != 4 {
+			t.Errorf("%d replies and %d dead letters with their error sent through the SDK, want 2 and 2 per delivery", replies, dead)
 		}
 	})
 
@@ -152,6 +162,52 @@ func TestEmulator(t *testing.T) {
 			}
 		}
 	})
+}
+
+// emulatorDLQ is the dead-letter queue of TestEmulator's function.
+const emulatorDLQ = "https://sqs.us-east-1.amazonaws.com/123456789012/lambdagent-dlq"
+
+// TestEmulatorPoison runs the poison-record paths the DLQ-accepting case
+// of TestEmulator does not (see #17): a dead-letter queue that refuses
+// the send, and none configured. Either way the two malformed records of
+// the batch are listed in batchItemFailures, beside the busy one.
+func TestEmulatorPoison(t *testing.T) {
+	bootstrap := buildBootstrap(t)
+	for _, tc := range []struct{ name, dlq string }{
+		{"dead-letter send fails", "https://sqs.us-east-1.amazonaws.com/123456789012/missing-dlq"},
+		{"no dead-letter queue", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peer := startSQSPeer(t)
+			rie := rietest.Start(t, bootstrap, map[string]string{
+				"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret",
+				"AWS_SESSION_TOKEN": "token", "AWS_ENDPOINT_URL_SQS": peer.URL, "LAMBDAGENT_DLQ_URL": tc.dlq,
+			}, 5*time.Second)
+			res := rie.Invoke(t, readFile(t, "sqs-batch.json"))
+			var resp struct {
+				BatchItemFailures []struct{ ItemIdentifier string } `json:"batchItemFailures"`
+			}
+			if err := json.Unmarshal(res.Payload, &resp); err != nil || res.Status != 200 {
+				t.Fatalf("%d %s: %v", res.Status, res.Payload, err)
+			}
+			var got []string
+			for _, f := range resp.BatchItemFailures {
+				got = append(got, f.ItemIdentifier)
+			}
+			want := []string{"4b7b2d2f-4d2d-4b68-b2c6-3dcf7f1f6e21", "5c8c3e3a-5e3e-4c79-c3d7-4ed08a2a7f32", "6d9d4f4b-6f4f-4d8a-d4e8-5fe19b3b8043"}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("batchItemFailures (-want +got):\n%s", diff)
+			}
+			for _, m := range peer.Sent() {
+				if m.QueueURL == tc.dlq {
+					t.Errorf("a dead letter was accepted: %+v", m)
+				}
+			}
+			if !strings.Contains(rie.Logs(), "can never succeed") {
+				t.Errorf("the function did not log the poison records")
+			}
+		})
+	}
 }
 
 // TestEmulatorTimeout gives the function a 2s timeout and turns that would

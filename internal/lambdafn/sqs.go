@@ -167,8 +167,7 @@ func (f *Function) serveSQS(ctx context.Context, records []sqsRecord) ([]byte, e
 func (f *Function) runRecord(ctx, tctx context.Context, job sqsJob) bool {
 	log := f.log.With(slog.String("message_id", job.rec.MessageID))
 	if job.err != nil {
-		log.ErrorContext(ctx, "lambdafn: dropping malformed SQS record", slog.Any("err", job.err))
-		return true
+		return f.deadLetter(ctx, log, job, 0, job.err.Error())
 	}
 	t := job.t
 	if t.replyTo != "" && f.sqs == nil {
@@ -182,8 +181,10 @@ func (f *Function) runRecord(ctx, tctx context.Context, job sqsJob) bool {
 	res := f.serve(t.request(tctx, f.tenant))
 	switch {
 	case res.ok():
+	case permanent(res.code) && t.replyTo == "":
+		return f.deadLetter(ctx, log, job, res.code, strings.TrimSpace(string(res.body)))
 	case permanent(res.code):
-		log.ErrorContext(ctx, "lambdafn: dropping SQS record the handler rejected", slog.Int("status", res.code),
+		log.ErrorContext(ctx, "lambdafn: SQS record the handler rejected; the answer goes to its reply_to", slog.Int("status", res.code),
 			slog.String("body", strings.TrimSpace(string(res.body))))
 	default:
 		se := res.statusError()
@@ -197,6 +198,53 @@ func (f *Function) runRecord(ctx, tctx context.Context, job sqsJob) bool {
 			return false
 		}
 	}
+	return true
+}
+
+// deadLetter sends a poison record to the dead-letter queue, with why in
+// its attributes, and reports whether that worked: true deletes the
+// record from its queue, false lists it for redelivery (and the queue's
+// redrive policy), with or without a dead-letter queue of ours.
+func (f *Function) deadLetter(ctx context.Context, log *slog.Logger, job sqsJob, status int, why string) bool {
+	if f.dlq == "" || f.sqs == nil {
+		log.ErrorContext(ctx, "lambdafn: SQS record can never succeed; listed for redelivery, which the queue's redrive policy ends (set LAMBDAGENT_DLQ_URL to move it at once)",
+			slog.Int("status", status), slog.String("error", why))
+		return false
+	}
+	body := job.rec.Body
+	if body == "" {
+		body = "{}" // SQS refuses an empty message (and never delivers one)
+	}
+	if len(why) > 1024 {
+		why = why[:1024]
+	}
+	attrs := map[string]types.MessageAttributeValue{
+		"source_message_id": {DataType: aws.String("String"), StringValue: aws.String(job.rec.MessageID)},
+	}
+	if sqsText(why) {
+		attrs["error"] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(why)}
+	}
+	if status > 0 {
+		attrs["status"] = types.MessageAttributeValue{DataType: aws.String("Number"), StringValue: aws.String(strconv.Itoa(status))}
+	}
+	if src := job.rec.Attributes["SourceQueueArn"]; sqsText(src) {
+		attrs["source_queue_arn"] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(src)}
+	}
+	in := &sqs.SendMessageInput{QueueUrl: aws.String(f.dlq), MessageBody: aws.String(body), MessageAttributes: attrs}
+	if strings.HasSuffix(f.dlq, ".fifo") {
+		group := job.rec.Attributes["MessageGroupId"]
+		if !sqsID(group) {
+			group = job.rec.MessageID
+		}
+		in.MessageGroupId, in.MessageDeduplicationId = aws.String(group), aws.String(job.rec.MessageID)
+	}
+	if _, err := f.sqs.SendMessage(ctx, in); err != nil {
+		log.ErrorContext(ctx, "lambdafn: SQS record can never succeed, and sending it to the dead-letter queue failed; listed for redelivery",
+			slog.Int("status", status), slog.String("error", why), slog.Any("err", err))
+		return false
+	}
+	log.WarnContext(ctx, "lambdafn: SQS record can never succeed; sent to the dead-letter queue", slog.Int("status", status),
+		slog.String("error", why), slog.String("dlq", f.dlq))
 	return true
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -95,7 +94,7 @@ func TestWindows(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
+			redistest.Bubble(t, func(t *testing.T) {
 				l := newLimiter(t, addr, tc.cfg)
 				for i, est := range tc.calls {
 					if i > 0 {
@@ -118,7 +117,7 @@ func TestWindows(t *testing.T) {
 // call used, and that the entry then counts from the call's end.
 func TestReconcile(t *testing.T) {
 	addr := redistest.Start(t)
-	synctest.Test(t, func(t *testing.T) {
+	redistest.Bubble(t, func(t *testing.T) {
 		l := newLimiter(t, addr, ratelimit.Config{Model: ratelimit.Limits{InputTokens: 1000, OutputTokens: 1000}})
 		k := ratelimit.Key{Model: sonnet, Tenant: "acme", SessionID: "s1"}
 		_, r := reserve(t, l, k, ratelimit.Tokens{Input: 900, Output: 900})
@@ -160,7 +159,7 @@ func TestReconcile(t *testing.T) {
 // stays, counted from the failure.
 func TestCancelAndHold(t *testing.T) {
 	addr := redistest.Start(t)
-	synctest.Test(t, func(t *testing.T) {
+	redistest.Bubble(t, func(t *testing.T) {
 		l := newLimiter(t, addr, ratelimit.Config{Model: ratelimit.Limits{Requests: 3, InputTokens: 1000}})
 		k := ratelimit.Key{Model: sonnet}
 		_, r := reserve(t, l, k, ratelimit.Tokens{Input: 800})
@@ -204,7 +203,7 @@ func TestWait(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
+			redistest.Bubble(t, func(t *testing.T) {
 				l := newLimiter(t, addr, ratelimit.Config{Model: ratelimit.Limits{Requests: 1}, MaxWait: tc.maxWait})
 				k := ratelimit.Key{Model: sonnet}
 				if _, err := l.Wait(t.Context(), k, ratelimit.Tokens{}); err != nil {
@@ -239,7 +238,7 @@ func TestWait(t *testing.T) {
 // ends.
 func TestWaitCanceled(t *testing.T) {
 	addr := redistest.Start(t)
-	synctest.Test(t, func(t *testing.T) {
+	redistest.Bubble(t, func(t *testing.T) {
 		l := newLimiter(t, addr, ratelimit.Config{Model: ratelimit.Limits{Requests: 1}})
 		k := ratelimit.Key{Model: sonnet}
 		if _, err := l.Wait(t.Context(), k, ratelimit.Tokens{}); err != nil {

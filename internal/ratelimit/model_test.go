@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/lambdagent/lambdagent/internal/agent"
@@ -34,7 +33,7 @@ func TestFaults(t *testing.T) {
 		turns    = 5
 		deadline = 2 * time.Minute
 	)
-	synctest.Test(t, func(t *testing.T) {
+	redistest.Bubble(t, func(t *testing.T) {
 		in := newInstance(t, addr, url, instanceConfig{
 			limits: ratelimit.Config{Tenant: ratelimit.Limits{Requests: 1000, InputTokens: 1e6}},
 			retry:  retry.Policy{Attempts: 10},
@@ -244,7 +243,7 @@ func TestBudgetEveryInstance(t *testing.T) {
 // renews at 00:00 UTC.
 func TestSessionBudgetRenews(t *testing.T) {
 	addr := redistest.Start(t)
-	synctest.Test(t, func(t *testing.T) {
+	redistest.Bubble(t, func(t *testing.T) {
 		// The bubble's clock starts at 2000-01-01 00:00 UTC.
 		l := newLimiter(t, addr, ratelimit.Config{SessionBudget: ratelimit.Budget{USDPerDay: 0.01}})
 		k := ratelimit.Key{Model: sonnet, Tenant: "acme", SessionID: "s1"}
@@ -351,7 +350,7 @@ func TestRetryWaits(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			sim, url := startSim(t, tc.sim)
-			synctest.Test(t, func(t *testing.T) {
+			redistest.Bubble(t, func(t *testing.T) {
 				m := ratelimit.WrapModel(newClient(t, url, retry.Policy{Attempts: 10}, true), newLimiter(t, addr, ratelimit.Config{}))
 				start := time.Now()
 				for i := range 10 {

@@ -3,7 +3,6 @@ package ratelimit
 import (
 	"errors"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/lambdagent/lambdagent/internal/redistest"
@@ -14,7 +13,7 @@ import (
 // not before. A live holder keeps its slot however long its turn runs.
 func TestDeadInstanceSlot(t *testing.T) {
 	addr := redistest.Start(t)
-	synctest.Test(t, func(t *testing.T) {
+	redistest.Bubble(t, func(t *testing.T) {
 		newLim := func() *Limiter {
 			l, err := New(redistest.Client(t, addr), Config{Prefix: redistest.Prefix(t), MaxTurns: 1, SlotTTL: 30 * time.Second, MaxWait: time.Second})
 			if err != nil {

@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/lambdagent/lambdagent/internal/redisconn"
 )
 
 // EnvURL names the environment variable that points the tests at an
@@ -57,10 +59,16 @@ var shared struct {
 func Start(t testing.TB) string {
 	t.Helper()
 	if u := os.Getenv(EnvURL); u != "" {
-		if _, err := redis.ParseURL(u); err != nil {
+		if _, _, err := redisconn.New(redisconn.Config{URL: u}); err != nil {
 			t.Fatalf("redistest: $%s: %v", EnvURL, err)
 		}
 		return u
+	}
+	if os.Getenv(EnvCluster) != "" {
+		return startSharedCluster(t)
+	}
+	if os.Getenv(EnvTLS) != "" {
+		return startSharedTLS(t)
 	}
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
@@ -92,17 +100,19 @@ func Start(t testing.TB) string {
 }
 
 // Client returns a client for addr, a host:port or a redis:// URL as
-// [Start] returns them. The client is closed when t ends.
-func Client(t testing.TB, addr string) *redis.Client {
+// [Start] returns them: a cluster client for a cluster's URL. The client
+// is closed when t ends.
+func Client(t testing.TB, addr string) redis.UniversalClient {
 	t.Helper()
-	opt := &redis.Options{Addr: addr}
+	var rdb redis.UniversalClient
 	if strings.Contains(addr, "://") {
 		var err error
-		if opt, err = redis.ParseURL(addr); err != nil {
+		if rdb, _, err = redisconn.New(redisconn.Config{URL: addr, CA: sharedCA(addr)}); err != nil {
 			t.Fatalf("redistest: %v", err)
 		}
+	} else {
+		rdb = redis.NewClient(&redis.Options{Addr: addr})
 	}
-	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { rdb.Close() })
 	return rdb
 }
@@ -238,6 +248,13 @@ func freePort() (string, error) {
 }
 
 func startProc(dir, port string) (*proc, error) {
+	return startProcWith(dir, port, []string{"--port", port}, ping)
+}
+
+// startProcWith starts redis-server in dir with args (which name its
+// port) and the test settings, and waits until ready answers for its
+// address 127.0.0.1:port.
+func startProcWith(dir, port string, args []string, ready func(addr string) error) (*proc, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, errors.New("redis-server not found on PATH; .ci/run installs it (or set $" + EnvURL + ")")
@@ -248,13 +265,12 @@ func startProc(dir, port string) (*proc, error) {
 		return nil, err
 	}
 	defer logf.Close() // the child keeps its own descriptor
-	cmd := exec.Command(bin,
-		"--port", port,
+	cmd := exec.Command(bin, append(args,
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", dir,
-	)
+	)...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = procAttr()
@@ -277,7 +293,7 @@ func startProc(dir, port string) (*proc, error) {
 	if err := <-started; err != nil {
 		return nil, fmt.Errorf("start redis-server: %w", err)
 	}
-	if err := p.waitReady(); err != nil {
+	if err := p.waitReady(ready); err != nil {
 		p.kill()
 		return nil, err
 	}
@@ -285,7 +301,7 @@ func startProc(dir, port string) (*proc, error) {
 }
 
 // waitReady polls with PING until the server answers PONG.
-func (p *proc) waitReady() error {
+func (p *proc) waitReady(ping func(addr string) error) error {
 	deadline := time.Now().Add(startTimeout)
 	for {
 		select {

@@ -86,3 +86,54 @@ func TestServerKillRestart(t *testing.T) {
 		t.Fatalf("PING after second Restart: %v", err)
 	}
 }
+
+// TestClusterFailover kills a master and checks its replica takes over.
+func TestClusterFailover(t *testing.T) {
+	c := redistest.StartCluster(t)
+	ctx := t.Context()
+	m, err := c.MasterOf(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redistest.Client(t, c.URL())
+	if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	c.Kill(m)
+	if err := c.WaitHealthy(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := c.MasterOf(ctx, "k")
+	if err != nil || m2 == m {
+		t.Fatalf("master of k after the kill = %s, %v; want another than %s", m2, err, m)
+	}
+	t.Logf("replica %s promoted %v after %s was killed", m2, time.Since(start).Round(time.Millisecond), m)
+	// A client that knew the old master finds the new one.
+	var last error
+	for time.Since(start) < 20*time.Second {
+		if last = rdb.Set(ctx, "k", "w", 0).Err(); last == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if last != nil {
+		t.Fatalf("SET through the old client 20s after the kill: %v", last)
+	}
+	t.Logf("the old client wrote again %v after the kill", time.Since(start).Round(time.Millisecond))
+}
+
+// TestStartTLS checks that $REDISTEST_TLS makes Start hand out a rediss://
+// URL that Client reaches, verified with the server's CA.
+func TestStartTLS(t *testing.T) {
+	t.Setenv(redistest.EnvURL, "")
+	t.Setenv(redistest.EnvCluster, "")
+	t.Setenv(redistest.EnvTLS, "1")
+	u := redistest.Start(t)
+	if !strings.HasPrefix(u, "rediss://") {
+		t.Fatalf("Start = %q; want a rediss:// URL", u)
+	}
+	if err := redistest.Client(t, u).Ping(t.Context()).Err(); err != nil {
+		t.Fatalf("PING over TLS: %v", err)
+	}
+}

@@ -298,7 +298,7 @@ func BenchmarkBeginCommit(b *testing.B) {
 
 // trim cuts a session's history back to depth messages behind the store's
 // back, so a benchmark's depth does not grow with b.N.
-func trim(b *testing.B, rdb *redis.Client, prefix, id string, depth int) {
+func trim(b *testing.B, rdb redis.UniversalClient, prefix, id string, depth int) {
 	ctx := context.Background()
 	hist, hlen := prefix+"{"+id+"}:hist", prefix+"{"+id+"}:hlen"
 	lens, err := rdb.GetRange(ctx, hlen, 0, int64(4*depth)-1).Bytes()

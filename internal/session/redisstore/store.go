@@ -103,6 +103,13 @@ type Config struct {
 	// DefaultLiveness (3 s); negative turns fast takeover off, and a dead
 	// holder's lease then ends only with its TTL.
 	Liveness time.Duration
+	// WaitReplicas makes Commit wait, with WAIT, until this many replicas
+	// have the commit, and fail with a [NotReplicatedError] (marked
+	// [session.ErrUnavailable]) otherwise. Zero means no wait: a commit
+	// is acknowledged once its master has it.
+	WaitReplicas int
+	// WaitTimeout bounds that wait. Zero means DefaultWaitTimeout.
+	WaitTimeout time.Duration
 }
 
 // Store is a [session.Store] on Redis. It is safe for concurrent use, and
@@ -114,9 +121,11 @@ type Store struct {
 	ttl     time.Duration
 	idemTTL time.Duration
 
-	proc     string        // this process's id, recorded in its leases
-	liveness time.Duration // 0: fast takeover off
-	hb       heartbeat
+	proc         string        // this process's id, recorded in its leases
+	liveness     time.Duration // 0: fast takeover off
+	hb           heartbeat
+	waitReplicas int
+	waitTimeout  time.Duration
 }
 
 var _ session.Store = (*Store)(nil)
@@ -133,7 +142,14 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	if cfg.TTL < 0 || cfg.IdempotencyTTL < 0 {
 		return nil, fmt.Errorf("redisstore: negative TTL (TTL %v, IdempotencyTTL %v)", cfg.TTL, cfg.IdempotencyTTL)
 	}
-	s := &Store{rdb: rdb, prefix: cfg.Prefix, ttl: cfg.TTL, idemTTL: cfg.IdempotencyTTL}
+	if cfg.WaitReplicas < 0 || cfg.WaitTimeout < 0 {
+		return nil, fmt.Errorf("redisstore: negative WaitReplicas %d or WaitTimeout %v", cfg.WaitReplicas, cfg.WaitTimeout)
+	}
+	s := &Store{rdb: rdb, prefix: cfg.Prefix, ttl: cfg.TTL, idemTTL: cfg.IdempotencyTTL,
+		waitReplicas: cfg.WaitReplicas, waitTimeout: cfg.WaitTimeout}
+	if s.waitTimeout == 0 {
+		s.waitTimeout = DefaultWaitTimeout
+	}
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
 	}
@@ -382,7 +398,7 @@ func (s *Store) Commit(ctx context.Context, c session.Commit) (int64, error) {
 	for _, name := range names {
 		args = append(args, name, c.Counters[name])
 	}
-	res, err := commitScript.Run(ctx, s.rdb, ks, args...).Slice()
+	res, err := s.runCommit(ctx, ks, args)
 	if err != nil {
 		return 0, wrap(err, "commit session %s at v%d", c.ID, c.Version)
 	}

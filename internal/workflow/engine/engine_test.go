@@ -132,7 +132,7 @@ type fixture struct {
 	e     *engine.Engine
 	cfg   engine.Config
 	store store
-	rdb   *redis.Client
+	rdb   redis.UniversalClient
 	clock *fakeClock
 	srv   *toolServer
 	pre   string
@@ -252,7 +252,7 @@ func TestEngine(t *testing.T) {
 func newFixture(t *testing.T, kind string, leaseTTL time.Duration) *fixture {
 	t.Helper()
 	var store store
-	var rdb *redis.Client
+	var rdb redis.UniversalClient
 	var pre string
 	switch kind {
 	case "redis":

@@ -32,6 +32,7 @@ func main() {
 			log.Fatal(err)
 		}
 		cfg.SQS = c
+		cfg.DeadLetterURL = os.Getenv("LAMBDAGENT_DLQ_URL")
 	}
 	fn, err := lambdafn.New(apistub.New(), cfg)
 	if err != nil {
