@@ -16,6 +16,9 @@
 //	                           every commit
 //	<prefix>kv:<key>           STRING: a value of [session.KV]
 //
+// and the catalog's keys ([session.Catalog], see catalog.go): a session's
+// turn records, each tenant's index of sessions and the usage per day.
+//
 // Every method is one Lua script run with EVALSHA: one round trip, and
 // atomic, so the lease check (a fencing token) and the version check
 // cannot be split from the writes they guard. The history is a list
@@ -207,7 +210,7 @@ func (s *Store) Commit(ctx context.Context, c session.Commit) (int64, error) {
 	for _, m := range c.Messages {
 		args = append(args, []byte(m)) // go-redis writes []byte as is, but not json.RawMessage
 	}
-	res, err := commitScript.Run(ctx, s.rdb, ks, args...).Slice()
+	res, err := s.commit(ctx, c, ks, args)
 	if err != nil {
 		return 0, wrap(err, "commit session %s at v%d", c.ID, c.Version)
 	}
@@ -279,7 +282,20 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return fmt.Errorf("delete session %q: %w", id, err)
 	}
 	k := s.keys(id)
-	if err := deleteScript.Run(ctx, s.rdb, []string{k.msgs, k.meta, k.lease, k.idemKeys, k.tools}, k.idemPrefix).Err(); err != nil {
+	ks := []string{k.msgs, k.meta, k.lease, k.idemKeys, k.tools}
+	// The catalog's keys (see catalog.go) go in the same round trip: the
+	// index is on another slot.
+	tenant, sid := session.Unscope(id)
+	pipe := s.rdb.Pipeline()
+	del := deleteScript.EvalSha(ctx, pipe, ks, k.idemPrefix)
+	pipe.Unlink(ctx, k.turns())
+	pipe.ZRem(ctx, s.indexKey(tenant), sid)
+	_, _ = pipe.Exec(ctx)
+	err := del.Err()
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		err = deleteScript.Eval(ctx, s.rdb, ks, k.idemPrefix).Err()
+	}
+	if err != nil {
 		return wrap(err, "delete session %s", id)
 	}
 	return nil

@@ -71,6 +71,7 @@ func Run(t *testing.T, newStore func(t *testing.T, opts Options) session.Store) 
 		{"DeletePending", testDeletePending},
 		{"KV", testKV},
 		{"TenantsApart", testTenantsApart},
+		{"Catalog", testCatalog},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, newStore(t, Options{}))
