@@ -291,6 +291,8 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 	ctx = withRequest(ctx, req)
 	sid := req.StoreID()
 	token := newToken()
+	start := time.Now()
+	var stats turnStats
 	st, err := a.begin(ctx, session.BeginRequest{
 		ID:             sid,
 		LeaseToken:     token,
@@ -301,6 +303,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 	if err != nil {
 		return nil, err
 	}
+	stats.time.store = time.Since(start)
 	if st.Replay != nil {
 		var r Result
 		if err := json.Unmarshal(st.Replay, &r); err != nil {
@@ -324,7 +327,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 	tctx, stopRenew := a.keepLease(tctx, sid, token)
 	// After checkpoints (a turn that ran tools), msgs are the messages
 	// since the last one and version is the session's version after it.
-	res, msgs, counters, version, err := a.loop(tctx, req, st, token)
+	res, msgs, counters, version, err := a.loop(tctx, req, st, token, &stats)
 	pinned := a.pinFor(st)
 	if cause := context.Cause(tctx); err != nil && errors.Is(cause, session.ErrLeaseLost) {
 		// keepLease stopped the turn: say why (409, retry), rather than the
@@ -355,6 +358,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 		RequestHash:    requestHash(req),
 		Response:       out,
 		Pinned:         pinned,
+		Record:         record(res, stats.from, version+int64(len(msgs)), stats.time, start),
 	})
 	if err != nil && a.landed(cctx, sid, version, msgs) {
 		err = nil

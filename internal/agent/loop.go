@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -56,6 +57,8 @@ type turn struct {
 	// Model calls and usage not committed yet.
 	calls int
 	usage claude.Usage
+	// time is where the turn's time went, for its Record.
+	time timings
 }
 
 // counters returns the sums not committed yet and forgets them.
@@ -94,7 +97,10 @@ func (t *turn) counters() map[string]int64 {
 // attempt (the limit is per turn), but in Usage only this attempt's: the
 // usage of earlier calls went into the session's counters with the
 // checkpoints, and that of a call whose commit never happened is lost.
-func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token string) (Result, []json.RawMessage, map[string]int64, int64, error) {
+//
+// It fills out with where the turn's time went and where its messages
+// start, for the turn's Record.
+func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token string, out *turnStats) (Result, []json.RawMessage, map[string]int64, int64, error) {
 	res := Result{SessionID: req.SessionID}
 	fail := func(err error) (Result, []json.RawMessage, map[string]int64, int64, error) {
 		return res, nil, nil, 0, err
@@ -150,7 +156,10 @@ func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token 
 	var usage claude.Usage // of this attempt, for the answer
 	for {
 		if len(calls) > 0 {
-			m, err := toolResultMessage(a.answerCalls(ctx, t, c, calls, saved))
+			started := time.Now()
+			results := a.answerCalls(ctx, t, c, calls, saved)
+			t.time.tools += time.Since(started)
+			m, err := toolResultMessage(results)
 			if err != nil {
 				return fail(err)
 			}
@@ -220,6 +229,8 @@ func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token 
 		}
 	}
 	res.Usage = usage
+	out.time.model, out.time.tools, out.time.store = t.time.model, t.time.tools, out.time.store+t.time.store
+	out.from = int64(len(t.history))
 	return res, t.msgs[t.saved:], t.counters(), t.version, nil
 }
 
@@ -236,12 +247,14 @@ func (a *Agent) call(ctx context.Context, t *turn, c conv, noTools bool, res *Re
 		if paused != nil {
 			msgs = append(slices.Clip(t.msgs), assistantMessage(paused))
 		}
+		started := time.Now()
 		reply, err := a.model.Create(ctx, claude.Request{
 			Model:     a.cfg.Model,
 			MaxTokens: maxTokens,
 			Body:      a.requestBody(c, maxTokens, t.history, msgs, noTools),
 			Betas:     a.betas,
 		})
+		t.time.model += time.Since(started)
 		if err != nil {
 			if cw := contextWindowError(err, "", t); cw != nil {
 				return nil, nil, cw
@@ -309,6 +322,8 @@ func parseMark(mark string) (hash string, start int64, ok bool) {
 // crash leaves the turn for a retry to resume.
 func (a *Agent) checkpoint(ctx context.Context, t *turn) error {
 	msgs := t.msgs[t.saved:]
+	started := time.Now()
+	defer func() { t.time.store += time.Since(started) }()
 	v, err := a.store.Commit(ctx, session.Commit{
 		ID:         t.id,
 		LeaseToken: t.token,
