@@ -54,6 +54,16 @@ type Config struct {
 	// Extra, if set, serves data-plane paths the API does not know (such
 	// as /mcp), after authentication like the API's own routes.
 	Extra map[string]http.Handler
+	// Catalog, if set, serves GET /v1/sessions and /v1/usage and adds the
+	// turn records to GET /v1/sessions/{id} (see catalog.go). Nil answers
+	// those with 404.
+	Catalog session.Catalog
+	// Tools, if set, lists the MCP servers for GET /v1/tools; nil lists
+	// none.
+	Tools ToolServers
+	// AdminToken, if set, lets its bearer read across tenants (GET only,
+	// see catalog.go).
+	AdminToken string
 	// Public, if set, serves paths without the data-plane authentication:
 	// operational endpoints (/metrics, /readyz, open or behind
 	// [RequireToken]) and the admin API, which checks its own token.
@@ -68,6 +78,10 @@ type handler struct {
 	auth     *auth.Authenticator
 	log      *slog.Logger
 	mux      *http.ServeMux
+
+	catalog     session.Catalog
+	toolServers ToolServers
+	adminToken  string
 }
 
 // New returns the API handler.
@@ -75,7 +89,8 @@ func New(t Turner, s Sessions, cfg Config) (http.Handler, error) {
 	if t == nil || s == nil {
 		return nil, errors.New("httpapi: nil Turner or Sessions")
 	}
-	h := &handler{turns: t, sessions: s, maxBody: cfg.MaxBodyBytes, tenantH: cfg.TenantHeader, auth: cfg.Auth, log: cfg.Logger, mux: http.NewServeMux()}
+	h := &handler{turns: t, sessions: s, maxBody: cfg.MaxBodyBytes, tenantH: cfg.TenantHeader, auth: cfg.Auth, log: cfg.Logger, mux: http.NewServeMux(),
+		catalog: cfg.Catalog, toolServers: cfg.Tools, adminToken: cfg.AdminToken}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
 	}
@@ -87,7 +102,10 @@ func New(t Turner, s Sessions, cfg Config) (http.Handler, error) {
 	// comes first: a stranger learns nothing, not even the allowed method.
 	h.mux.HandleFunc("/agent", h.authenticated(h.only("POST", h.postAgent)))
 	h.mux.HandleFunc("/v1/sessions/{id}/turns", h.authenticated(h.only("POST", h.postTurn)))
-	h.mux.HandleFunc("/v1/sessions/{id}", h.authenticated(h.session))
+	h.mux.HandleFunc("/v1/sessions/{id}", h.readable(h.session))
+	h.mux.HandleFunc("/v1/sessions", h.readable(h.only("GET", h.listSessions)))
+	h.mux.HandleFunc("/v1/tools", h.readable(h.only("GET", h.tools)))
+	h.mux.HandleFunc("/v1/usage", h.readable(h.only("GET", h.usage)))
 	h.mux.HandleFunc("/healthz", h.only("GET", h.healthz))
 	for path, x := range cfg.Extra {
 		h.mux.Handle(path, h.authenticated(x.ServeHTTP))
@@ -189,7 +207,15 @@ type SessionView struct {
 	Turns     int64             `json:"turns"`
 	Version   int64             `json:"version"`
 	Counters  map[string]int64  `json:"counters,omitempty"`
+	CostUSD   float64           `json:"cost_usd"`
 	Messages  []json.RawMessage `json:"messages"`
+	// Records are the turn records (agent.Record: usage, cost, latency
+	// split, upstream request id, the turn's messages), oldest first,
+	// when the store keeps a catalog.
+	Records []json.RawMessage `json:"records,omitempty"`
+	// Pinned is the system prompt and tools the session pinned at its
+	// first turn ({"system":…,"tools":[…]}), when it pinned any.
+	Pinned json.RawMessage `json:"pinned,omitempty"`
 }
 
 func (h *handler) session(w http.ResponseWriter, r *http.Request) {
@@ -212,7 +238,17 @@ func (h *handler) session(w http.ResponseWriter, r *http.Request) {
 			h.writeError(w, r, &apierr.Error{Kind: apierr.NotFound, Message: "no session " + id})
 			return
 		}
-		writeJSON(w, http.StatusOK, SessionView{SessionID: id, Turns: st.Turns, Version: st.Version, Counters: st.Counters, Messages: st.Messages})
+		view := SessionView{SessionID: id, Turns: st.Turns, Version: st.Version, Counters: st.Counters, CostUSD: costUSD(st.Counters), Messages: st.Messages}
+		if json.Valid(st.Pinned) {
+			view.Pinned = st.Pinned
+		}
+		if h.catalog != nil {
+			if view.Records, err = h.catalog.Records(r.Context(), storeID); err != nil {
+				h.writeError(w, r, err)
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, view)
 	case http.MethodDelete:
 		if err := h.sessions.Delete(r.Context(), storeID); err != nil {
 			h.writeError(w, r, err)
