@@ -200,8 +200,16 @@ func (r *Runtime) build(ctx context.Context) error {
 		public[ratelimit.AdminPath] = adm
 		public[ratelimit.UsagePath] = adm
 	}
-	h, err := httpapi.New(turns, observed, httpapi.Config{MaxBodyBytes: o.MaxBodyBytes, Logger: log,
-		Auth: authn, Extra: extra, Public: public, TenantHeader: o.TenantHeader})
+	cfg := httpapi.Config{MaxBodyBytes: o.MaxBodyBytes, Logger: log,
+		Auth: authn, Extra: extra, Public: public, TenantHeader: o.TenantHeader, AdminToken: o.AdminToken}
+	// The read endpoints of #18 read the bare store: they are no turn's.
+	if cat, ok := st.(session.Catalog); ok {
+		cfg.Catalog = cat
+	}
+	if tools != nil {
+		cfg.Tools = tools.status
+	}
+	h, err := httpapi.New(turns, observed, cfg)
 	if err != nil {
 		return err
 	}
