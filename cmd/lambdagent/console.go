@@ -25,6 +25,11 @@ func startConsole(ctx context.Context, cfg config, dev bool, rt *lambdagent.Runt
 		return func() {}, nil
 	}
 	ln, err := net.Listen("tcp", addr)
+	if err != nil && cfg.ConsoleAddr == "" {
+		// The default port is taken (another dev): any free one will do,
+		// the URL is printed.
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s for the console (LAMBDAGENT_CONSOLE_ADDR): %w", addr, err)
 	}

@@ -86,7 +86,7 @@ func start(t *testing.T, mode string, env ...string) *proc {
 	// Authentication off unless env says otherwise (the last value of a
 	// variable wins): these tests are about turns, auth_test.go about
 	// authentication.
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LAMBDAGENT_ADDR=" + addr, "LAMBDAGENT_LOG_LEVEL=warn", "LAMBDAGENT_AUTH=none"}, env...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LAMBDAGENT_ADDR=" + addr, "LAMBDAGENT_LOG_LEVEL=warn", "LAMBDAGENT_AUTH=none", "LAMBDAGENT_CONSOLE=false"}, env...)
 	p := &proc{cmd: cmd, addr: addr, out: new(syncBuffer)}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
