@@ -180,6 +180,17 @@ func (h *handler) tools(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"servers": servers})
 }
 
+// UsagePath is the path of the usage per day.
+const UsagePath = "/v1/usage"
+
+// limiterQuery reports whether a GET /v1/usage is for the rate limiter's
+// usage of the day (internal/ratelimit's admin API), which had the path
+// first: it names a session_id, or a tenant without from or to.
+func limiterQuery(r *http.Request) bool {
+	q := r.URL.Query()
+	return q.Has("session_id") || q.Has("tenant") && !q.Has("from") && !q.Has("to")
+}
+
 // maxUsageDays bounds from..to of GET /v1/usage.
 const maxUsageDays = 366
 

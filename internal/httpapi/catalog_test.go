@@ -2,6 +2,8 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -171,5 +173,26 @@ func TestCatalogEndpoints(t *testing.T) {
 	}
 	if r := do(t, srv, "POST", "/v1/sessions", `{}`); r.status != 405 {
 		t.Errorf("POST /v1/sessions = %d; want 405", r.status)
+	}
+}
+
+// TestUsageBesideLimiter checks that GET /v1/usage keeps serving the rate
+// limiter's queries (?tenant= alone, ?session_id=) when it has the path,
+// and the catalog's days otherwise.
+func TestUsageBesideLimiter(t *testing.T) {
+	limiter := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "limiter") })
+	srv := stacktest.Start(t, stacktest.Options{HTTP: httpapi.Config{Public: map[string]http.Handler{httpapi.UsagePath: limiter}}}).URL
+	for _, tc := range []struct {
+		query, want string
+	}{
+		{"?tenant=acme", "limiter"},
+		{"?session_id=s1", "limiter"},
+		{"?tenant=acme&session_id=s1", "limiter"},
+		{"", `"days":[]`},
+		{"?from=2026-01-01&to=2026-01-02", `"days":[]`},
+	} {
+		if r := do(t, srv, "GET", "/v1/usage"+tc.query, ""); r.status != 200 || !strings.Contains(r.body, tc.want) {
+			t.Errorf("GET /v1/usage%s = %d %s; want %s", tc.query, r.status, r.body, tc.want)
+		}
 	}
 }

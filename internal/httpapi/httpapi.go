@@ -105,12 +105,29 @@ func New(t Turner, s Sessions, cfg Config) (http.Handler, error) {
 	h.mux.HandleFunc("/v1/sessions/{id}", h.readable(h.session))
 	h.mux.HandleFunc("/v1/sessions", h.readable(h.only("GET", h.listSessions)))
 	h.mux.HandleFunc("/v1/tools", h.readable(h.only("GET", h.tools)))
-	h.mux.HandleFunc("/v1/usage", h.readable(h.only("GET", h.usage)))
+	usage := h.readable(h.only("GET", h.usage))
+	if limiter, ok := cfg.Public[UsagePath]; ok {
+		// The limiter's GET /v1/usage?tenant=…[&session_id=…] (the day's
+		// usage under the admin token) came first: its queries keep going
+		// to it, the rest to the catalog's.
+		catalog := usage
+		usage = func(w http.ResponseWriter, r *http.Request) {
+			if limiterQuery(r) {
+				limiter.ServeHTTP(w, r)
+				return
+			}
+			catalog(w, r)
+		}
+	}
+	h.mux.HandleFunc(UsagePath, usage)
 	h.mux.HandleFunc("/healthz", h.only("GET", h.healthz))
 	for path, x := range cfg.Extra {
 		h.mux.Handle(path, h.authenticated(x.ServeHTTP))
 	}
 	for path, x := range cfg.Public {
+		if path == UsagePath {
+			continue // routed above
+		}
 		h.mux.Handle(path, x)
 	}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
