@@ -133,16 +133,16 @@ func (s *Store) commit(ctx context.Context, c session.Commit, ks []string, args 
 // ids whose session expired are dropped from the index on the way.
 func (s *Store) List(ctx context.Context, tenant string, q session.ListQuery) (*session.ListPage, error) {
 	q = q.Normalize()
-	max, cid := "+inf", ""
+	maxScore, cid := "+inf", ""
 	if q.Cursor != "" {
 		score, id, ok := strings.Cut(q.Cursor, ":")
 		if _, err := strconv.ParseInt(score, 10, 64); !ok || err != nil || session.ValidID(id) != nil {
 			return nil, session.ErrBadCursor
 		}
-		max, cid = score, id
+		maxScore, cid = score, id
 	}
 	idx := s.indexKey(tenant)
-	res, err := listScript.Run(ctx, s.rdb, []string{idx}, max, cid, q.Prefix, q.Limit, listBudget).StringSlice()
+	res, err := listScript.Run(ctx, s.rdb, []string{idx}, maxScore, cid, q.Prefix, q.Limit, listBudget).StringSlice()
 	if err != nil {
 		return nil, wrap(err, "list sessions of %s", tenant)
 	}
