@@ -42,7 +42,7 @@ func (t *Toolset) Status() []ServerStatus {
 			continue
 		}
 		i := index[ref.srv]
-		out[i].Tools = append(out[i].Tools, ToolStatus{Name: d.Name, Description: d.Description, InputSchema: d.InputSchema})
+		out[i].Tools = append(out[i].Tools, ToolStatus(d))
 	}
 	return out
 }
