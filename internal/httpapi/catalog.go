@@ -184,11 +184,11 @@ func (h *handler) tools(w http.ResponseWriter, r *http.Request) {
 const UsagePath = "/v1/usage"
 
 // limiterQuery reports whether a GET /v1/usage is for the rate limiter's
-// usage of the day (internal/ratelimit's admin API), which had the path
-// first: it names a session_id, or a tenant without from or to.
+// usage of the day (internal/ratelimit's admin API, ?tenant=…
+// [&session_id=…]), which had the path first: one without from and to.
 func limiterQuery(r *http.Request) bool {
 	q := r.URL.Query()
-	return q.Has("session_id") || q.Has("tenant") && !q.Has("from") && !q.Has("to")
+	return !q.Has("from") && !q.Has("to")
 }
 
 // maxUsageDays bounds from..to of GET /v1/usage.
@@ -199,24 +199,19 @@ func (h *handler) usage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	today := time.Now().UTC().Truncate(24 * time.Hour)
-	day := func(name string, def time.Time) (time.Time, bool) {
-		s := q.Get(name)
-		if s == "" {
-			return def, true
-		}
-		t, err := time.Parse(time.DateOnly, s)
+	day := func(name string) (time.Time, bool) {
+		t, err := time.Parse(time.DateOnly, q.Get(name))
 		if err != nil {
-			h.writeError(w, r, badRequest(name+" must be a date, YYYY-MM-DD"))
+			h.writeError(w, r, badRequest("from and to are required, dates as YYYY-MM-DD: "+name+" is not"))
 			return t, false
 		}
 		return t, true
 	}
-	to, ok := day("to", today)
+	to, ok := day("to")
 	if !ok {
 		return
 	}
-	from, ok := day("from", to.AddDate(0, 0, -29))
+	from, ok := day("from")
 	if !ok {
 		return
 	}

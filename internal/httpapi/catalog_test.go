@@ -119,7 +119,8 @@ func TestCatalogEndpoints(t *testing.T) {
 	// Usage: the caller's tenant only, or every tenant for the admin.
 	usage := func(hdr ...string) []string {
 		t.Helper()
-		r := do(t, srv, "GET", "/v1/usage", "", hdr...)
+		today := time.Now().UTC().Format(time.DateOnly)
+		r := do(t, srv, "GET", "/v1/usage?from="+today+"&to="+today, "", hdr...)
 		var rep httpapi.UsageReport
 		if err := json.Unmarshal([]byte(r.body), &rep); r.status != 200 || err != nil {
 			t.Fatalf("GET /v1/usage = %d %s (%v)", r.status, r.body, err)
@@ -159,7 +160,9 @@ func TestCatalogEndpoints(t *testing.T) {
 		{"limit not a number", "/v1/sessions?limit=x"},
 		{"bad cursor", "/v1/sessions?cursor=zz"},
 		{"bad prefix", "/v1/sessions?prefix=a%20b"},
-		{"bad date", "/v1/usage?from=yesterday"},
+		{"bad date", "/v1/usage?from=yesterday&to=2026-01-01"},
+		{"no from", "/v1/usage?to=2026-01-01"},
+		{"no to", "/v1/usage?from=2026-01-01"},
 		{"from after to", "/v1/usage?from=2026-02-01&to=2026-01-01"},
 		{"too many days", "/v1/usage?from=2020-01-01&to=2026-01-01"},
 		{"admin bad tenant", "/v1/usage?tenant=a%2Fb"},
@@ -177,8 +180,8 @@ func TestCatalogEndpoints(t *testing.T) {
 }
 
 // TestUsageBesideLimiter checks that GET /v1/usage keeps serving the rate
-// limiter's queries (?tenant= alone, ?session_id=) when it has the path,
-// and the catalog's days otherwise.
+// limiter's queries (no from and to) when it has the path, and the
+// catalog's days otherwise.
 func TestUsageBesideLimiter(t *testing.T) {
 	limiter := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "limiter") })
 	srv := stacktest.Start(t, stacktest.Options{HTTP: httpapi.Config{Public: map[string]http.Handler{httpapi.UsagePath: limiter}}}).URL
@@ -188,8 +191,9 @@ func TestUsageBesideLimiter(t *testing.T) {
 		{"?tenant=acme", "limiter"},
 		{"?session_id=s1", "limiter"},
 		{"?tenant=acme&session_id=s1", "limiter"},
-		{"", `"days":[]`},
+		{"", "limiter"},
 		{"?from=2026-01-01&to=2026-01-02", `"days":[]`},
+		{"?tenant=acme&from=2026-01-01&to=2026-01-02", `"days":[]`},
 	} {
 		if r := do(t, srv, "GET", "/v1/usage"+tc.query, ""); r.status != 200 || !strings.Contains(r.body, tc.want) {
 			t.Errorf("GET /v1/usage%s = %d %s; want %s", tc.query, r.status, r.body, tc.want)

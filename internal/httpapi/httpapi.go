@@ -106,7 +106,11 @@ func New(t Turner, s Sessions, cfg Config) (http.Handler, error) {
 	h.mux.HandleFunc("/v1/sessions", h.readable(h.only("GET", h.listSessions)))
 	h.mux.HandleFunc("/v1/tools", h.readable(h.only("GET", h.tools)))
 	usage := h.readable(h.only("GET", h.usage))
-	if limiter, ok := cfg.Public[UsagePath]; ok {
+	limiter, ok := cfg.Public[UsagePath]
+	if x, extra := cfg.Extra[UsagePath]; extra {
+		limiter, ok = h.authenticated(x.ServeHTTP), true
+	}
+	if ok {
 		// The limiter's GET /v1/usage?tenant=…[&session_id=…] (the day's
 		// usage under the admin token) came first: its queries keep going
 		// to it, the rest to the catalog's.
@@ -122,6 +126,9 @@ func New(t Turner, s Sessions, cfg Config) (http.Handler, error) {
 	h.mux.HandleFunc(UsagePath, usage)
 	h.mux.HandleFunc("/healthz", h.only("GET", h.healthz))
 	for path, x := range cfg.Extra {
+		if path == UsagePath {
+			continue // routed above
+		}
 		h.mux.Handle(path, h.authenticated(x.ServeHTTP))
 	}
 	for path, x := range cfg.Public {
