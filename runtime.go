@@ -246,9 +246,17 @@ func (r *Runtime) build(ctx context.Context) error {
 		}
 	}
 	hc := httpapi.Config{MaxBodyBytes: o.MaxBodyBytes, Logger: log,
-		Auth: authn, Extra: extra, Public: public, TenantHeader: o.TenantHeader, Streams: streams, Detached: &r.detached}
+		Auth: authn, Extra: extra, Public: public, TenantHeader: o.TenantHeader, Streams: streams, Detached: &r.detached,
+		AdminToken: o.AdminToken}
 	if r.workflows != nil {
 		hc.Workflows = r.workflows
+	}
+	// The read endpoints of #18 read the bare store: they are no turn's.
+	if cat, ok := st.(session.Catalog); ok {
+		hc.Catalog = cat
+	}
+	if tools != nil {
+		hc.Tools = tools.status
 	}
 	h, err := httpapi.New(turns, observed, hc)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lambdagent/lambdagent/internal/agent"
+	"github.com/lambdagent/lambdagent/internal/httpapi"
 	"github.com/lambdagent/lambdagent/internal/mcptools"
 	"github.com/lambdagent/lambdagent/internal/session"
 	"github.com/lambdagent/lambdagent/internal/telemetry"
@@ -106,6 +107,22 @@ func (m *mcpTools) Call(ctx context.Context, c agent.ToolCall) json.RawMessage {
 }
 
 func (m *mcpTools) Close() error { return m.ts.Close() }
+
+// status lists the servers for GET /v1/tools.
+func (m *mcpTools) status() []httpapi.ToolServer {
+	var out []httpapi.ToolServer
+	for _, s := range m.ts.Status() {
+		ts := httpapi.ToolServer{Name: s.Name, Type: s.Type, State: "down", Tools: []httpapi.ToolInfo{}}
+		if s.Connected {
+			ts.State = "connected"
+		}
+		for _, t := range s.Tools {
+			ts.Tools = append(ts.Tools, httpapi.ToolInfo{Name: t.Name, Description: t.Description, InputSchema: t.InputSchema})
+		}
+		out = append(out, ts)
+	}
+	return out
+}
 
 // loadSessions reads the sessions stored by earlier processes. A store
 // that fails only costs new sessions.

@@ -64,3 +64,34 @@ func TestLoadConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestConsoleAddr checks when dev and serve serve the console, and where:
+// dev unless LAMBDAGENT_CONSOLE=false, serve only when asked.
+func TestConsoleAddr(t *testing.T) {
+	for _, tc := range []struct {
+		console, addr string
+		dev           bool
+		want          string // "" means no console
+	}{
+		{"", "", true, defaultConsoleAddr},
+		{"", "", false, ""},
+		{"false", "", true, ""},
+		{"true", "", false, defaultConsoleAddr},
+		{"", "127.0.0.1:9", false, "127.0.0.1:9"},
+		{"", "127.0.0.1:9", true, "127.0.0.1:9"},
+		{"false", "127.0.0.1:9", false, ""},
+	} {
+		env := map[string]string{"LAMBDAGENT_CONSOLE": tc.console, "LAMBDAGENT_CONSOLE_ADDR": tc.addr}
+		c, err := loadConfig(func(k string) string { return env[k] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr, on := c.consoleAddr(tc.dev)
+		if addr != tc.want || on != (tc.want != "") {
+			t.Errorf("CONSOLE=%q CONSOLE_ADDR=%q dev=%v: consoleAddr = %q, %v; want %q", tc.console, tc.addr, tc.dev, addr, on, tc.want)
+		}
+	}
+	if _, err := loadConfig(func(k string) string { return map[string]string{"LAMBDAGENT_CONSOLE": "yes"}[k] }); err == nil || !strings.Contains(err.Error(), "LAMBDAGENT_CONSOLE") {
+		t.Errorf("LAMBDAGENT_CONSOLE=yes: %v; want an error naming it", err)
+	}
+}

@@ -59,6 +59,15 @@ func runDev(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer)
 	} else {
 		fmt.Fprintf(stdout, "try:\n  curl -H \"Authorization: Bearer $KEY\" -H 'Content-Type: application/json' -d '{\"session_id\":\"s1\",\"message\":\"hello\"}' http://%s/agent\n", ln.Addr())
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wait, err := startConsole(ctx, cfg, true, rt, log, stdout)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer wait()
+	defer cancel() // stops the console when the API stops, however
 	return rt.Serve(ctx, ln)
 }
 

@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+
+	"github.com/lambdagent/lambdagent"
 )
 
 // The Lambda bootstrap (scripts/lambda/build.sh builds it with -tags
@@ -39,4 +41,13 @@ func runChat(context.Context, []string, func(string) string, *os.File, io.Writer
 
 func runCost([]string, io.Reader, io.Writer, io.Writer) error {
 	return fmt.Errorf("mode cost: %w", errNotInLambdaBuild)
+}
+
+// startConsole refuses the console, which the Lambda build leaves out
+// (a Lambda function serves no port of its own).
+func startConsole(_ context.Context, cfg config, dev bool, _ *lambdagent.Runtime, _ *slog.Logger, _ io.Writer) (func(), error) {
+	if _, on := cfg.consoleAddr(dev); on {
+		return nil, fmt.Errorf("LAMBDAGENT_CONSOLE: the console %w", errNotInLambdaBuild)
+	}
+	return func() {}, nil
 }

@@ -187,7 +187,7 @@ func TestNoSecretWritten(t *testing.T) {
 				t.Errorf("admin call with Authorization %q: %d %s, want 401", auth, code, body)
 			}
 		}
-		code, body = run.call("GET", base+"/v1/usage", "", map[string]string{"Authorization": "Bearer nope-nope"})
+		code, body = run.call("GET", base+"/v1/usage?tenant=default", "", map[string]string{"Authorization": "Bearer nope-nope"})
 		if code != http.StatusUnauthorized {
 			t.Errorf("usage with a wrong token: %d %s, want 401", code, body)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 
@@ -34,6 +35,15 @@ func runServe(ctx context.Context, cfg config, log *slog.Logger) error {
 		return fmt.Errorf("listen on %s (LAMBDAGENT_ADDR): %w", cfg.Addr, err)
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "model", modelName(cfg))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wait, err := startConsole(ctx, cfg, false, rt, log, io.Discard)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer wait()
+	defer cancel() // stops the console when the API stops, however
 	return rt.Serve(ctx, ln)
 }
 

@@ -326,6 +326,8 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 	ctx = withEvents(withRequest(ctx, req), req.Sink)
 	sid := req.StoreID()
 	token := newToken()
+	start := time.Now()
+	var stats turnStats
 	st, err := a.begin(ctx, session.BeginRequest{
 		ID:             sid,
 		LeaseToken:     token,
@@ -336,6 +338,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 	if err != nil {
 		return nil, err
 	}
+	stats.time.store = time.Since(start)
 	if st.Replay != nil {
 		var r Result
 		if err := json.Unmarshal(st.Replay, &r); err != nil {
@@ -369,7 +372,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 	tctx, stopRenew := a.keepLease(tctx, sid, token)
 	// After checkpoints (a turn that ran tools), msgs are the messages
 	// since the last one and version is the session's version after it.
-	res, msgs, counters, version, err := a.loop(tctx, req, st, token)
+	res, msgs, counters, version, err := a.loop(tctx, req, st, token, &stats)
 	pinned := a.pinFor(st, req)
 	if cause := context.Cause(tctx); err != nil && errors.Is(cause, session.ErrLeaseLost) {
 		// keepLease stopped the turn: say why (409, retry), rather than the
@@ -403,6 +406,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 		RequestHash:    requestHash(req),
 		Response:       out,
 		Pinned:         pinned,
+		Record:         record(res, stats.from, version+int64(len(msgs)), stats.time, start),
 	})
 	if err != nil && a.landed(cctx, sid, version, msgs) {
 		err = nil

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -59,6 +60,8 @@ type turn struct {
 	// keep, once a request of the turn was too long, is how many turns
 	// its later requests send (see strategy.go).
 	keep int
+	// time is where the turn's time went, for its Record.
+	time timings
 }
 
 // counters returns the sums not committed yet and forgets them.
@@ -97,7 +100,10 @@ func (t *turn) counters() map[string]int64 {
 // attempt (the limit is per turn), but in Usage only this attempt's: the
 // usage of earlier calls went into the session's counters with the
 // checkpoints, and that of a call whose commit never happened is lost.
-func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token string) (Result, []json.RawMessage, map[string]int64, int64, error) {
+//
+// It fills out with where the turn's time went and where its messages
+// start, for the turn's Record.
+func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token string, out *turnStats) (Result, []json.RawMessage, map[string]int64, int64, error) {
 	res := Result{SessionID: req.SessionID}
 	fail := func(err error) (Result, []json.RawMessage, map[string]int64, int64, error) {
 		return res, nil, nil, 0, err
@@ -156,7 +162,10 @@ func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token 
 	var usage claude.Usage // of this attempt, for the answer
 	for {
 		if len(calls) > 0 {
-			m, err := toolResultMessage(a.answerCalls(ctx, t, c, calls, saved))
+			started := time.Now()
+			results := a.answerCalls(ctx, t, c, calls, saved)
+			t.time.tools += time.Since(started)
+			m, err := toolResultMessage(results)
 			if err != nil {
 				return fail(err)
 			}
@@ -226,6 +235,8 @@ func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token 
 		}
 	}
 	res.Usage = usage
+	out.time.model, out.time.tools, out.time.store = t.time.model, t.time.tools, out.time.store+t.time.store
+	out.from = int64(len(t.history))
 	return res, storable(t, t.msgs[t.saved:]), t.counters(), t.version, nil
 }
 
@@ -243,6 +254,7 @@ func (a *Agent) call(ctx context.Context, t *turn, c conv, noTools bool, res *Re
 			msgs = append(slices.Clip(t.msgs), assistantMessage(paused))
 		}
 		body, betas := a.historyRequest(c, t, maxTokens, msgs, noTools, t.keep)
+		started := time.Now()
 		reply, err := a.model.Create(ctx, claude.Request{
 			Model:     a.cfg.Model,
 			MaxTokens: maxTokens,
@@ -250,6 +262,7 @@ func (a *Agent) call(ctx context.Context, t *turn, c conv, noTools bool, res *Re
 			Betas:     betas,
 			OnDelta:   eventsFrom(ctx).onDelta(),
 		})
+		t.time.model += time.Since(started)
 		if err != nil {
 			if a.shorten(err, "", c, t, msgs) {
 				continue
@@ -323,6 +336,8 @@ func parseMark(mark string) (hash string, start int64, ok bool) {
 // crash leaves the turn for a retry to resume.
 func (a *Agent) checkpoint(ctx context.Context, t *turn) error {
 	msgs := storable(t, t.msgs[t.saved:])
+	started := time.Now()
+	defer func() { t.time.store += time.Since(started) }()
 	v, err := a.store.Commit(ctx, session.Commit{
 		ID:         t.id,
 		LeaseToken: t.token,

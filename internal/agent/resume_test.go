@@ -259,7 +259,9 @@ func TestToolTurnRoundTrips(t *testing.T) {
 			got = append(got, cmd)
 		}
 	}
-	want := []string{"evalsha", "evalsha", "evalsha", "evalsha", "evalsha"} // begin, checkpoint, 2 saves, commit
+	// begin, checkpoint, 2 saves, commit; the commits pipeline the
+	// catalog's writes (see TestRedisRoundTrips).
+	want := []string{"evalsha", "evalsha+zadd+hincrby+hincrby+hincrby+hincrby+pexpire", "evalsha", "evalsha", "evalsha+evalsha+hincrby+hincrby+hincrby+hincrby+pexpire"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Redis round trips of a turn with 2 tool calls (-want +got):\n%s", diff)
 	}

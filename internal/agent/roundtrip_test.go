@@ -73,15 +73,22 @@ func TestRedisRoundTrips(t *testing.T) {
 	}
 	c.take()
 
+	// A commit pipelines the catalog's writes (see #18) with its script:
+	// the turn record's script, the tenant's index for a new session, and
+	// the day's usage (one HINCRBY per non-zero counter). One round trip.
+	const (
+		commitFirst = "evalsha+evalsha+zadd+hincrby+hincrby+hincrby+hincrby+pexpire"
+		commitNext  = "evalsha+evalsha+hincrby+hincrby+hincrby+hincrby+pexpire"
+	)
 	tests := []struct {
 		name     string
 		req      agent.Request
 		want     []string
 		replayed bool
 	}{
-		{"FirstTurn", agent.Request{SessionID: "rt", Message: "one"}, []string{"evalsha", "evalsha"}, false},
-		{"NextTurn", agent.Request{SessionID: "rt", Message: "two"}, []string{"evalsha", "evalsha"}, false},
-		{"WithIdempotencyKey", agent.Request{SessionID: "rt", Message: "three", IdempotencyKey: "k3"}, []string{"evalsha", "evalsha"}, false},
+		{"FirstTurn", agent.Request{SessionID: "rt", Message: "one"}, []string{"evalsha", commitFirst}, false},
+		{"NextTurn", agent.Request{SessionID: "rt", Message: "two"}, []string{"evalsha", commitNext}, false},
+		{"WithIdempotencyKey", agent.Request{SessionID: "rt", Message: "three", IdempotencyKey: "k3"}, []string{"evalsha", commitNext}, false},
 		{"Repeat", agent.Request{SessionID: "rt", Message: "three", IdempotencyKey: "k3"}, []string{"evalsha"}, true},
 	}
 	for _, tc := range tests {

@@ -111,6 +111,7 @@ var rules = []rule{
 			mod + "internal/claudesim/...",
 			mod + "internal/loadgen/...",
 			mod + "internal/chatui/...",
+			mod + "internal/console/...",
 		},
 		tags: lambdaTags,
 	},

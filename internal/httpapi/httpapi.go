@@ -71,6 +71,16 @@ type Config struct {
 	// "thinking" events. Off by default: thinking is the operator's to
 	// show.
 	ShowThinking bool
+	// Catalog, if set, serves GET /v1/sessions and /v1/usage and adds the
+	// turn records to GET /v1/sessions/{id} (see catalog.go). Nil answers
+	// those with 404.
+	Catalog session.Catalog
+	// Tools, if set, lists the MCP servers for GET /v1/tools; nil lists
+	// none.
+	Tools ToolServers
+	// AdminToken, if set, lets its bearer read across tenants (GET only,
+	// see catalog.go).
+	AdminToken string
 	// Public, if set, serves paths without the data-plane authentication:
 	// operational endpoints (/metrics, /readyz, open or behind
 	// [RequireToken]) and the admin API, which checks its own token.
@@ -90,6 +100,10 @@ type handler struct {
 	streams      stream.Log
 	showThinking bool
 	detached     *sync.WaitGroup // never nil
+
+	catalog     session.Catalog
+	toolServers ToolServers
+	adminToken  string
 }
 
 // New returns the API handler.
@@ -98,7 +112,8 @@ func New(t Turner, s Sessions, cfg Config) (http.Handler, error) {
 		return nil, errors.New("httpapi: nil Turner or Sessions")
 	}
 	h := &handler{turns: t, sessions: s, maxBody: cfg.MaxBodyBytes, tenantH: cfg.TenantHeader, auth: cfg.Auth, log: cfg.Logger, mux: http.NewServeMux(),
-		streams: cfg.Streams, showThinking: cfg.ShowThinking, detached: cfg.Detached}
+		streams: cfg.Streams, showThinking: cfg.ShowThinking, detached: cfg.Detached,
+		catalog: cfg.Catalog, toolServers: cfg.Tools, adminToken: cfg.AdminToken}
 	if h.detached == nil {
 		h.detached = new(sync.WaitGroup)
 	}
@@ -113,7 +128,28 @@ func New(t Turner, s Sessions, cfg Config) (http.Handler, error) {
 	// comes first: a stranger learns nothing, not even the allowed method.
 	h.mux.HandleFunc("/agent", h.authenticated(h.only("POST", h.postAgent)))
 	h.mux.HandleFunc("/v1/sessions/{id}/turns", h.authenticated(h.only("POST", h.postTurn)))
-	h.mux.HandleFunc("/v1/sessions/{id}", h.authenticated(h.session))
+	h.mux.HandleFunc("/v1/sessions/{id}", h.readable(h.session))
+	h.mux.HandleFunc("/v1/sessions", h.readable(h.only("GET", h.listSessions)))
+	h.mux.HandleFunc("/v1/tools", h.readable(h.only("GET", h.tools)))
+	usage := h.readable(h.only("GET", h.usage))
+	limiter, ok := cfg.Public[UsagePath]
+	if x, extra := cfg.Extra[UsagePath]; extra {
+		limiter, ok = h.authenticated(x.ServeHTTP), true
+	}
+	if ok {
+		// The limiter's GET /v1/usage?tenant=…[&session_id=…] (the day's
+		// usage under the admin token) came first: its queries keep going
+		// to it, the rest to the catalog's.
+		catalog := usage
+		usage = func(w http.ResponseWriter, r *http.Request) {
+			if limiterQuery(r) {
+				limiter.ServeHTTP(w, r)
+				return
+			}
+			catalog(w, r)
+		}
+	}
+	h.mux.HandleFunc(UsagePath, usage)
 	if h.streams != nil {
 		h.mux.HandleFunc("/v1/streams/{stream_id}", h.authenticated(h.only("GET", h.getStream)))
 	}
@@ -122,9 +158,15 @@ func New(t Turner, s Sessions, cfg Config) (http.Handler, error) {
 		h.routeWorkflows(cfg.Workflows)
 	}
 	for path, x := range cfg.Extra {
+		if path == UsagePath {
+			continue // routed above
+		}
 		h.mux.Handle(path, h.authenticated(x.ServeHTTP))
 	}
 	for path, x := range cfg.Public {
+		if path == UsagePath {
+			continue // routed above
+		}
 		h.mux.Handle(path, x)
 	}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -234,7 +276,15 @@ type SessionView struct {
 	Turns     int64             `json:"turns"`
 	Version   int64             `json:"version"`
 	Counters  map[string]int64  `json:"counters,omitempty"`
+	CostUSD   float64           `json:"cost_usd"`
 	Messages  []json.RawMessage `json:"messages"`
+	// Records are the turn records (agent.Record: usage, cost, latency
+	// split, upstream request id, the turn's messages), oldest first,
+	// when the store keeps a catalog.
+	Records []json.RawMessage `json:"records,omitempty"`
+	// Pinned is the system prompt and tools the session pinned at its
+	// first turn ({"system":…,"tools":[…]}), when it pinned any.
+	Pinned json.RawMessage `json:"pinned,omitempty"`
 }
 
 func (h *handler) session(w http.ResponseWriter, r *http.Request) {
@@ -257,7 +307,17 @@ func (h *handler) session(w http.ResponseWriter, r *http.Request) {
 			h.writeError(w, r, &apierr.Error{Kind: apierr.NotFound, Message: "no session " + id})
 			return
 		}
-		writeJSON(w, http.StatusOK, SessionView{SessionID: id, Turns: st.Turns, Version: st.Version, Counters: st.Counters, Messages: st.Messages})
+		view := SessionView{SessionID: id, Turns: st.Turns, Version: st.Version, Counters: st.Counters, CostUSD: costUSD(st.Counters), Messages: st.Messages}
+		if json.Valid(st.Pinned) {
+			view.Pinned = st.Pinned
+		}
+		if h.catalog != nil {
+			if view.Records, err = h.catalog.Records(r.Context(), storeID); err != nil {
+				h.writeError(w, r, err)
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, view)
 	case http.MethodDelete:
 		if err := h.sessions.Delete(r.Context(), storeID); err != nil {
 			h.writeError(w, r, err)

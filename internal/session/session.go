@@ -170,6 +170,13 @@ type Commit struct {
 	// request of it sends the same prefix (see #14). Opaque bytes; it
 	// costs no round trip of its own.
 	Pinned []byte
+	// Record, when set, is the turn's record for display (its usage, cost,
+	// latency and upstream request id; see #18): a store that is a
+	// [Catalog] keeps it among the session's records when a commit with
+	// Release (a turn's final commit) succeeds, and [Catalog.Records] returns them. Opaque bytes; it
+	// costs no round trip of its own, and a store that is no Catalog
+	// ignores it.
+	Record []byte
 }
 
 // A Store keeps sessions. Implementations are safe for concurrent use by

@@ -145,6 +145,9 @@ func Start(t testing.TB, o Options) *Stack {
 	if o.HTTP.Logger == nil {
 		o.HTTP.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cat, ok := s.Store.(session.Catalog); ok && o.HTTP.Catalog == nil {
+		o.HTTP.Catalog = cat
+	}
 	if s.Handler, err = httpapi.New(s.Turner, store, o.HTTP); err != nil {
 		t.Fatal(err)
 	}

@@ -134,8 +134,12 @@ func Open(path string, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("open session file %s: %w", path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketSessions)
-		return err
+		for _, b := range [][]byte{bucketSessions, bucketIndex, bucketUsage} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
 	}); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open session file %s: %w", path, err)
@@ -172,6 +176,9 @@ type meta struct {
 	Counters map[string]int64 `json:"c,omitempty"`
 	Expires  int64            `json:"e"` // unix ns
 	Pending  string           `json:"p,omitempty"`
+	// Created is when the first commit was (unix µs): the session's key
+	// in the index (see catalog.go).
+	Created int64 `json:"cr,omitempty"`
 }
 
 type lease struct {
@@ -531,6 +538,9 @@ func (s *Store) Commit(ctx context.Context, c session.Commit) (int64, error) {
 				return err
 			}
 		}
+		if err := s.catalogCommit(tx, c, m, now); err != nil {
+			return err
+		}
 		m.Version += int64(len(c.Messages))
 		m.Turns += c.Turns
 		switch {
@@ -761,6 +771,9 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return fmt.Errorf("delete session %s: %w", id, err)
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := unindex(tx, id); err != nil {
+			return err
+		}
 		err := tx.Bucket(bucketSessions).DeleteBucket([]byte(id))
 		if errors.Is(err, bolterrors.ErrBucketNotFound) {
 			return nil

@@ -38,6 +38,9 @@
 // Liveness loses its leases, and its commit fails with ErrLeaseLost (the
 // lease token fences it): nothing is lost, the turn is retried.
 //
+// and the catalog's keys ([session.Catalog], see catalog.go): a session's
+// turn records, each tenant's index of sessions and the usage per day.
+//
 // Every method is one Lua script run with EVALSHA: one round trip, and
 // atomic, so the lease check (a fencing token) and the version check
 // cannot be split from the writes they guard.
@@ -398,7 +401,7 @@ func (s *Store) Commit(ctx context.Context, c session.Commit) (int64, error) {
 	for _, name := range names {
 		args = append(args, name, c.Counters[name])
 	}
-	res, err := s.runCommit(ctx, ks, args)
+	res, err := s.runCommit(ctx, c, ks, args)
 	if err != nil {
 		return 0, wrap(err, "commit session %s at v%d", c.ID, c.Version)
 	}
@@ -470,7 +473,20 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return fmt.Errorf("delete session %q: %w", id, err)
 	}
 	k := s.keys(id)
-	if err := deleteScript.Run(ctx, s.rdb, []string{k.msgs, k.meta, k.lease, k.idemKeys, k.tools, k.hist, k.hlen}, k.idemPrefix).Err(); err != nil {
+	ks := []string{k.msgs, k.meta, k.lease, k.idemKeys, k.tools, k.hist, k.hlen}
+	// The catalog's keys (see catalog.go) go in the same round trip: the
+	// index is on another slot.
+	tenant, sid := session.Unscope(id)
+	pipe := s.rdb.Pipeline()
+	del := deleteScript.EvalSha(ctx, pipe, ks, k.idemPrefix)
+	pipe.Unlink(ctx, k.turns())
+	pipe.ZRem(ctx, s.indexKey(tenant), sid)
+	_, _ = pipe.Exec(ctx)
+	err := del.Err()
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		err = deleteScript.Eval(ctx, s.rdb, ks, k.idemPrefix).Err()
+	}
+	if err != nil {
 		return wrap(err, "delete session %s", id)
 	}
 	return nil

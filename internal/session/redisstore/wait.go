@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/lambdagent/lambdagent/internal/session"
 )
 
 // DefaultWaitTimeout bounds a commit's WAIT when Config.WaitReplicas is
@@ -32,9 +34,12 @@ func (e *NotReplicatedError) Error() string {
 // write its connection sent, so both must go over one connection to the
 // master of the session's slot. That costs a second round trip per turn
 // (see the README's Scale-out).
-func (s *Store) runCommit(ctx context.Context, ks []string, args []any) ([]any, error) {
+//
+// Without WaitReplicas the catalog's writes ride in the commit's
+// pipeline; with it they follow the acknowledged commit.
+func (s *Store) runCommit(ctx context.Context, c session.Commit, ks []string, args []any) ([]any, error) {
 	if s.waitReplicas == 0 {
-		return commitScript.Run(ctx, s.rdb, ks, args...).Slice()
+		return s.commit(ctx, c, ks, args)
 	}
 	node, err := s.masterFor(ctx, ks[0])
 	if err != nil {
@@ -59,6 +64,10 @@ func (s *Store) runCommit(ctx context.Context, ks []string, args []any) ([]any, 
 	if int(n) < s.waitReplicas {
 		return nil, &NotReplicatedError{Want: s.waitReplicas, Got: int(n), Timeout: s.waitTimeout}
 	}
+	pipe := s.rdb.Pipeline()
+	record := s.catalogWrites(ctx, pipe, c)
+	_, _ = pipe.Exec(ctx)
+	record(ctx)
 	return res, nil
 }
 

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lambdagent/lambdagent/internal/mcptools/mcptest"
+)
+
+// screenshots makes TestConsoleBrowser write its screenshots to
+// docs/console, where the README shows them.
+var screenshots = flag.Bool("screenshots", false, "write the console's screenshots to docs/console")
+
+// chromium is Debian's Chromium, which scripts/install-test-deps installs.
+const chromium = "/usr/bin/chromium"
+
+// playwrightVersion is the playwright-core pinned in
+// testdata/console/package-lock.json.
+const playwrightVersion = "1.65.2"
+
+var (
+	playwrightOnce sync.Once
+	playwrightErr  error
+)
+
+// installPlaywright installs the pinned playwright-core into
+// testdata/console/node_modules, when it is not there yet.
+func installPlaywright(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("..", "..", "testdata", "console"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	playwrightOnce.Do(func() {
+		pkg := filepath.Join(dir, "node_modules", "playwright-core", "package.json")
+		var p struct{ Version string }
+		if b, err := os.ReadFile(pkg); err == nil && json.Unmarshal(b, &p) == nil && p.Version == playwrightVersion {
+			return
+		}
+		// --ignore-scripts: playwright-core downloads no browser anyway;
+		// the test drives Debian's.
+		out, err := exec.Command("npm", "ci", "--prefix", dir, "--no-audit", "--no-fund", "--ignore-scripts").CombinedOutput()
+		if err != nil {
+			playwrightErr = fmt.Errorf("installing playwright-core failed; run `npm ci --prefix testdata/console`: %v\n%s", err, out)
+		}
+	})
+	if playwrightErr != nil {
+		t.Fatal(playwrightErr)
+	}
+	return dir
+}
+
+// TestConsoleBrowser drives the console (see #18) in headless Chromium
+// against `lambdagent dev` with API keys on and a real MCP server
+// (server-everything over stdio): a wrong key is refused with a visible
+// message; a message sent with Enter gets its answer; the session shows
+// the tool calls folded with their results, the turn's tokens, cost,
+// latency and request id; the list, search and delete (Esc cancels);
+// the tools with their state; the usage chart. testdata/console/e2e.mjs
+// holds the steps. It runs in CI: without Chromium it fails and says how
+// to install it; -short skips it.
+func TestConsoleBrowser(t *testing.T) {
+	entry := mcptest.Everything(t) // skips under -short
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("%s is missing: run scripts/install-test-deps (apt-get install chromium), or go test -short", chromium)
+	}
+	dir := installPlaywright(t)
+
+	db := filepath.Join(t.TempDir(), "dev.db")
+	env := []string{"LAMBDAGENT_DB=" + db}
+	key, _ := createKey(t, env, "console")
+	mcp := fmt.Sprintf(`{"mcpServers": {"everything": {"command": "node", "args": [%q, "stdio"]}}}`, entry)
+	p := start(t, "dev", "LAMBDAGENT_DB="+db, "LAMBDAGENT_AUTH=key", "LAMBDAGENT_MCP_CONFIG="+mcp,
+		"LAMBDAGENT_CONSOLE=", "LAMBDAGENT_CONSOLE_ADDR=127.0.0.1:0", "LAMBDAGENT_LOG_LEVEL=info")
+	url := ""
+	re := regexp.MustCompile(`console: (http://127\.0\.0\.1:\d+/console/)`)
+	for deadline := time.Now().Add(10 * time.Second); url == ""; time.Sleep(20 * time.Millisecond) {
+		if m := re.FindStringSubmatch(p.out.String()); m != nil {
+			url = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("dev printed no console URL:\n%s", p.out)
+		}
+	}
+
+	shots := t.TempDir()
+	if *screenshots {
+		shots, _ = filepath.Abs(filepath.Join("..", "..", "docs", "console"))
+	}
+	cmd := exec.Command("node", filepath.Join(dir, "e2e.mjs"))
+	cmd.Env = append(os.Environ(), "CONSOLE_URL="+url, "API_KEY="+key, "CHROMIUM="+chromium, "SHOTS="+shots)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the browser test failed: %v\n%s\nlambdagent dev's output:\n%s", err, out, p.out)
+	}
+	t.Logf("%s", strings.TrimSpace(string(out)))
+	for _, name := range []string{"login-refused", "chat", "session", "sessions", "tools", "usage"} {
+		if fi, err := os.Stat(filepath.Join(shots, name+".png")); err != nil || fi.Size() < 5000 {
+			t.Errorf("screenshot %s.png: %v (size %v); want a picture of the page", name, err, fi)
+		}
+	}
+	// The key never reached a log.
+	if strings.Contains(p.out.String(), key) {
+		t.Error("lambdagent dev logged the API key")
+	}
+}
