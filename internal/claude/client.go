@@ -91,6 +91,12 @@ type Request struct {
 	// Betas are sent as anthropic-beta headers, for beta fields of Body
 	// (thinking.block_binding, say).
 	Betas []string
+	// Release, if set, is called once when nothing reads Body any more:
+	// after Create returned and the HTTP transport closed every body it
+	// was given, which may be later (see [net/http.RoundTripper]). The
+	// caller may then reuse Body's buffer. It is not called when a body
+	// is never closed (the buffer is then the garbage collector's).
+	Release func()
 }
 
 // Usage is the token accounting of one reply.
@@ -171,11 +177,16 @@ func (c *Client) Create(ctx context.Context, req Request) (*Reply, error) {
 	if len(req.Body) == 0 {
 		return nil, errEmptyBody
 	}
+	var sent *sentBody
+	if req.Release != nil {
+		sent = newSentBody(req.Body, req.Release)
+		defer sent.unref()
+	}
 	var reply *Reply
 	attempts := 0
 	err := c.retry.Do(ctx, func(ctx context.Context) error {
 		attempts++
-		r, err := c.create(ctx, req.Body, req.Betas)
+		r, err := c.create(ctx, req.Body, req.Betas, sent)
 		reply = r
 		return err
 	})
@@ -191,12 +202,15 @@ func (c *Client) Create(ctx context.Context, req Request) (*Reply, error) {
 	return reply, nil
 }
 
-func (c *Client) create(ctx context.Context, body []byte, betas []string) (*Reply, error) {
+func (c *Client) create(ctx context.Context, body []byte, betas []string, sent *sentBody) (*Reply, error) {
 	var raw []byte
 	var resp *http.Response
 	opts := []option.RequestOption{
 		option.WithRequestBody("application/json", body),
 		option.WithResponseInto(&resp),
+	}
+	if sent != nil {
+		opts = append(opts, option.WithMiddleware(sent.middleware))
 	}
 	for _, b := range betas {
 		opts = append(opts, option.WithHeaderAdd("anthropic-beta", b))
