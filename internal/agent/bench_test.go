@@ -1,12 +1,15 @@
 package agent_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,33 +32,20 @@ var cannedReply = []byte(`{"id":"msg_bench","type":"message","role":"assistant",
 	`"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1200,"output_tokens":40,"cache_creation_input_tokens":0,"cache_read_input_tokens":0}}`)
 
 // BenchmarkTurn measures a turn's overhead: everything but the model. The
-// model is an HTTP server that reads the request and answers a fixed reply
+// model is an HTTP server in another process (this test binary started
+// again, see [TestMain]) that reads the request and answers a fixed reply
 // at once, so the figure is the store's two round trips to a real
 // redis-server, building the request from the stored history, the real
-// Claude client over real HTTP, and the commit. It reports the Redis round
-// trips and bytes per turn and the process CPU time per turn.
+// Claude client over real HTTP, and the commit; the CPU counted is this
+// process's only, the agent's, not the model stand-in's nor Redis's. It
+// reports the Redis round trips and bytes per turn and the process CPU
+// time per turn. window/ runs the window strategy: its cost must not grow
+// with the history (#14).
 //
 //	go test ./internal/agent -run '^$' -bench Turn -benchtime 2s
 func BenchmarkTurn(b *testing.B) {
-	// The model stands for a remote API: its own CPU is not the turn's,
-	// but it runs in this process. It reads the request in large reads
-	// (io.Discard would read in 8 KB pieces, a syscall each), so that as
-	// little as can be of what is measured is the stand-in's.
-	bufs := sync.Pool{New: func() any { return make([]byte, 1<<20) }}
-	model := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		buf := bufs.Get().([]byte)
-		for {
-			if _, err := r.Body.Read(buf); err != nil {
-				break
-			}
-		}
-		bufs.Put(buf) //nolint:staticcheck // boxing a slice header per request is noise next to 1 MB
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("request-id", "req_bench")
-		_, _ = w.Write(cannedReply)
-	}))
-	defer model.Close()
-	client, err := claude.New(claude.Config{APIKey: "k", BaseURL: model.URL})
+	modelURL := startModel(b)
+	client, err := claude.New(claude.Config{APIKey: "k", BaseURL: modelURL})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -68,44 +58,47 @@ func BenchmarkTurn(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, err := agent.New(store, client, nil, agent.Config{})
-	if err != nil {
-		b.Fatal(err)
+	run := func(name string, cfg agent.Config, depths []int) {
+		a, err := agent.New(store, client, nil, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, depth := range depths {
+			b.Run(fmt.Sprintf("%sdepth=%d", name, depth), func(b *testing.B) {
+				id := fmt.Sprintf("bench-%s%d", strings.TrimSuffix(name, "/"), depth)
+				seedHistory(b, store, id, depth)
+				restore := snapshotHistory(b, rdb, prefix+"{"+id+"}:")
+				var trips, sent, recv int
+				var cpu time.Duration
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					c0 := cpuTime()
+					t, _, s, r := counter.Measure(func() {
+						if _, err := a.Run(b.Context(), agent.Request{SessionID: id, Message: "What is the weather in Zürich tomorrow?"}); err != nil {
+							b.Fatal(err)
+						}
+					})
+					cpu += cpuTime() - c0
+					trips, sent, recv = trips+t, sent+s, recv+r
+					b.StopTimer()
+					restore() // keep the depth constant
+					b.StartTimer()
+				}
+				b.ReportMetric(float64(trips)/float64(b.N), "roundtrips/turn")
+				b.ReportMetric(float64(sent)/float64(b.N), "redis-sentB/turn")
+				b.ReportMetric(float64(recv)/float64(b.N), "redis-recvB/turn")
+				b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/turn")
+			})
+		}
 	}
-	for _, depth := range []int{1, 100, 1000} {
-		b.Run(fmt.Sprintf("depth=%d", depth), func(b *testing.B) {
-			id := fmt.Sprintf("bench-%d", depth)
-			seedHistory(b, store, id, depth)
-			restore := snapshotHistory(b, rdb, prefix+"{"+id+"}:")
-			var trips, sent, recv int
-			var cpu time.Duration
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				c0 := cpuTime()
-				t, _, s, r := counter.Measure(func() {
-					if _, err := a.Run(b.Context(), agent.Request{SessionID: id, Message: "What is the weather in Zürich tomorrow?"}); err != nil {
-						b.Fatal(err)
-					}
-				})
-				cpu += cpuTime() - c0
-				trips, sent, recv = trips+t, sent+s, recv+r
-				b.StopTimer()
-				restore() // keep the depth constant
-				_ = i
-				b.StartTimer()
-			}
-			b.ReportMetric(float64(trips)/float64(b.N), "roundtrips/turn")
-			b.ReportMetric(float64(sent)/float64(b.N), "redis-sentB/turn")
-			b.ReportMetric(float64(recv)/float64(b.N), "redis-recvB/turn")
-			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/turn")
-		})
-	}
+	run("", agent.Config{}, []int{1, 10, 100, 800, 1000})
+	run("window/", agent.Config{History: agent.HistoryWindow}, []int{10, 1000})
 	// The floor: what moving a history costs with no lambdagent at all,
 	// one GET of its bytes from the same Redis and one POST of them to the
 	// same model with a plain net/http client. A turn's figure minus this
 	// is what lambdagent adds.
-	for _, depth := range []int{1, 100, 1000} {
+	for _, depth := range []int{1, 100, 800, 1000} {
 		b.Run(fmt.Sprintf("floor/depth=%d", depth), func(b *testing.B) {
 			id := fmt.Sprintf("bench-%d", depth)
 			seedHistory(b, store, id, depth)
@@ -119,7 +112,7 @@ func BenchmarkTurn(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				resp, err := http.Post(model.URL, "application/json", bytes.NewReader(hist))
+				resp, err := http.Post(modelURL, "application/json", bytes.NewReader(hist))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -130,6 +123,73 @@ func BenchmarkTurn(b *testing.B) {
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/turn")
 		})
 	}
+}
+
+// modelEnv, set, makes the test binary the benchmarks' model stand-in
+// (see [TestMain]).
+const modelEnv = "LAMBDAGENT_BENCH_MODEL"
+
+// TestMain runs the tests, or, with modelEnv set, serves as the model
+// stand-in of [BenchmarkTurn]: an HTTP server on a free loopback port
+// whose URL it prints, answering every request with cannedReply, until
+// its stdin closes. It is a process of its own so that its CPU is not
+// counted as the turn's.
+func TestMain(m *testing.M) {
+	if os.Getenv(modelEnv) == "" {
+		os.Exit(m.Run())
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bufs := sync.Pool{New: func() any { return new([1 << 20]byte) }}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		buf := bufs.Get().(*[1 << 20]byte)
+		for {
+			if _, err := r.Body.Read(buf[:]); err != nil {
+				break
+			}
+		}
+		bufs.Put(buf)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("request-id", "req_bench")
+		_, _ = w.Write(cannedReply)
+	})}
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}()
+	fmt.Printf("http://%s\n", ln.Addr())
+	_ = srv.Serve(ln)
+}
+
+// startModel starts the model stand-in process and returns its URL; it
+// stops when b ends (its stdin closes).
+func startModel(b *testing.B) string {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), modelEnv+"=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	})
+	url, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		b.Fatalf("model stand-in: %v", err)
+	}
+	return strings.TrimSpace(url)
 }
 
 // seedHistory commits depth turns of realistic size in one commit.

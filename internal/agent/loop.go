@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -261,6 +263,7 @@ func (a *Agent) call(ctx context.Context, t *turn, c conv, noTools bool, res *Re
 			Body:      body,
 			Betas:     betas,
 			OnDelta:   eventsFrom(ctx).onDelta(),
+			Release:   releaser(body),
 		})
 		t.time.model += time.Since(started)
 		if err != nil {
@@ -447,7 +450,7 @@ func (a *Agent) requestBody(c conv, maxTokens int, history, turn []json.RawMessa
 	for _, m := range turn {
 		n += len(m) + 1
 	}
-	b := make([]byte, 0, n)
+	b := getBody(n)
 	b = append(b, a.prefix...)
 	b = append(b, `,"max_tokens":`...)
 	b = strconv.AppendInt(b, int64(maxTokens), 10)
@@ -484,6 +487,40 @@ func (a *Agent) requestBody(c conv, maxTokens int, history, turn []json.RawMessa
 		}
 	}
 	return append(b, "]}"...)
+}
+
+// bodies keeps request buffers for reuse: a deep session's request is
+// as large as its history (660 KB at 1000 turns), and allocating one a
+// turn kept the garbage collector busy for half of a turn's CPU (#14).
+// A buffer comes back through claude.Request.Release, once the HTTP
+// transport is done with it.
+var bodies sync.Pool
+
+// maxPooledBody bounds the buffers kept: a rare huge request is not held
+// on to.
+const maxPooledBody = 8 << 20
+
+// getBody returns an empty buffer with room for n bytes.
+func getBody(n int) []byte {
+	if p, ok := bodies.Get().(*[]byte); ok && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, n)
+}
+
+// releaser returns the func that gives body's buffer back to bodies,
+// once (a Model that calls it twice does not put it back twice).
+func releaser(body []byte) func() {
+	if cap(body) > maxPooledBody {
+		return nil
+	}
+	var once atomic.Bool
+	return func() {
+		if once.CompareAndSwap(false, true) {
+			b := body[:0]
+			bodies.Put(&b)
+		}
+	}
 }
 
 func mustJSON(v any) []byte {

@@ -97,6 +97,12 @@ type Request struct {
 	// goroutine; the Reply is the same as without (see #15). Nil keeps
 	// the plain JSON call.
 	OnDelta func(Delta)
+	// Release, if set, is called once when nothing reads Body any more:
+	// after Create returned and the HTTP transport closed every body it
+	// was given, which may be later (see [net/http.RoundTripper]). The
+	// caller may then reuse Body's buffer. It is not called when a body
+	// is never closed (the buffer is then the garbage collector's).
+	Release func()
 }
 
 // Usage is the token accounting of one reply.
@@ -182,13 +188,27 @@ func (c *Client) Create(ctx context.Context, req Request) (*Reply, error) {
 		return nil, errEmptyBody
 	}
 	if req.OnDelta != nil {
-		return c.createStream(ctx, req)
+		// The streamed request is a copy of Body (see withStream):
+		// nothing reads Body once it is made.
+		body, err := withStream(req.Body)
+		if req.Release != nil {
+			req.Release()
+		}
+		if err != nil {
+			return nil, err
+		}
+		return c.createStream(ctx, req, body)
+	}
+	var sent *sentBody
+	if req.Release != nil {
+		sent = newSentBody(req.Body, req.Release)
+		defer sent.unref()
 	}
 	var reply *Reply
 	attempts := 0
 	err := c.retry.Do(ctx, func(ctx context.Context) error {
 		attempts++
-		r, err := c.create(ctx, req.Body, req.Betas, nil, nil)
+		r, err := c.create(ctx, req.Body, req.Betas, sent, nil, nil)
 		reply = r
 		return err
 	})
@@ -210,10 +230,13 @@ func (c *Client) price(reply *Reply, asked string) {
 	reply.Usage.CostUSD = c.prices.Cost(model, reply.Usage.Tokens())
 }
 
-func (c *Client) create(ctx context.Context, body []byte, betas []string, onDelta func(Delta), delivered *bool) (*Reply, error) {
+func (c *Client) create(ctx context.Context, body []byte, betas []string, sent *sentBody, onDelta func(Delta), delivered *bool) (*Reply, error) {
 	var resp *http.Response
 	opts := []option.RequestOption{
 		option.WithRequestBody("application/json", body),
+	}
+	if sent != nil {
+		opts = append(opts, option.WithMiddleware(sent.middleware))
 	}
 	for _, b := range betas {
 		opts = append(opts, option.WithHeaderAdd("anthropic-beta", b))

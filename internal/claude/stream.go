@@ -30,22 +30,18 @@ type midStream struct{ error }
 func (e midStream) Unwrap() error   { return e.error }
 func (e midStream) Retryable() bool { return false }
 
-// createStream is Create for a request with OnDelta: it asks for a
-// streamed reply, calls OnDelta with each text and thinking delta as it
-// arrives, and reads the same Reply the JSON reply would decode to. A
+// createStream is Create for a request with OnDelta, whose body (asking
+// for a streamed reply) it sends: it calls OnDelta with each text and
+// thinking delta as it arrives, and reads the same Reply the JSON reply would decode to. A
 // transient failure before the first delta is retried like Create's;
 // after it, it is returned.
-func (c *Client) createStream(ctx context.Context, req Request) (*Reply, error) {
-	body, err := withStream(req.Body)
-	if err != nil {
-		return nil, err
-	}
+func (c *Client) createStream(ctx context.Context, req Request, body []byte) (*Reply, error) {
 	var reply *Reply
 	attempts := 0
-	err = c.retry.Do(ctx, func(ctx context.Context) error {
+	err := c.retry.Do(ctx, func(ctx context.Context) error {
 		attempts++
 		delivered := false
-		r, err := c.create(ctx, body, req.Betas, req.OnDelta, &delivered)
+		r, err := c.create(ctx, body, req.Betas, nil, req.OnDelta, &delivered)
 		reply = r
 		if err != nil && delivered {
 			return midStream{err}
