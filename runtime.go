@@ -247,7 +247,7 @@ func (r *Runtime) build(ctx context.Context) error {
 	}
 	hc := httpapi.Config{MaxBodyBytes: o.MaxBodyBytes, Logger: log,
 		Auth: authn, Extra: extra, Public: public, TenantHeader: o.TenantHeader, Streams: streams, Detached: &r.detached,
-		AdminToken: o.AdminToken}
+		AdminToken: o.AdminToken, ShowThinking: o.StreamThinking}
 	if r.workflows != nil {
 		hc.Workflows = r.workflows
 	}
