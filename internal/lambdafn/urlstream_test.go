@@ -14,6 +14,7 @@ import (
 	"github.com/lambdagent/lambdagent/internal/claudesim"
 	"github.com/lambdagent/lambdagent/internal/httpapi"
 	"github.com/lambdagent/lambdagent/internal/lambdafn/internal/apistub"
+	"github.com/lambdagent/lambdagent/internal/lambdafn/rietest"
 	"github.com/lambdagent/lambdagent/internal/retry"
 	"github.com/lambdagent/lambdagent/internal/stacktest"
 	"github.com/lambdagent/lambdagent/internal/stream"
@@ -161,5 +162,61 @@ func TestStreamerBuffersOthers(t *testing.T) {
 	want, _ = fn.Invoke(ctx, event)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("API Gateway answer through the Streamer %s, through Invoke %s", got, want)
+	}
+}
+
+// TestEmulatorStreaming runs the Streamer under the Runtime Interface
+// Emulator, as a RESPONSE_STREAM function is started: a Function URL
+// answer is the streaming framing (prelude, 8 zero bytes, body) with the
+// status, headers and body of the buffered golden answer, and an API
+// Gateway event is answered as before. The emulator reads the whole
+// answer before it replies, so this checks the bytes, not their timing
+// (TestStreamerStreamsTurn does that).
+func TestEmulatorStreaming(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the bootstrap and runs the emulator")
+	}
+	bootstrap := buildBootstrap(t)
+	rie := rietest.Start(t, bootstrap, map[string]string{"LAMBDAGENT_FUNCTION_URL_STREAMING": "true"}, 5*time.Second)
+	golden := func(name string) (event, want []byte) {
+		a, event := httpCase(t, name)
+		for _, f := range a.Files {
+			if f.Name == "response.json" {
+				want = f.Data
+			}
+		}
+		return event, want
+	}
+
+	event, want := golden("function-url-echo")
+	res := rie.Invoke(t, event)
+	if res.Status != 200 {
+		t.Fatalf("emulator answered %d: %s", res.Status, res.Payload)
+	}
+	r := bufio.NewReader(bytes.NewReader(res.Payload))
+	p := prelude(t, r)
+	body, _ := io.ReadAll(r)
+	var buffered v2Response
+	if err := json.Unmarshal(want, &buffered); err != nil {
+		t.Fatal(err)
+	}
+	if p.StatusCode != buffered.StatusCode || string(body) != buffered.Body {
+		t.Errorf("streamed %d %q, golden %d %q", p.StatusCode, body, buffered.StatusCode, buffered.Body)
+	}
+	for k, v := range buffered.Headers {
+		if p.Headers[k] != v {
+			t.Errorf("streamed header %s = %q, golden %q", k, p.Headers[k], v)
+		}
+	}
+
+	event, want = golden("apigw-v2-echo-stage")
+	res = rie.Invoke(t, event)
+	var got, wantJSON bytes.Buffer
+	if err := json.Indent(&got, res.Payload, "", "  "); err != nil {
+		t.Fatalf("API Gateway answer %s: %v", res.Payload, err)
+	}
+	_ = json.Indent(&wantJSON, want, "", "  ")
+	if strings.TrimSpace(got.String()) != strings.TrimSpace(wantJSON.String()) {
+		t.Errorf("API Gateway answer through the Streamer:\n%s\nwant\n%s", got.String(), wantJSON.String())
 	}
 }
