@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/lambdagent/lambdagent/internal/lambdafn"
@@ -40,7 +41,15 @@ func (r *Runtime) LambdaStart() (any, error) {
 	if err != nil || !r.opts.FunctionURLStreaming {
 		return h, err
 	}
-	return (func(context.Context, json.RawMessage) (io.Reader, error))(fn.Streamer(h)), nil
+	stream := fn.Streamer(h)
+	return func(ctx context.Context, payload json.RawMessage) (io.Reader, error) {
+		out, err := stream(ctx, payload)
+		if s, ok := out.(*events.LambdaFunctionURLStreamingResponse); ok {
+			// The invocation ends with the stream, not with this return.
+			s.Body = telemetry.WrapStreamBody(ctx, s.Body, r.tel)
+		}
+		return out, err
+	}, nil
 }
 
 // lambdaFunction builds the Lambda adapter and its buffered handler (the
