@@ -116,6 +116,8 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 	o.Tracing = tracing
 	o.DeadlineMargin = e.dur("LAMBDAGENT_DEADLINE_MARGIN")
 	o.DLQURL = e.str("LAMBDAGENT_DLQ_URL")
+	o.FunctionURLStreaming = e.oneOf("LAMBDAGENT_FUNCTION_URL_STREAMING", "true", "false") == "true"
+	o.StreamThinking = e.oneOf("LAMBDAGENT_STREAM_THINKING", "true", "false") == "true"
 	if e.err != nil {
 		return Options{}, e.err
 	}

@@ -44,6 +44,10 @@ func TestOptionsFromEnv(t *testing.T) {
 			o.Metrics = "prometheus"
 			o.History, o.HistoryWindowTurns, o.HistoryTriggerTokens, o.CompactInstructions = "window", 12, 80000, "Keep file names."
 		}},
+		{name: "streaming", env: map[string]string{"LAMBDAGENT_STREAM_THINKING": "true", "LAMBDAGENT_FUNCTION_URL_STREAMING": "true"},
+			want: func(o *Options) { o.Metrics = "prometheus"; o.StreamThinking, o.FunctionURLStreaming = true, true }},
+		{name: "bad stream thinking", env: map[string]string{"LAMBDAGENT_STREAM_THINKING": "yes"}, wantErr: "LAMBDAGENT_STREAM_THINKING"},
+		{name: "bad url streaming", env: map[string]string{"LAMBDAGENT_FUNCTION_URL_STREAMING": "1"}, wantErr: "LAMBDAGENT_FUNCTION_URL_STREAMING"},
 		{name: "bad history", env: map[string]string{"LAMBDAGENT_HISTORY": "summarise"}, wantErr: "LAMBDAGENT_HISTORY"},
 		{name: "bad window turns", env: map[string]string{"LAMBDAGENT_HISTORY_WINDOW_TURNS": "-3"}, wantErr: "LAMBDAGENT_HISTORY_WINDOW_TURNS"},
 		{name: "tiny tool result cap", env: map[string]string{"LAMBDAGENT_MAX_TOOL_RESULT_BYTES": "10"}, wantErr: "LAMBDAGENT_MAX_TOOL_RESULT_BYTES"},

@@ -2,10 +2,13 @@ package lambdagent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/lambdagent/lambdagent/internal/lambdafn"
@@ -22,6 +25,36 @@ import (
 // Build the Runtime once at init, outside the handler, so that warm
 // invocations reuse its connections.
 func (r *Runtime) LambdaHandler() (lambda.Handler, error) {
+	_, h, err := r.lambdaFunction()
+	return h, err
+}
+
+// LambdaStart returns what to pass to lambda.Start or
+// lambda.StartWithOptions: [Runtime.LambdaHandler], or, with
+// Options.FunctionURLStreaming, a handler func that answers Function URL
+// requests as response streams (a streamed turn's events reach the
+// client as they happen) and every other event as LambdaHandler does.
+// aws-lambda-go streams an answer only from a handler func, hence the
+// two shapes.
+func (r *Runtime) LambdaStart() (any, error) {
+	fn, h, err := r.lambdaFunction()
+	if err != nil || !r.opts.FunctionURLStreaming {
+		return h, err
+	}
+	stream := fn.Streamer(h)
+	return func(ctx context.Context, payload json.RawMessage) (io.Reader, error) {
+		out, err := stream(ctx, payload)
+		if s, ok := out.(*events.LambdaFunctionURLStreamingResponse); ok {
+			// The invocation ends with the stream, not with this return.
+			s.Body = telemetry.WrapStreamBody(ctx, s.Body, r.tel)
+		}
+		return out, err
+	}, nil
+}
+
+// lambdaFunction builds the Lambda adapter and its buffered handler (the
+// adapter wrapped by telemetry).
+func (r *Runtime) lambdaFunction() (*lambdafn.Function, lambda.Handler, error) {
 	fcfg := lambdafn.Config{Logger: r.opts.Logger, DeadlineMargin: r.opts.DeadlineMargin, DefaultTenant: r.opts.DefaultTenant,
 		DeadLetterURL: r.opts.DLQURL}
 	if os.Getenv("AWS_REGION") != "" {
@@ -33,17 +66,17 @@ func (r *Runtime) LambdaHandler() (lambda.Handler, error) {
 			Endpoint:        os.Getenv("AWS_ENDPOINT_URL_SQS"),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("lambdagent: SQS client: %w", err)
+			return nil, nil, fmt.Errorf("lambdagent: SQS client: %w", err)
 		}
 		fcfg.SQS = c
 	}
 	fn, err := lambdafn.New(r.handler, fcfg)
 	if err != nil {
-		return nil, fmt.Errorf("lambdagent: %w", err)
+		return nil, nil, fmt.Errorf("lambdagent: %w", err)
 	}
 	// Export each invocation's spans before it returns: Lambda may freeze
 	// the process right after.
-	return telemetry.WrapInvoker(fn, r.tel), nil
+	return fn, telemetry.WrapInvoker(fn, r.tel), nil
 }
 
 // StartLambda builds a Runtime from o and serves Lambda invocations with
@@ -62,7 +95,7 @@ func StartLambda(o Options) error {
 	if err != nil {
 		return fmt.Errorf("lambda init: %w", err)
 	}
-	h, err := r.LambdaHandler()
+	h, err := r.LambdaStart()
 	if err != nil {
 		r.Close()
 		return fmt.Errorf("lambda init: %w", err)

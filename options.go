@@ -252,6 +252,17 @@ type Options struct {
 	// its queue (LAMBDAGENT_DLQ_URL). Empty means none: such a record is
 	// redelivered until the queue's redrive policy moves it.
 	DLQURL string
+	// FunctionURLStreaming, on Lambda, answers Function URL requests as
+	// response streams (LAMBDAGENT_FUNCTION_URL_STREAMING): streamed turns
+	// reach the client as they run. Set it exactly when the Function
+	// URL's InvokeMode is RESPONSE_STREAM; a BUFFERED URL cannot read a
+	// streamed answer, and the event does not say which mode it has.
+	FunctionURLStreaming bool
+
+	// StreamThinking sends Claude's thinking to streaming clients as
+	// "thinking" events (LAMBDAGENT_STREAM_THINKING). Off by default: a
+	// deployment decides whether its users see it.
+	StreamThinking bool
 }
 
 // JWT says which JWTs Auth "jwt" accepts: signed (RS256 or ES256) by a

@@ -190,7 +190,7 @@ func (r *Runtime) build(ctx context.Context) error {
 	// /mcp is authenticated like /agent, and the caller's principal
 	// reaches the tool through the request's context: its turns are its
 	// tenant's.
-	ask := func(ctx context.Context, sessionID, message string) (string, error) {
+	ask := func(ctx context.Context, sessionID, message string, progress mcptools.ProgressFunc) (string, error) {
 		p, ok := auth.PrincipalFrom(ctx)
 		if !ok {
 			return "", errors.New("ask_agent: no principal in the request context") // a wiring bug: refuse rather than guess a tenant
@@ -199,7 +199,11 @@ func (r *Runtime) build(ctx context.Context) error {
 		if tenant == auth.DefaultTenant {
 			tenant = "" // as the HTTP API does: the default tenant is the empty one
 		}
-		ans, err := turns.Run(ctx, agent.Request{SessionID: sessionID, Message: message, Tenant: tenant})
+		req := agent.Request{SessionID: sessionID, Message: message, Tenant: tenant}
+		if progress != nil {
+			req.Sink = progressSink(progress)
+		}
+		ans, err := turns.Run(ctx, req)
 		if err != nil {
 			return "", err
 		}
@@ -247,7 +251,7 @@ func (r *Runtime) build(ctx context.Context) error {
 	}
 	hc := httpapi.Config{MaxBodyBytes: o.MaxBodyBytes, Logger: log,
 		Auth: authn, Extra: extra, Public: public, TenantHeader: o.TenantHeader, Streams: streams, Detached: &r.detached,
-		AdminToken: o.AdminToken}
+		AdminToken: o.AdminToken, ShowThinking: o.StreamThinking}
 	if r.workflows != nil {
 		hc.Workflows = r.workflows
 	}

@@ -18,7 +18,7 @@ func runLambda(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("lambda init: %w", err)
 	}
-	h, err := rt.LambdaHandler()
+	h, err := rt.LambdaStart()
 	if err != nil {
 		rt.Close()
 		return fmt.Errorf("lambda init: %w", err)

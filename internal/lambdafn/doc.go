@@ -20,6 +20,11 @@
 //
 // Bodies travel base64-encoded both ways when they are not UTF-8 text.
 //
+// A Function URL with InvokeMode RESPONSE_STREAM is served by
+// [Function.Streamer] instead: its answers are response streams, the body
+// sent as the handler writes it, so server-sent events of a turn reach
+// the client while the turn runs. API Gateway buffers whole answers.
+//
 // # Turns from SQS, EventBridge and direct invocations
 //
 // Each is a POST /agent request with Content-Type application/json,

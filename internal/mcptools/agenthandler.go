@@ -17,7 +17,17 @@ import (
 // its answer. A failure is shown to the calling MCP host as the
 // client-safe message of apierr.From(err), never as the error's text; the
 // cause is logged.
-type AskFunc func(ctx context.Context, sessionID, message string) (string, error)
+//
+// progress is nil unless the MCP client asked for progress notifications
+// (a progressToken in the call's _meta); then each call of it, until the
+// AskFunc returns, sends the client one notification with message, such
+// as a piece of the answer as it is written. It is safe for concurrent
+// use.
+type AskFunc func(ctx context.Context, sessionID, message string, progress ProgressFunc) (string, error)
+
+// A ProgressFunc reports how an ask goes, in a few words or a piece of
+// the answer.
+type ProgressFunc func(message string)
 
 // AgentToolName is the name of the tool [NewAgentHandler] serves.
 const AgentToolName = "ask_agent"
@@ -92,7 +102,7 @@ func NewAgentHandler(ask AskFunc, opts AgentHandlerOptions) http.Handler {
 	mcp.AddTool(srv, &mcp.Tool{
 		Name:        AgentToolName,
 		Description: opts.Description,
-	}, func(ctx context.Context, _ *mcp.CallToolRequest, in askInput) (*mcp.CallToolResult, any, error) {
+	}, func(ctx context.Context, req *mcp.CallToolRequest, in askInput) (*mcp.CallToolResult, any, error) {
 		if strings.TrimSpace(in.SessionID) == "" || strings.TrimSpace(in.Message) == "" {
 			return errorResult("session_id and message must not be empty"), nil, nil
 		}
@@ -102,7 +112,9 @@ func NewAgentHandler(ask AskFunc, opts AgentHandlerOptions) http.Handler {
 		if err := session.ValidID(in.SessionID); err != nil {
 			return errorResult("session_id: " + apierr.From(err).Message), nil, nil
 		}
-		answer, err := ask(ctx, in.SessionID, in.Message)
+		p := newProgress(ctx, req)
+		answer, err := ask(ctx, in.SessionID, in.Message, p.fn())
+		p.stop()
 		if err != nil {
 			e := apierr.From(err)
 			opts.Logger.LogAttrs(ctx, e.LogLevel(), "ask_agent failed", slog.String("session_id", in.SessionID),
@@ -111,15 +123,18 @@ func NewAgentHandler(ask AskFunc, opts AgentHandlerOptions) http.Handler {
 		}
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: answer}}}, nil, nil
 	})
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{
-		Stateless:    true,
-		JSONResponse: true,
-		Logger:       opts.Logger,
-		// The API's limit, not the SDK's 4 MiB.
-		MaxRequestBodyBytes: opts.MaxBodyBytes,
-		// The SDK's own DNS rebinding guard (a loopback connection with a
-		// Host that is not) stays on.
-	})
+	streamable := func(jsonResponse bool) http.Handler {
+		return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{
+			Stateless:    true,
+			JSONResponse: jsonResponse,
+			Logger:       opts.Logger,
+			// The API's limit, not the SDK's 4 MiB.
+			MaxRequestBodyBytes: opts.MaxBodyBytes,
+			// The SDK's own DNS rebinding guard (a loopback connection with a
+			// Host that is not) stays on.
+		})
+	}
+	h := progressRouter(streamable(true), streamable(false), opts.MaxBodyBytes)
 	// Cross-origin protection (see #13): a browser page of another origin
 	// must not drive the agent through the user's credentials or local
 	// network. net/http's check rejects a POST whose Sec-Fetch-Site or

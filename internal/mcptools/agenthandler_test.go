@@ -22,7 +22,7 @@ func TestAgentHandler(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	history := map[string][]string{}
-	ask := func(ctx context.Context, sessionID, message string) (string, error) {
+	ask := func(ctx context.Context, sessionID, message string, _ ProgressFunc) (string, error) {
 		switch message {
 		case "fail":
 			return "", fmt.Errorf("run turn: %w", &apierr.Error{Kind: apierr.RateLimited, Message: "the agent is over its rate limit; retry in 10s"})
@@ -85,7 +85,7 @@ func TestAgentHandler(t *testing.T) {
 func TestAgentHandlerHostile(t *testing.T) {
 	t.Parallel()
 	var asked sync.Map
-	ask := func(ctx context.Context, sessionID, message string) (string, error) {
+	ask := func(ctx context.Context, sessionID, message string, _ ProgressFunc) (string, error) {
 		asked.Store(sessionID, true)
 		if message == "down" {
 			return "", fmt.Errorf("load session: %w", errors.New("dial tcp 127.0.0.1:6379: connect: connection refused"))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -276,16 +277,59 @@ const maxFlush = 2 * time.Second
 
 func (i invoker) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	out, err := i.next.Invoke(ctx, payload)
+	i.t.flushInvocation(ctx)
+	return out, err
+}
+
+// flushInvocation exports the spans of the invocation of ctx, for at most
+// maxFlush and not past its deadline.
+func (t *Telemetry) flushInvocation(ctx context.Context) {
 	deadline := time.Now().Add(maxFlush)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	fctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
-	if ferr := i.t.Flush(fctx); ferr != nil {
-		i.t.log.WarnContext(ctx, "telemetry: spans not exported", slog.Any("err", ferr))
+	if ferr := t.Flush(fctx); ferr != nil {
+		t.log.WarnContext(ctx, "telemetry: spans not exported", slog.Any("err", ferr))
 	}
-	return out, err
+}
+
+// WrapStreamBody is WrapInvoker for an invocation that answers with a
+// response stream: the invocation ends when body does, so its spans are
+// exported when body's Read returns an error (io.EOF included), before
+// that error reaches the Runtime API client. Without tracing, or with a
+// nil Telemetry, it returns body.
+func WrapStreamBody(ctx context.Context, body io.Reader, t *Telemetry) io.Reader {
+	if t == nil || !t.tracing || body == nil {
+		return body
+	}
+	return &streamBody{ctx: ctx, r: body, t: t}
+}
+
+type streamBody struct {
+	ctx     context.Context
+	r       io.Reader
+	t       *Telemetry
+	flushed bool
+}
+
+func (b *streamBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && !b.flushed {
+		b.flushed = true
+		b.t.flushInvocation(b.ctx)
+	}
+	return n, err
+}
+
+// Close closes the body if it can be: the runtime client closes an
+// answer it stops reading.
+func (b *streamBody) Close() error {
+	if c, ok := b.r.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // xrayPropagator reads an AWS X-Ray trace header

@@ -3,6 +3,7 @@ package telemetry_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -424,6 +425,36 @@ func TestWrapInvokerFlushes(t *testing.T) {
 	}
 	if n := len(exp.GetSpans()); n != 1 {
 		t.Errorf("%d spans exported when Invoke returned, want 1", n)
+	}
+}
+
+// A streamed invocation's spans are exported when its body ends, before
+// the runtime client reads the end.
+func TestWrapStreamBodyFlushes(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tel, err := telemetry.New(telemetry.Config{SpanExporter: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	h := tel.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	pr, pw := io.Pipe()
+	body := telemetry.WrapStreamBody(t.Context(), pr, tel)
+	go func() {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil).WithContext(t.Context()))
+		_, _ = pw.Write([]byte("event"))
+		pw.Close()
+	}()
+	b, err := io.ReadAll(body)
+	if err != nil || string(b) != "event" {
+		t.Fatalf("body %q, %v", b, err)
+	}
+	if n := len(exp.GetSpans()); n != 1 {
+		t.Errorf("%d spans exported when the body ended, want 1", n)
+	}
+	var none *telemetry.Telemetry
+	if telemetry.WrapStreamBody(t.Context(), pr, none) != io.Reader(pr) {
+		t.Error("WrapStreamBody(nil Telemetry) wrapped")
 	}
 }
 

@@ -2,6 +2,9 @@
 // apistub handler behind a lambdafn.Function, started the way
 // cmd/lambdagent starts in Lambda. Build it with -tags lambda.norpc.
 //
+// With LAMBDAGENT_FUNCTION_URL_STREAMING=true it answers Function URL
+// requests as response streams.
+//
 // When AWS_ENDPOINT_URL_SQS is set it sends replies there, with the
 // credentials and region from the environment, as in Lambda.
 package main
@@ -37,6 +40,11 @@ func main() {
 	fn, err := lambdafn.New(apistub.New(), cfg)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if os.Getenv("LAMBDAGENT_FUNCTION_URL_STREAMING") == "true" {
+		// As cmd/lambdagent with a RESPONSE_STREAM Function URL.
+		lambda.Start(fn.Streamer(nil))
+		return
 	}
 	lambda.Start(fn)
 }
