@@ -60,9 +60,15 @@ func installPlaywright(t *testing.T) string {
 }
 
 // TestConsoleBrowser drives the console (see #18) in headless Chromium
-// against `lambdagent dev` with API keys on and a real MCP server
-// (server-everything over stdio): a wrong key is refused with a visible
-// message; a message sent with Enter gets its answer; the session shows
+// against `lambdagent dev` with API keys on, a real MCP server
+// (server-everything over stdio), a workflow (testdata/console/
+// approval.yaml) and a slow simulator: a wrong key is refused with a
+// visible message; a message sent with Enter streams in (part of the
+// answer shows before the turn ends), its tool calls show as they start
+// and end, and a connection cut mid-answer resumes with Last-Event-ID;
+// a workflow run started on the runs page waits for its event, which the
+// page sends, and completes with its steps' outputs and cost; another is
+// canceled; the runs list filters by status; the session shows
 // the tool calls folded with their results, the turn's tokens, cost,
 // latency and request id; the list, search and delete (Esc cancels);
 // the tools with their state; the usage chart. testdata/console/e2e.mjs
@@ -79,7 +85,11 @@ func TestConsoleBrowser(t *testing.T) {
 	env := []string{"LAMBDAGENT_DB=" + db}
 	key, _ := createKey(t, env, "console")
 	mcp := fmt.Sprintf(`{"mcpServers": {"everything": {"command": "node", "args": [%q, "stdio"]}}}`, entry)
+	flows, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "console", "approval.yaml"))
+	// The simulator spreads each reply over 1.5 s, so that the page can be
+	// seen showing an answer before its turn ends.
 	p := start(t, "dev", "LAMBDAGENT_DB="+db, "LAMBDAGENT_AUTH=key", "LAMBDAGENT_MCP_CONFIG="+mcp,
+		"LAMBDAGENT_WORKFLOWS="+flows, "LAMBDAGENT_SIM_LATENCY=1500ms",
 		"LAMBDAGENT_CONSOLE=", "LAMBDAGENT_CONSOLE_ADDR=127.0.0.1:0", "LAMBDAGENT_LOG_LEVEL=info")
 	url := ""
 	re := regexp.MustCompile(`console: (http://127\.0\.0\.1:\d+/console/)`)
@@ -102,7 +112,7 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatalf("the browser test failed: %v\n%s\nlambdagent dev's output:\n%s", err, out, p.out)
 	}
 	t.Logf("%s", strings.TrimSpace(string(out)))
-	for _, name := range []string{"login-refused", "chat", "session", "sessions", "tools", "usage"} {
+	for _, name := range []string{"login-refused", "chat", "chat-streaming", "session", "sessions", "tools", "usage", "runs", "run-waiting", "run"} {
 		if fi, err := os.Stat(filepath.Join(shots, name+".png")); err != nil || fi.Size() < 5000 {
 			t.Errorf("screenshot %s.png: %v (size %v); want a picture of the page", name, err, fi)
 		}
