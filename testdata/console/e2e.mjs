@@ -4,7 +4,7 @@
 // headless with playwright-core (pinned in package.json), and exits
 // non-zero with the failed step's message.
 //
-// Environment: CONSOLE_URL, API_KEY, CHROMIUM (the browser), SHOTS (a
+// Environment: CONSOLE_URL, API_KEY, ADMIN_TOKEN, CHROMIUM (the browser), SHOTS (a
 // folder for the screenshots). The server runs the workflow of
 // approval.yaml and a simulator that spreads each reply over a second or
 // more (LAMBDAGENT_SIM_LATENCY), so that an answer can be seen arriving.
@@ -65,7 +65,7 @@ try {
     const h = req.headers();
     if (req.url().includes('/v1/streams/')) resumes.push(h['last-event-id']);
     if (h.cookie) problems.push('a request carried a cookie: ' + req.url());
-    if (req.url().includes(key)) problems.push('the key is in a URL: ' + req.url());
+    if (req.url().includes(key) || req.url().includes(process.env.ADMIN_TOKEN)) problems.push('a key is in a URL: ' + req.url());
   });
   const shot = (name) => page.screenshot({ path: join(shots, name + '.png') });
   const expectText = async (locator, text) => {
@@ -248,6 +248,31 @@ try {
   await page.getByLabel('Status').selectOption('');
   await page.locator('table.runs td', { hasText: 'canceled' }).first().waitFor();
   await shot('runs');
+
+  step = 'the admin token picks a tenant on Sessions and Usage';
+  await page.click('#signout');
+  await page.fill('#key', process.env.ADMIN_TOKEN);
+  await page.keyboard.press('Enter');
+  await page.locator('#login').waitFor({ state: 'hidden' });
+  await expectText(page.locator('#who'), 'admin');
+  await page.click('nav a[data-page=sessions]');
+  await expectText(page.locator('main'), 'No sessions yet'); // the default tenant has none
+  await page.getByLabel('Tenant').fill('console');
+  await page.getByLabel('Tenant').press('Enter');
+  await expectText(page.locator('table a'), chatID);
+  if (await page.getByRole('button', { name: /^Delete / }).count()) throw new Error('the admin, who writes nothing, is offered Delete');
+  await page.locator('table a', { hasText: chatID }).click();
+  await expectText(page.locator('main h1'), chatID);
+  await expectText(page.locator('main .badge'), 'tenant console');
+  await page.click('nav a[data-page=usage]');
+  if (await page.getByLabel('Tenant').inputValue() !== 'console') throw new Error('the usage page forgot the tenant picked');
+  await expectText(page.locator('table td'), 'console');
+  await page.getByLabel('Tenant').fill('nobody');
+  await page.getByLabel('Tenant').press('Enter');
+  await expectText(page.locator('main'), 'No usage in these days');
+  await page.click('nav a[data-page=workflows]');
+  await expectText(page.locator('main .notice'), 'take an API key');
+  await expectText(page.locator('#who'), 'admin'); // refused there, and still signed in
 
   step = 'sign out forgets the key';
   await page.click('#signout');

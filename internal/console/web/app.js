@@ -4,6 +4,7 @@ import { api, openStream, readSSE, APIError, enc, getKey, setKey, clearKey } fro
 import { el, svg, render, num, usd, when, json, confirmDialog } from './ui.js';
 
 const main = document.getElementById('main');
+const isoDay = (d) => d.toISOString().slice(0, 10);
 
 // ---- sign in -------------------------------------------------------------
 
@@ -32,6 +33,8 @@ document.getElementById('login-form').addEventListener('submit', async (ev) => {
     }
     // Another failure (no catalog, store down) is not the key's fault.
   }
+  me = null;
+  sessionStorage.removeItem(TENANT);
   login.close();
   updateWho();
   route();
@@ -39,19 +42,69 @@ document.getElementById('login-form').addEventListener('submit', async (ev) => {
 document.getElementById('login-cancel').addEventListener('click', () => login.close());
 document.getElementById('signout').addEventListener('click', () => {
   clearKey();
+  sessionStorage.removeItem(TENANT);
+  me = null;
   updateWho();
   showLogin('');
   route();
 });
 
-function updateWho() {
-  document.getElementById('who').textContent = getKey() === null ? 'not signed in' : 'signed in';
+async function updateWho() {
+  const who = document.getElementById('who');
+  if (getKey() === null) { who.textContent = 'not signed in'; return; }
+  who.textContent = 'signed in';
+  const m = await whoami();
+  if (getKey() === null) return;
+  who.textContent = m.admin ? 'signed in · admin' : m.tenant ? `signed in · tenant ${m.tenant}` : 'signed in';
+}
+
+// ---- who is signed in; the admin's tenant -----------------------------------
+
+// me is GET /v1/whoami's answer for the current key, once asked.
+let me = null;
+async function whoami() {
+  if (!me) {
+    try { me = await api('GET', '/v1/whoami'); } catch { me = { admin: false }; }
+  }
+  return me;
+}
+
+// The admin token reads every tenant: the tenant it looks at is chosen
+// with the picker and kept in this tab ('' is the default tenant for
+// sessions, every tenant for usage).
+const TENANT = 'lambdagent.tenant';
+const chosenTenant = () => sessionStorage.getItem(TENANT) || '';
+// tenantQuery is the &tenant=… the admin's reads carry; '' for others.
+const tenantQuery = () => (me && me.admin && chosenTenant() ? '&tenant=' + enc(chosenTenant()) : '');
+
+// tenantPicker lets the admin pick a tenant (suggesting the ones with
+// usage in the last 30 days); nothing for an API key.
+async function tenantPicker(emptyMeans) {
+  if (!(await whoami()).admin) return null;
+  const list = el('datalist', { id: 'tenants' });
+  const input = el('input', { type: 'search', list: 'tenants', value: chosenTenant(), placeholder: emptyMeans, 'aria-label': 'Tenant', size: 16 });
+  const apply = () => {
+    const v = input.value.trim();
+    if (v === chosenTenant()) return; // (Enter, then the change it causes)
+    if (v) sessionStorage.setItem(TENANT, v); else sessionStorage.removeItem(TENANT);
+    route();
+  };
+  input.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') apply(); });
+  input.addEventListener('change', apply);
+  const to = new Date(), from = new Date(to.getTime() - 29 * 864e5);
+  api('GET', `/v1/usage?from=${isoDay(from)}&to=${isoDay(to)}`).then((r) => {
+    for (const t of new Set(r.days.map((d) => d.tenant))) list.append(el('option', { value: t }));
+  }).catch(() => {});
+  return el('label', { class: 'tenant-picker' }, 'Tenant ', input, list);
 }
 
 // fail shows an error in place of a page; a refused key asks for another.
 function fail(root, e) {
-  if (e instanceof APIError && e.status === 401) {
+  // The admin token is refused where it has no say (workflows, turns):
+  // that is no reason to forget it.
+  if (e instanceof APIError && e.status === 401 && !(me && me.admin)) {
     clearKey();
+    me = null;
     updateWho();
     showLogin('Key refused: ' + e.message);
   }
@@ -104,9 +157,10 @@ async function sessionsPage(prefix) {
   const search = el('input', { type: 'search', placeholder: 'Session id starts with…', value: prefix, 'aria-label': 'Search by session id' });
   const go = () => { location.hash = '#/sessions/' + enc(search.value.trim()); };
   search.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') go(); });
+  const picker = await tenantPicker('default');
   render(main, el('h1', {}, 'Sessions'),
-    el('div', { class: 'toolbar' }, search, el('button', { onclick: go }, 'Search'),
-      el('a', { href: '#/chat' }, 'New chat')),
+    el('div', { class: 'toolbar' }, search, el('button', { onclick: go }, 'Search'), picker,
+      !picker && el('a', { href: '#/chat' }, 'New chat')),
     box);
   const cursors = [''];
   const load = async () => {
@@ -114,6 +168,7 @@ async function sessionsPage(prefix) {
     let q = '/v1/sessions?limit=20';
     if (prefix) q += '&prefix=' + enc(prefix);
     if (cursor) q += '&cursor=' + enc(cursor);
+    q += tenantQuery();
     let page;
     try { page = await api('GET', q); } catch (e) { return fail(box, e); }
     if (!page.sessions.length) {
@@ -128,7 +183,7 @@ async function sessionsPage(prefix) {
         el('td', { class: 'num' }, num(c.input_tokens)),
         el('td', { class: 'num' }, num(c.output_tokens)),
         el('td', { class: 'num' }, usd(s.cost_usd)),
-        el('td', {}, el('button', { class: 'small', 'aria-label': 'Delete ' + s.session_id, onclick: () => remove(s.session_id, load) }, 'Delete')));
+        el('td', {}, !me.admin && el('button', { class: 'small', 'aria-label': 'Delete ' + s.session_id, onclick: () => remove(s.session_id, load) }, 'Delete')));
     });
     render(box,
       el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'Session'), el('th', {}, 'Created'), el('th', { class: 'num' }, 'Turns'),
@@ -160,12 +215,14 @@ function alertError(e) {
 async function sessionPage(id) {
   render(main, el('p', { class: 'muted' }, 'Loading…'));
   let s;
-  try { s = await api('GET', '/v1/sessions/' + enc(id)); } catch (e) { return fail(main, e); }
+  await whoami();
+  try { s = await api('GET', '/v1/sessions/' + enc(id) + tenantQuery().replace('&', '?')); } catch (e) { return fail(main, e); }
   const c = s.counters || {};
   const head = el('div', { class: 'toolbar' },
     el('h1', {}, 'Session ', el('span', { class: 'mono' }, s.session_id)),
-    el('a', { href: '#/chat/' + enc(s.session_id) }, 'Continue in Chat'),
-    el('button', { onclick: () => remove(s.session_id, () => { location.hash = '#/sessions'; }) }, 'Delete'));
+    me.admin ? el('span', { class: 'badge' }, 'tenant ' + (chosenTenant() || 'default')) : [
+      el('a', { href: '#/chat/' + enc(s.session_id) }, 'Continue in Chat'),
+      el('button', { onclick: () => remove(s.session_id, () => { location.hash = '#/sessions'; }) }, 'Delete')]);
   const stats = el('div', { class: 'stats' },
     stat(num(s.turns), 'turns'), stat(num(c.input_tokens), 'input tokens'), stat(num(c.output_tokens), 'output tokens'),
     stat(num(c.cache_read_input_tokens), 'cache read'), stat(num(c.cache_creation_input_tokens), 'cache write'),
@@ -394,6 +451,7 @@ function chatPage(id) {
     el('div', { class: 'toolbar' }, el('h1', {}, 'Chat'), el('span', { class: 'muted' }, 'session '),
       el('a', { class: 'mono', href: '#/session/' + enc(sessionId) }, sessionId),
       el('a', { href: '#/chat' }, 'New session')),
+    me && me.admin && adminNotice('turns'),
     log, form));
   box.focus();
 }
@@ -448,9 +506,12 @@ function parseJSON(text, what) {
   }
 }
 
+const adminNotice = (what) => el('p', { class: 'notice' }, `The admin token reads sessions, tools and usage across tenants; ${what} take an API key.`);
+
 async function workflowsPage(arg) {
   const q = new URLSearchParams(arg);
   render(main, el('h1', {}, 'Workflow runs'), el('p', { class: 'muted' }, 'Loading…'));
+  if ((await whoami()).admin) return render(main, el('h1', {}, 'Workflow runs'), adminNotice('workflow runs'));
   let defs;
   try { defs = await definitions(); } catch (e) { return fail(main, e); }
   if (!defs) {
@@ -536,6 +597,7 @@ function findStep(steps, id) {
 
 async function runPage(id) {
   render(main, el('p', { class: 'muted' }, 'Loading…'));
+  if ((await whoami()).admin) return render(main, el('h1', {}, 'Run'), adminNotice('workflow runs'));
   let defs = [];
   try { defs = (await definitions()) || []; } catch { /* the run shows without its definition */ }
   const head = el('div', { class: 'toolbar' });
@@ -648,8 +710,6 @@ async function toolsPage() {
 
 // ---- usage -----------------------------------------------------------------
 
-const isoDay = (d) => d.toISOString().slice(0, 10);
-
 async function usagePage() {
   const to = new Date();
   const from = new Date(to.getTime() - 29 * 864e5);
@@ -659,7 +719,7 @@ async function usagePage() {
   const box = el('div');
   const load = async () => {
     let r;
-    try { r = await api('GET', `/v1/usage?from=${enc(fromIn.value)}&to=${enc(toIn.value)}`); } catch (e) { return fail(box, e); }
+    try { r = await api('GET', `/v1/usage?from=${enc(fromIn.value)}&to=${enc(toIn.value)}` + tenantQuery()); } catch (e) { return fail(box, e); }
     const days = [];
     for (let d = new Date(r.from + 'T00:00:00Z'); isoDay(d) <= r.to; d = new Date(d.getTime() + 864e5)) days.push(isoDay(d));
     const byDay = Object.fromEntries(days.map((d) => [d, { cost: 0, tokens: 0 }]));
@@ -687,7 +747,8 @@ async function usagePage() {
         }))) : el('p', { class: 'muted' }, 'No usage in these days.'));
   };
   for (const i of [fromIn, toIn, metric]) i.addEventListener('change', load);
-  render(main, el('h1', {}, 'Usage'), el('div', { class: 'toolbar' }, 'From', fromIn, 'to', toIn, metric), box);
+  const picker = await tenantPicker('every tenant');
+  render(main, el('h1', {}, 'Usage'), el('div', { class: 'toolbar' }, 'From', fromIn, 'to', toIn, metric, picker), box);
   load();
 }
 
