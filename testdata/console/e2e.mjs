@@ -86,6 +86,22 @@ try {
   await page.locator('#login').waitFor({ state: 'hidden' });
   await expectText(page.locator('#who'), 'signed in');
 
+  step = 'the SSE parser: events split across reads, CRLF, comments, multi-line data, a character split in two';
+  const parsed = await page.evaluate(async () => {
+    const { readSSE } = await import('./api.js');
+    const enc = new TextEncoder();
+    const snow = enc.encode('☃'); // three bytes, cut after the first
+    const parts = [enc.encode('id: 1\r\nevent: turn_start\r\ndata: {"a"'), enc.encode(':1}\r\n\r\n: a comment\n'),
+      enc.encode('id: 2\nevent: text_delta\ndata: line one\ndata: line two '), snow.slice(0, 1), snow.slice(1), enc.encode('\n\n'),
+      enc.encode('id: 3\nevent: turn_end\ndata: {}\n\nid: 4\nevent: late\ndata: after the end\n\n')];
+    const body = new ReadableStream({ start(c) { for (const p of parts) c.enqueue(p); c.close(); } });
+    const got = [];
+    const ended = await readSSE(body, (ev) => { got.push(ev); return ev.event === 'turn_end'; });
+    return { ended, got };
+  });
+  const want = { ended: true, got: [{ id: '1', event: 'turn_start', data: '{"a":1}' }, { id: '2', event: 'text_delta', data: 'line one\nline two ☃' }, { id: '3', event: 'turn_end', data: '{}' }] };
+  if (JSON.stringify(parsed) !== JSON.stringify(want)) throw new Error('readSSE gave ' + JSON.stringify(parsed));
+
   step = 'chat: Enter sends a message; tool calls show as they start and end';
   await page.click('nav a[data-page=chat]');
   const box = page.getByLabel('Message');
