@@ -177,6 +177,10 @@ try {
   await expectText(turn1.locator('header .latency'), 'model');
   await expectText(page.locator('details.pinned summary'), 'tools');
   await shot('session');
+  await page.getByRole('link', { name: 'Continue in Chat' }).click();
+  await expectText(page.locator('.bubble.history.user'), 'and thank you');
+  await expectText(page.locator('.bubble.history.assistant'), 'echo: and thank you');
+  await expectText(page.locator('.chat .meta'), 'earlier in this session (3 turns)');
 
   step = 'sessions: the list shows the session; Esc keeps it, Delete removes it';
   await page.goto(url + '#/chat/to-delete');

@@ -454,6 +454,26 @@ function chatPage(id) {
     me && me.admin && adminNotice('turns'),
     log, form));
   box.focus();
+  if (id) earlier(id, log);
+}
+
+// earlier puts a session's earlier messages (their text) at the top of
+// the chat's log, for a chat continued from the session's page.
+async function earlier(id, log) {
+  let s;
+  try {
+    // Asked through the list, so that a new session is no 404.
+    const l = await api('GET', '/v1/sessions?limit=100&prefix=' + enc(id));
+    if (!l.sessions.some((x) => x.session_id === id)) return;
+    s = await api('GET', '/v1/sessions/' + enc(id));
+  } catch { return; }
+  const bubbles = [];
+  for (const m of s.messages || []) {
+    const blocks = typeof m.content === 'string' ? [{ type: 'text', text: m.content }] : (m.content || []);
+    const text = blocks.filter((b) => b.type === 'text').map((b) => b.text).join('\n');
+    if (text) bubbles.push(el('div', { class: 'bubble history ' + m.role }, text));
+  }
+  if (bubbles.length) log.prepend(...bubbles, el('div', { class: 'meta' }, `earlier in this session (${num(s.turns)} turn${s.turns === 1 ? '' : 's'}) · `, el('a', { href: '#/session/' + enc(id) }, 'open the transcript')));
 }
 
 // ---- workflow runs ---------------------------------------------------------
