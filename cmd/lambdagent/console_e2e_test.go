@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lambdagent/lambdagent/internal/mcptools/mcptest"
+	"github.com/lambdagent/lambdagent/internal/redistest"
 )
 
 // screenshots makes TestConsoleBrowser write its screenshots to
@@ -60,9 +61,16 @@ func installPlaywright(t *testing.T) string {
 }
 
 // TestConsoleBrowser drives the console (see #18) in headless Chromium
-// against `lambdagent dev` with API keys on and a real MCP server
-// (server-everything over stdio): a wrong key is refused with a visible
-// message; a message sent with Enter gets its answer; the session shows
+// against `lambdagent dev` on Redis with API keys on, a real MCP server
+// (server-everything over stdio), a workflow (testdata/console/
+// approval.yaml) and a slow simulator: a wrong key is refused with a
+// visible message; a message sent with Enter streams in (part of the
+// answer shows before the turn ends), its tool calls show as they start
+// and end, and a connection cut mid-answer resumes with Last-Event-ID;
+// a workflow run started on the runs page waits for its event, which the
+// page sends, and completes with its steps' outputs and cost; another is
+// canceled; the runs list filters by status; the admin token picks a
+// tenant on Sessions and Usage; the session shows
 // the tool calls folded with their results, the turn's tokens, cost,
 // latency and request id; the list, search and delete (Esc cancels);
 // the tools with their state; the usage chart. testdata/console/e2e.mjs
@@ -75,12 +83,19 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	dir := installPlaywright(t)
 
-	db := filepath.Join(t.TempDir(), "dev.db")
-	env := []string{"LAMBDAGENT_DB=" + db}
+	// On Redis: the admin token keeps its state there, so dev takes it
+	// only with REDIS_URL.
+	redisAddr := redistest.Start(t)
+	env := []string{"REDIS_URL=" + redistest.URL(redisAddr), "LAMBDAGENT_REDIS_PREFIX=" + redistest.Prefix(t)}
 	key, _ := createKey(t, env, "console")
 	mcp := fmt.Sprintf(`{"mcpServers": {"everything": {"command": "node", "args": [%q, "stdio"]}}}`, entry)
-	p := start(t, "dev", "LAMBDAGENT_DB="+db, "LAMBDAGENT_AUTH=key", "LAMBDAGENT_MCP_CONFIG="+mcp,
-		"LAMBDAGENT_CONSOLE=", "LAMBDAGENT_CONSOLE_ADDR=127.0.0.1:0", "LAMBDAGENT_LOG_LEVEL=info")
+	flows, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "console", "approval.yaml"))
+	// The simulator spreads each reply over 1.5 s, so that the page can be
+	// seen showing an answer before its turn ends.
+	const adminToken = "console-admin-token-0123456789"
+	p := start(t, "dev", append(env, "LAMBDAGENT_AUTH=key", "LAMBDAGENT_MCP_CONFIG="+mcp,
+		"LAMBDAGENT_WORKFLOWS="+flows, "LAMBDAGENT_SIM_LATENCY=1500ms", "LAMBDAGENT_ADMIN_TOKEN="+adminToken,
+		"LAMBDAGENT_CONSOLE=", "LAMBDAGENT_CONSOLE_ADDR=127.0.0.1:0", "LAMBDAGENT_LOG_LEVEL=info")...)
 	url := ""
 	re := regexp.MustCompile(`console: (http://127\.0\.0\.1:\d+/console/)`)
 	for deadline := time.Now().Add(10 * time.Second); url == ""; time.Sleep(20 * time.Millisecond) {
@@ -96,19 +111,19 @@ func TestConsoleBrowser(t *testing.T) {
 		shots, _ = filepath.Abs(filepath.Join("..", "..", "docs", "console"))
 	}
 	cmd := exec.Command("node", filepath.Join(dir, "e2e.mjs"))
-	cmd.Env = append(os.Environ(), "CONSOLE_URL="+url, "API_KEY="+key, "CHROMIUM="+chromium, "SHOTS="+shots)
+	cmd.Env = append(os.Environ(), "CONSOLE_URL="+url, "API_KEY="+key, "ADMIN_TOKEN="+adminToken, "CHROMIUM="+chromium, "SHOTS="+shots)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("the browser test failed: %v\n%s\nlambdagent dev's output:\n%s", err, out, p.out)
 	}
 	t.Logf("%s", strings.TrimSpace(string(out)))
-	for _, name := range []string{"login-refused", "chat", "session", "sessions", "tools", "usage"} {
+	for _, name := range []string{"login-refused", "chat", "chat-streaming", "session", "sessions", "tools", "usage", "runs", "run-waiting", "run"} {
 		if fi, err := os.Stat(filepath.Join(shots, name+".png")); err != nil || fi.Size() < 5000 {
 			t.Errorf("screenshot %s.png: %v (size %v); want a picture of the page", name, err, fi)
 		}
 	}
-	// The key never reached a log.
-	if strings.Contains(p.out.String(), key) {
-		t.Error("lambdagent dev logged the API key")
+	// Neither key reached a log.
+	if strings.Contains(p.out.String(), key) || strings.Contains(p.out.String(), adminToken) {
+		t.Error("lambdagent dev logged the API key or the admin token")
 	}
 }

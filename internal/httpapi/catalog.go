@@ -23,6 +23,7 @@ import (
 //	GET /v1/sessions/{id}     a session with its turn records and pin
 //	GET /v1/tools             the MCP servers, their state and tools
 //	GET /v1/usage             tokens and cost per day
+//	GET /v1/whoami            the caller's tenant, and whether it is the admin
 //
 // The admin token (Config.AdminToken) reads across tenants: every
 // tenant's usage, and another tenant's sessions with ?tenant=. It writes
@@ -117,6 +118,32 @@ func (h *handler) readable(f http.HandlerFunc) http.HandlerFunc {
 		ctx = context.WithValue(ctx, adminKey{}, r.URL.Query().Get("tenant") == "")
 		f(w, r.WithContext(ctx))
 	}
+}
+
+// Whoami is the body of GET /v1/whoami: who the server takes the
+// caller for, so that a client (the console) offers the views that
+// caller may use, such as a tenant picker for the admin token.
+type Whoami struct {
+	// Tenant owns what the caller reads and writes; for the admin token,
+	// the ?tenant= it named (the default tenant without it).
+	Tenant string `json:"tenant"`
+	// Admin is true for the admin token: it reads every tenant and runs
+	// no turn.
+	Admin bool `json:"admin"`
+	// Method is how the request was authenticated: "admin", or the
+	// authenticator's ("key", "jwt", …; "none" with authentication off).
+	Method string `json:"method"`
+	// KeyID is the API key's public id, when the caller used one.
+	KeyID string `json:"key_id,omitempty"`
+}
+
+func (h *handler) whoami(w http.ResponseWriter, r *http.Request) {
+	p, _ := auth.PrincipalFrom(r.Context())
+	me := Whoami{Tenant: tenantOf(r), Method: string(p.Method), KeyID: p.KeyID}
+	if h.isAdmin(r) {
+		me = Whoami{Tenant: tenantOf(r), Admin: true, Method: "admin"}
+	}
+	writeJSON(w, http.StatusOK, me)
 }
 
 // allTenants reports whether the request is the admin's without

@@ -200,3 +200,37 @@ func TestUsageBesideLimiter(t *testing.T) {
 		}
 	}
 }
+
+// TestWhoami: GET /v1/whoami says the caller's tenant and whether it is
+// the admin token, which is what the console's tenant picker needs.
+func TestWhoami(t *testing.T) {
+	srv := stacktest.Start(t, stacktest.Options{HTTP: httpapi.Config{TenantHeader: "X-Tenant", AdminToken: "admin-secret"}}).URL
+	who := func(path string, hdr ...string) httpapi.Whoami {
+		t.Helper()
+		r := do(t, srv, "GET", path, "", hdr...)
+		var w httpapi.Whoami
+		if err := json.Unmarshal([]byte(r.body), &w); r.status != 200 || err != nil {
+			t.Fatalf("GET %s = %d %s (%v)", path, r.status, r.body, err)
+		}
+		return w
+	}
+	if w := who("/v1/whoami", "X-Tenant", "acme"); w.Tenant != "acme" || w.Admin || w.Method == "admin" || w.Method == "" {
+		t.Errorf("acme = %+v", w)
+	}
+	if w := who("/v1/whoami", "Authorization", "Bearer admin-secret"); w.Tenant != "default" || !w.Admin || w.Method != "admin" {
+		t.Errorf("admin = %+v", w)
+	}
+	if w := who("/v1/whoami?tenant=acme", "Authorization", "Bearer admin-secret"); w.Tenant != "acme" || !w.Admin {
+		t.Errorf("admin on acme = %+v", w)
+	}
+	// ?tenant= is the admin's: another caller stays in its own tenant.
+	if w := who("/v1/whoami?tenant=acme", "X-Tenant", "zeta"); w.Tenant != "zeta" || w.Admin {
+		t.Errorf("zeta asking for acme = %+v", w)
+	}
+	if r := do(t, srv, "GET", "/v1/whoami?tenant=bad/tenant", "", "Authorization", "Bearer admin-secret"); r.status != http.StatusBadRequest || !strings.Contains(r.body, `"error"`) {
+		t.Errorf("bad tenant: %d %s", r.status, r.body)
+	}
+	if r := do(t, srv, "POST", "/v1/whoami", "{}", "X-Tenant", "acme"); r.status != http.StatusMethodNotAllowed {
+		t.Errorf("POST: %d %s", r.status, r.body)
+	}
+}

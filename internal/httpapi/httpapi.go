@@ -131,6 +131,7 @@ func New(t Turner, s Sessions, cfg Config) (http.Handler, error) {
 	h.mux.HandleFunc("/v1/sessions/{id}", h.readable(h.session))
 	h.mux.HandleFunc("/v1/sessions", h.readable(h.only("GET", h.listSessions)))
 	h.mux.HandleFunc("/v1/tools", h.readable(h.only("GET", h.tools)))
+	h.mux.HandleFunc("/v1/whoami", h.readable(h.only("GET", h.whoami)))
 	usage := h.readable(h.only("GET", h.usage))
 	limiter, ok := cfg.Public[UsagePath]
 	if x, extra := cfg.Extra[UsagePath]; extra {

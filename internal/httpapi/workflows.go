@@ -6,16 +6,19 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/lambdagent/lambdagent/internal/apierr"
+	"github.com/lambdagent/lambdagent/internal/workflow"
 	"github.com/lambdagent/lambdagent/internal/workflow/engine"
 )
 
 // Workflows starts and reads workflow runs; *engine.Engine is one. Every
 // call names the caller's tenant: a run of another tenant is not found.
 type Workflows interface {
+	Definitions() []*workflow.Definition
 	Start(ctx context.Context, tenant, name string, input json.RawMessage, idempotencyKey string) (engine.Run, bool, error)
 	Get(ctx context.Context, tenant, id string) (*engine.Snapshot, error)
 	List(ctx context.Context, tenant, workflow, status string, limit int) ([]engine.Run, error)
@@ -26,11 +29,52 @@ type Workflows interface {
 // routeWorkflows adds the workflow routes (see #16).
 func (h *handler) routeWorkflows(wf Workflows) {
 	h.wf = wf
+	h.mux.HandleFunc("/v1/workflows", h.authenticated(h.only("GET", h.listWorkflows)))
 	h.mux.HandleFunc("/v1/workflows/{name}/runs", h.authenticated(h.only("POST", h.startRun)))
 	h.mux.HandleFunc("/v1/runs", h.authenticated(h.only("GET", h.listRuns)))
 	h.mux.HandleFunc("/v1/runs/{id}", h.authenticated(h.only("GET", h.getRun)))
 	h.mux.HandleFunc("/v1/runs/{id}/events/{event}", h.authenticated(h.only("POST", h.postEvent)))
 	h.mux.HandleFunc("/v1/runs/{id}/cancel", h.authenticated(h.only("POST", h.cancelRun)))
+}
+
+// A WorkflowInfo is one workflow of GET /v1/workflows: its definition
+// as written (name, input schema, steps), and the events its
+// wait_for_event steps wait for, so that a client knows what to send.
+type WorkflowInfo struct {
+	*workflow.Definition
+	Events []string `json:"events"`
+}
+
+// listWorkflows serves GET /v1/workflows: the definitions this server
+// runs, sorted by name. They are the deployment's, the same for every
+// tenant.
+func (h *handler) listWorkflows(w http.ResponseWriter, r *http.Request) {
+	defs := h.wf.Definitions()
+	out := make([]WorkflowInfo, len(defs))
+	for i, d := range defs {
+		out[i] = WorkflowInfo{Definition: d, Events: waitEvents(d.Steps, nil)}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"workflows": out})
+}
+
+// waitEvents appends the events the wait_for_event steps of steps (and of
+// their parallel branches and map bodies) wait for, each once.
+func waitEvents(steps []workflow.Step, out []string) []string {
+	if out == nil {
+		out = []string{}
+	}
+	for _, s := range steps {
+		if s.WaitForEvent != nil && !slices.Contains(out, s.WaitForEvent.Event) {
+			out = append(out, s.WaitForEvent.Event)
+		}
+		for _, b := range s.Parallel {
+			out = waitEvents(b, out)
+		}
+		if s.Map != nil {
+			out = waitEvents(s.Map.Steps, out)
+		}
+	}
+	return out
 }
 
 // RunCreated is the body of a 201 from POST /v1/workflows/{name}/runs.

@@ -163,3 +163,45 @@ func TestWorkflowErrorsOverHTTP(t *testing.T) {
 		t.Errorf("event after cancel: %d %s", e.status, e.body)
 	}
 }
+
+// TestWorkflowDefinitionsOverHTTP: GET /v1/workflows lists the workflows
+// the server runs, with their input schema, steps and the events they
+// wait for, which is what the console's start form and event button use.
+func TestWorkflowDefinitionsOverHTTP(t *testing.T) {
+	srv := newWorkflowServer(t)
+	r := do(t, srv, "GET", "/v1/workflows", "")
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /v1/workflows: %d %s", r.status, r.body)
+	}
+	var body struct {
+		Workflows []struct {
+			Name  string         `json:"name"`
+			Input map[string]any `json:"input"`
+			Steps []struct {
+				ID           string `json:"id"`
+				Prompt       string `json:"prompt"`
+				WaitForEvent *struct {
+					Event string `json:"event"`
+				} `json:"wait_for_event"`
+			} `json:"steps"`
+			Events []string `json:"events"`
+		} `json:"workflows"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &body); err != nil {
+		t.Fatalf("%v: %s", err, r.body)
+	}
+	if len(body.Workflows) != 1 {
+		t.Fatalf("workflows = %s", r.body)
+	}
+	w := body.Workflows[0]
+	if w.Name != "greet" || w.Input["type"] != "object" || len(w.Steps) != 2 || w.Steps[0].Prompt != "hello {{.input.name}}" ||
+		w.Steps[1].WaitForEvent == nil || w.Steps[1].WaitForEvent.Event != "approval" || len(w.Events) != 1 || w.Events[0] != "approval" {
+		t.Errorf("greet = %s", r.body)
+	}
+	if strings.Contains(r.body, `"File"`) || strings.Contains(r.body, "greet.yaml") {
+		t.Errorf("the listing shows where the definition was read from: %s", r.body)
+	}
+	if p := do(t, srv, "POST", "/v1/workflows", `{}`); p.status != http.StatusMethodNotAllowed || !strings.Contains(p.body, `"error"`) {
+		t.Errorf("POST /v1/workflows: %d %s", p.status, p.body)
+	}
+}

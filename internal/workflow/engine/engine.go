@@ -139,6 +139,16 @@ func (e *Engine) Workflows() []string {
 	return names
 }
 
+// Definitions returns the definitions, sorted by name: what
+// GET /v1/workflows shows. The caller must not change them.
+func (e *Engine) Definitions() []*workflow.Definition {
+	out := make([]*workflow.Definition, 0, len(e.defs))
+	for _, n := range e.Workflows() {
+		out = append(out, e.defs[n])
+	}
+	return out
+}
+
 // Start starts a run of workflow name for tenant, or with an
 // idempotency key used before returns that run (created false). The input
 // is checked against the definition's schema first: a bad one starts
