@@ -116,6 +116,7 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 	o.Tracing = tracing
 	o.DeadlineMargin = e.dur("LAMBDAGENT_DEADLINE_MARGIN")
 	o.DLQURL = e.str("LAMBDAGENT_DLQ_URL")
+	o.WorkflowQueueURL = e.str("LAMBDAGENT_WORKFLOW_QUEUE_URL")
 	if e.err != nil {
 		return Options{}, e.err
 	}

@@ -252,6 +252,11 @@ type Options struct {
 	// its queue (LAMBDAGENT_DLQ_URL). Empty means none: such a record is
 	// redelivered until the queue's redrive policy moves it.
 	DLQURL string
+	// WorkflowQueueURL, on Lambda, is the function's own SQS queue: a
+	// workflow run the invocation's deadline cut, or one sleeping under
+	// 15 minutes, is handed on to it (LAMBDAGENT_WORKFLOW_QUEUE_URL).
+	// Empty means such runs wait for the scheduled timers event.
+	WorkflowQueueURL string
 }
 
 // JWT says which JWTs Auth "jwt" accepts: signed (RS256 or ES256) by a
