@@ -80,8 +80,9 @@
 // next invocation continues; a run sleeping less than 15 minutes is
 // handed on with the sleep as the message's DelaySeconds. The scheduled
 // event {"lambdagent":"timers"} takes the runs whose timers are due (and
-// those a dead invocation left) and hands each on. A start that fails for
-// good (unknown workflow, bad input) is a poison record like a turn's.
+// those a dead invocation left) and hands each on. A start with a bad
+// input (400) is a poison record like a turn's; an unknown workflow (404)
+// is redelivered, as a misconfigured function's turns are.
 //
 // # Deadlines
 //
