@@ -94,6 +94,7 @@ func newRunsFunction(t *testing.T, queue string, peer *sqsPeer) (*Function, *eng
 	cfg := Config{Runs: engineRuns{e}, RunQueueURL: queue, DeadlineMargin: 50 * time.Millisecond}
 	if peer != nil {
 		cfg.SQS = peer.client(t)
+		cfg.DeadLetterURL = "https://sqs.us-east-1.amazonaws.com/123456789012/dlq"
 	}
 	return newFunction(t, http.NotFoundHandler(), cfg), e, tools
 }
@@ -222,6 +223,20 @@ func TestWorkflowBadEvents(t *testing.T) {
 	}
 	if runs, err := e.List(t.Context(), "default", "", "", 10); err != nil || len(runs) != 0 {
 		t.Errorf("bad events started %d runs (%v)", len(runs), err)
+	}
+	// Over SQS: a bad input can never start, so it goes to the
+	// dead-letter queue; an unknown workflow is redelivered (the
+	// deployment may lack the definition yet).
+	peer := startSQSPeer(t)
+	fq, _, _ := newRunsFunction(t, "", peer)
+	failed := sqsFailures(t, t.Context(), fq, sqsBatchJSON(t,
+		sqsRecordJSON("bad-input", `{"workflow":"four","input":{"n":"x"}}`, nil),
+		sqsRecordJSON("unknown", `{"workflow":"nope"}`, nil)))
+	if len(failed) != 1 || failed[0] != "unknown" {
+		t.Errorf("SQS failures %v, want only the unknown workflow", failed)
+	}
+	if sent := peer.Sent(); len(sent) != 1 || !strings.HasSuffix(sent[0].QueueURL, "/dlq") || !strings.Contains(sent[0].Body, `"x"`) {
+		t.Errorf("dead letters %+v, want the bad input", sent)
 	}
 	// Without workflows configured, a start fails (kept for redelivery)
 	// and the timers tick is a no-op.
