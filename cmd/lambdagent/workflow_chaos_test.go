@@ -177,6 +177,9 @@ steps:
 		kills++
 		procs[n] = start(t, "serve", env...)
 	}
+	if kills < 4 {
+		t.Errorf("only %d kills before every run completed: the runs are too short to be hit", kills)
+	}
 	for !allDone() {
 		if time.Now().After(deadline) {
 			for i, id := range ids {
