@@ -118,6 +118,7 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 	o.DLQURL = e.str("LAMBDAGENT_DLQ_URL")
 	o.FunctionURLStreaming = e.oneOf("LAMBDAGENT_FUNCTION_URL_STREAMING", "true", "false") == "true"
 	o.StreamThinking = e.oneOf("LAMBDAGENT_STREAM_THINKING", "true", "false") == "true"
+	o.WorkflowQueueURL = e.str("LAMBDAGENT_WORKFLOW_QUEUE_URL")
 	if e.err != nil {
 		return Options{}, e.err
 	}

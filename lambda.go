@@ -13,6 +13,7 @@ import (
 
 	"github.com/lambdagent/lambdagent/internal/lambdafn"
 	"github.com/lambdagent/lambdagent/internal/telemetry"
+	"github.com/lambdagent/lambdagent/internal/workflow/engine"
 )
 
 // LambdaHandler returns the AWS Lambda handler of the runtime, for
@@ -56,7 +57,10 @@ func (r *Runtime) LambdaStart() (any, error) {
 // adapter wrapped by telemetry).
 func (r *Runtime) lambdaFunction() (*lambdafn.Function, lambda.Handler, error) {
 	fcfg := lambdafn.Config{Logger: r.opts.Logger, DeadlineMargin: r.opts.DeadlineMargin, DefaultTenant: r.opts.DefaultTenant,
-		DeadLetterURL: r.opts.DLQURL}
+		DeadLetterURL: r.opts.DLQURL, RunQueueURL: r.opts.WorkflowQueueURL}
+	if r.workflows != nil {
+		fcfg.Runs = lambdaRuns{r.workflows}
+	}
 	if os.Getenv("AWS_REGION") != "" {
 		c, err := lambdafn.NewSQSClient(lambdafn.SQSClientConfig{
 			Region:          os.Getenv("AWS_REGION"),
@@ -78,6 +82,24 @@ func (r *Runtime) lambdaFunction() (*lambdafn.Function, lambda.Handler, error) {
 	// the process right after.
 	return fn, telemetry.WrapInvoker(fn, r.tel), nil
 }
+
+// lambdaRuns adapts the workflow engine to lambdafn.Runs.
+type lambdaRuns struct{ e *engine.Engine }
+
+func (l lambdaRuns) Start(ctx context.Context, tenant, workflow string, input json.RawMessage, key string) (lambdafn.Started, error) {
+	r, _, err := l.e.Start(ctx, tenant, workflow, input, key)
+	if err != nil {
+		return lambdafn.Started{}, err
+	}
+	return lambdafn.Started{Ref: r.StoreID, RunID: r.ID, Workflow: r.Workflow, Status: r.Status}, nil
+}
+
+func (l lambdaRuns) Advance(ctx context.Context, ref string) (lambdafn.Progress, error) {
+	o, err := l.e.AdvanceUntil(ctx, ref)
+	return lambdafn.Progress{Status: o.Status, Due: o.Due, Cut: o.Cut}, err
+}
+
+func (l lambdaRuns) Due(ctx context.Context, n int) ([]string, error) { return l.e.Due(ctx, n) }
 
 // StartLambda builds a Runtime from o and serves Lambda invocations with
 // it until the process ends; it returns only if the runtime cannot be

@@ -263,6 +263,12 @@ type Options struct {
 	// "thinking" events (LAMBDAGENT_STREAM_THINKING). Off by default: a
 	// deployment decides whether its users see it.
 	StreamThinking bool
+
+	// WorkflowQueueURL, on Lambda, is the function's own SQS queue: a
+	// workflow run the invocation's deadline cut, or one sleeping under
+	// 15 minutes, is handed on to it (LAMBDAGENT_WORKFLOW_QUEUE_URL).
+	// Empty means such runs wait for the scheduled timers event.
+	WorkflowQueueURL string
 }
 
 // JWT says which JWTs Auth "jwt" accepts: signed (RS256 or ES256) by a

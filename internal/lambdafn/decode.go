@@ -50,6 +50,8 @@ type event struct {
 	authorizer map[string]any
 	records    []sqsRecord // SQS; never empty
 	turn       turn        // EventBridge and direct
+	// run is a workflow event (EventBridge and direct) instead of a turn.
+	run *runJob
 }
 
 // decode detects the event source of payload by its top-level keys and
@@ -71,9 +73,15 @@ func decode(payload []byte) (*event, error) {
 	case kindSQS:
 		ev.records, err = decodeSQS(payload)
 	case kindEventBridge:
-		ev.turn, err = decodeEventBridge(payload)
+		ev.turn, ev.run, err = decodeEventBridge(payload)
 	case kindDirect:
-		ev.turn, err = parseTurn(payload, "invoke")
+		var job runJob
+		var ok bool
+		if job, ok, err = parseRunJob(payload); ok {
+			ev.run = &job
+		} else if err == nil {
+			ev.turn, err = parseTurn(payload, "invoke")
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -123,7 +131,7 @@ func detect(payload []byte) (kind, error) {
 		return 0, fmt.Errorf("%w: requestContext without httpMethod or a 2.0 requestContext.http", ErrUnsupportedEvent)
 	case has("detail-type") && has("source") && has("detail"):
 		return kindEventBridge, nil
-	case has("session_id"):
+	case has("session_id"), has("workflow"), has("lambdagent"):
 		return kindDirect, nil
 	}
 	keys := make([]string, 0, len(top))
@@ -134,31 +142,40 @@ func detect(payload []byte) (kind, error) {
 	if len(keys) > 8 {
 		keys = append(keys[:8], "…")
 	}
-	return 0, fmt.Errorf("%w: top-level keys %q; want an API Gateway, Function URL, SQS or EventBridge event, or {\"session_id\",\"message\"}", ErrUnknownEvent, keys)
+	return 0, fmt.Errorf("%w: top-level keys %q; want an API Gateway, Function URL, SQS or EventBridge event, {\"session_id\",\"message\"} or {\"workflow\",\"input\"}", ErrUnknownEvent, keys)
 }
 
 // decodeEventBridge reads an EventBridge event whose detail is the turn:
-// {"session_id","message"} and optionally reply_to and idempotency_key.
-func decodeEventBridge(payload []byte) (turn, error) {
+// {"session_id","message"} and optionally reply_to and idempotency_key;
+// or a workflow start {"workflow","input","idempotency_key"}.
+func decodeEventBridge(payload []byte) (turn, *runJob, error) {
 	var e struct {
 		ID     string          `json:"id"`
 		Detail json.RawMessage `json:"detail"`
 	}
 	if err := json.Unmarshal(payload, &e); err != nil {
-		return turn{}, fmt.Errorf("%w: EventBridge event: %v", ErrInvalidEvent, err)
+		return turn{}, nil, fmt.Errorf("%w: EventBridge event: %v", ErrInvalidEvent, err)
 	}
 	if e.ID == "" {
-		return turn{}, fmt.Errorf("%w: EventBridge event without id", ErrInvalidEvent)
+		return turn{}, nil, fmt.Errorf("%w: EventBridge event without id", ErrInvalidEvent)
+	}
+	if job, ok, err := parseRunJob(e.Detail); err != nil {
+		return turn{}, nil, fmt.Errorf("EventBridge event %s detail: %w", e.ID, err)
+	} else if ok {
+		if job.workflow != "" && job.key == "" {
+			job.key = "eventbridge:" + e.ID
+		}
+		return turn{}, &job, nil
 	}
 	t, err := parseTurn(e.Detail, "eventbridge")
 	if err != nil {
-		return turn{}, fmt.Errorf("EventBridge event %s detail: %w", e.ID, err)
+		return turn{}, nil, fmt.Errorf("EventBridge event %s detail: %w", e.ID, err)
 	}
 	if t.key == "" {
 		// EventBridge delivers at least once, each time with the same id.
 		t.key = "eventbridge:" + e.ID
 	}
-	return t, nil
+	return t, nil, nil
 }
 
 // parseTurn reads the control fields of a POST /agent body: session_id

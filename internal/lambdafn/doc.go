@@ -16,7 +16,9 @@
 //     redeliver (see SQS batches below).
 //   - EventBridge: detail-type, source and detail; detail is a POST /agent
 //     body.
-//   - Direct Invoke: a POST /agent body, {"session_id","message"}.
+//   - Direct Invoke: a POST /agent body, {"session_id","message"}; or a
+//     workflow event, {"workflow",…} or {"lambdagent",…} (see Workflow
+//     runs).
 //
 // Bodies travel base64-encoded both ways when they are not UTF-8 text.
 //
@@ -72,6 +74,20 @@
 // function is misconfigured; the message must survive until that is
 // fixed), 504 at the deadline, a reply that could not be sent, or no time
 // left to start.
+//
+// # Workflow runs
+//
+// With [Config.Runs], a body {"workflow","input","idempotency_key",
+// "tenant"} (as an SQS record, an EventBridge detail or a direct payload)
+// starts a run, keyed as turns are, and the invocation advances it until
+// its deadline. A walk the deadline cuts is handed on to
+// [Config.RunQueueURL] as {"lambdagent":"advance","run":ref}, which the
+// next invocation continues; a run sleeping less than 15 minutes is
+// handed on with the sleep as the message's DelaySeconds. The scheduled
+// event {"lambdagent":"timers"} takes the runs whose timers are due (and
+// those a dead invocation left) and hands each on. A start with a bad
+// input (400) is a poison record like a turn's; an unknown workflow (404)
+// is redelivered, as a misconfigured function's turns are.
 //
 // # Deadlines
 //

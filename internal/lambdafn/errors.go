@@ -15,6 +15,7 @@ const (
 	kindUnsupportedEvent apierr.Kind = "unsupported_event"
 	kindInvalidEvent     apierr.Kind = "invalid_event"
 	kindNoReplyClient    apierr.Kind = "no_reply_client"
+	kindNoWorkflows      apierr.Kind = "no_workflows"
 )
 
 // Sentinels, each carrying its kind ([apierr.Sentinel]).
@@ -34,6 +35,12 @@ var (
 	ErrNoReplyClient = apierr.Sentinel("lambdafn: reply_to given but no SQS client configured", apierr.Error{
 		Kind: kindNoReplyClient, Status: 500, Message: "reply_to given but no SQS client configured"})
 )
+
+// ErrNoWorkflows means a workflow event came to a Function without
+// Config.Runs (no LAMBDAGENT_WORKFLOWS); nothing started. Not permanent:
+// the message survives until the function is configured.
+var ErrNoWorkflows = apierr.Sentinel("lambdafn: workflow event but no workflows configured", apierr.Error{
+	Kind: kindNoWorkflows, Status: 500, Message: "workflow event but no workflows are configured (LAMBDAGENT_WORKFLOWS)"})
 
 // A StatusError is how a direct invocation or an EventBridge event fails
 // when the handler answers with a non-2xx status: the turn did not

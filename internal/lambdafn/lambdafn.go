@@ -52,8 +52,17 @@ type Config struct {
 	// handler panics). Nil means slog.Default().
 	Logger *slog.Logger
 	// DefaultTenant is the tenant of an SQS, EventBridge or direct turn
-	// whose body names none in "tenant". Empty means auth.DefaultTenant.
+	// or workflow start whose body names none in "tenant". Empty means
+	// auth.DefaultTenant.
 	DefaultTenant string
+	// Runs starts and advances workflow runs; nil means workflow events
+	// fail with ErrNoWorkflows.
+	Runs Runs
+	// RunQueueURL is the SQS queue a workflow run cut by the deadline is
+	// handed on to, as {"lambdagent":"advance","run":…}: the function's
+	// own queue. Empty means runs wait for the scheduled timers event.
+	// Needs SQS.
+	RunQueueURL string
 }
 
 // A Function serves Lambda invocations with an http.Handler. It is safe
@@ -66,6 +75,8 @@ type Function struct {
 	dlq     string
 	log     *slog.Logger
 	tenant  string
+	runs    Runs
+	queue   string
 }
 
 var _ lambda.Handler = (*Function)(nil)
@@ -92,6 +103,7 @@ func New(h http.Handler, cfg Config) (*Function, error) {
 		f.log = slog.Default()
 	}
 	f.tenant = cfg.DefaultTenant
+	f.runs, f.queue = cfg.Runs, cfg.RunQueueURL
 	if f.tenant == "" {
 		f.tenant = auth.DefaultTenant
 	}
@@ -129,6 +141,16 @@ func (f *Function) invoke(ctx context.Context, payload []byte) ([]byte, error) {
 		return f.serveHTTP(ctx, ev)
 	case ev.records != nil:
 		return f.serveSQS(ctx, ev.records)
+	case ev.run != nil:
+		job := *ev.run
+		if job.workflow != "" && job.key == "" && ev.kind == kindDirect {
+			if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
+				job.key = "invoke:" + lc.AwsRequestID
+			}
+		}
+		tctx, cancel := f.turnContext(ctx)
+		defer cancel()
+		return f.serveRun(ctx, tctx, job)
 	default:
 		t := ev.turn
 		if t.key == "" && ev.kind == kindDirect {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -251,4 +252,88 @@ func TestEmulatorTimeout(t *testing.T) {
 			t.Logf("ran %v under a 2s timeout", res.Duration)
 		})
 	}
+}
+
+// TestEmulatorWorkflowOutlivesTimeout runs a workflow of five 700ms
+// steps under the emulator with a 2s function timeout: no invocation can
+// run it whole. Each invocation commits the steps it finishes and hands
+// the rest on to the queue (the SQS peer); each hand-off, delivered back
+// as an SQS event, continues it, and the run completes across several
+// invocations, every step's tool called once per tool_use id but the one
+// a deadline cut (called again under the same id).
+func TestEmulatorWorkflowOutlivesTimeout(t *testing.T) {
+	bootstrap := buildBootstrap(t)
+	peer := startSQSPeer(t)
+	dir := t.TempDir()
+	defs := filepath.Join(dir, "five.yaml")
+	steps := "name: five\nsteps:\n"
+	for _, id := range []string{"a", "b", "c", "d", "e"} {
+		steps += "  - {id: " + id + ", tool: work}\n"
+	}
+	if err := os.WriteFile(defs, []byte(steps), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const queue = "https://sqs.us-east-1.amazonaws.com/123456789012/turns"
+	calls := filepath.Join(dir, "calls")
+	rie := rietest.Start(t, bootstrap, map[string]string{
+		"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret",
+		"AWS_SESSION_TOKEN": "token", "AWS_ENDPOINT_URL_SQS": peer.URL,
+		"TESTFN_WORKFLOWS": defs, "TESTFN_RUNS_DB": filepath.Join(dir, "runs.db"), "TESTFN_STEP": "700ms",
+		"TESTFN_CALLS": calls, "LAMBDAGENT_WORKFLOW_QUEUE_URL": queue, "LAMBDAGENT_DEADLINE_MARGIN": "300ms",
+	}, 2*time.Second)
+	invoke := func(payload []byte) []byte {
+		t.Helper()
+		res := rie.Invoke(t, payload)
+		if res.Status != 200 {
+			t.Fatalf("emulator answered %d: %s", res.Status, res.Payload)
+		}
+		if res.Duration > rie.Timeout {
+			t.Errorf("an invocation took %v, beyond the %v timeout", res.Duration, rie.Timeout)
+		}
+		return res.Payload
+	}
+	start := []byte(`{"workflow":"five","idempotency_key":"outlive-1"}`)
+	out := invoke(start)
+	if !strings.Contains(string(out), `"status":"running"`) {
+		t.Fatalf("first invocation: %s; want the run still running", out)
+	}
+	invocations := 1
+	for i := 0; i < len(peer.Sent()); i++ {
+		m := peer.Sent()[i]
+		if m.QueueURL != queue || !strings.Contains(m.Body, `"advance"`) {
+			t.Fatalf("hand-off %d: %+v", i, m)
+		}
+		out := invoke(sqsBatchJSON(t, sqsRecordJSON("handoff-"+strconv.Itoa(i), m.Body, nil)))
+		if !strings.Contains(string(out), `"batchItemFailures":[]`) {
+			t.Fatalf("hand-off %d failed: %s", i, out)
+		}
+		invocations++
+		if invocations > 10 {
+			t.Fatal("the run never completed")
+		}
+	}
+	out = invoke(start) // the same key: the same run, now done
+	if !strings.Contains(string(out), `"status":"completed"`) {
+		t.Fatalf("after %d invocations: %s; want completed", invocations, out)
+	}
+	if invocations < 3 {
+		t.Errorf("%d invocations; a 3.5s workflow under a 2s timeout needs at least 3", invocations)
+	}
+	b, err := os.ReadFile(calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]int{}
+	for _, id := range strings.Fields(string(b)) {
+		ids[id]++
+	}
+	if len(ids) != 5 {
+		t.Errorf("%d distinct tool_use ids, want 5 (one per step): %v", len(ids), ids)
+	}
+	for id, n := range ids {
+		if n > 2 {
+			t.Errorf("tool_use id %s called %d times", id, n)
+		}
+	}
+	t.Logf("5 steps of 700ms under a 2s timeout: %d invocations", invocations)
 }

@@ -110,7 +110,8 @@ type sqsItemFailure struct {
 type sqsJob struct {
 	rec sqsRecord
 	t   turn
-	err error // the record is malformed; it is dropped
+	run *runJob // a workflow event instead of a turn
+	err error   // the record is malformed; it is dropped
 }
 
 // serveSQS runs a batch: each record is one POST /agent turn keyed
@@ -122,6 +123,13 @@ func (f *Function) serveSQS(ctx context.Context, records []sqsRecord) ([]byte, e
 	defer cancel()
 	jobs := make([]sqsJob, len(records))
 	for i, rec := range records {
+		if job, ok, err := parseRunJob([]byte(rec.Body)); ok {
+			if job.workflow != "" && job.key == "" {
+				job.key = "sqs:" + rec.MessageID
+			}
+			jobs[i] = sqsJob{rec: rec, run: &job, err: err}
+			continue
+		}
 		t, err := parseTurn([]byte(rec.Body), "sqs")
 		if a, ok := rec.MessageAttributes["reply_to"]; ok && a.StringValue != nil && *a.StringValue != "" {
 			t.replyTo = *a.StringValue
@@ -169,6 +177,9 @@ func (f *Function) runRecord(ctx, tctx context.Context, job sqsJob) bool {
 	if job.err != nil {
 		return f.deadLetter(ctx, log, job, 0, job.err.Error())
 	}
+	if job.run != nil {
+		return f.runRunRecord(ctx, tctx, log, job)
+	}
 	t := job.t
 	if t.replyTo != "" && f.sqs == nil {
 		log.ErrorContext(ctx, "lambdafn: SQS record left for redelivery", slog.Any("err", ErrNoReplyClient), slog.String("reply_to", t.replyTo))
@@ -199,6 +210,25 @@ func (f *Function) runRecord(ctx, tctx context.Context, job sqsJob) bool {
 		}
 	}
 	return true
+}
+
+// runRunRecord runs a workflow record: a start or a hand-off. A start
+// the engine refuses for good (bad input) goes to the dead-letter queue;
+// other failures are redelivered (a start again finds its run by key).
+func (f *Function) runRunRecord(ctx, tctx context.Context, log *slog.Logger, job sqsJob) bool {
+	if err := tctx.Err(); err != nil {
+		log.WarnContext(ctx, "lambdafn: no time left to run SQS record; left for redelivery", slog.Any("err", err))
+		return false
+	}
+	_, err := f.serveRun(ctx, tctx, *job.run)
+	if err == nil {
+		return true
+	}
+	if code := runStatus(err); permanent(code) {
+		return f.deadLetter(ctx, log, job, code, err.Error())
+	}
+	log.WarnContext(ctx, "lambdafn: SQS workflow record failed; left for redelivery", slog.Any("err", err))
+	return false
 }
 
 // deadLetter sends a poison record to the dead-letter queue, with why in

@@ -32,6 +32,7 @@ type sentMessage struct {
 	Attributes map[string]string
 	GroupID    string
 	DedupID    string
+	Delay      int
 }
 
 func startSQSPeer(t *testing.T) *sqsPeer {
@@ -62,6 +63,7 @@ func (p *sqsPeer) serve(w http.ResponseWriter, r *http.Request) {
 		MessageAttributes      map[string]struct{ DataType, StringValue string }
 		MessageGroupId         string
 		MessageDeduplicationId string
+		DelaySeconds           int
 	}
 	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
 		fail(400, "InvalidParameterValue", err.Error())
@@ -72,7 +74,7 @@ func (p *sqsPeer) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m := sentMessage{QueueURL: in.QueueUrl, Body: in.MessageBody, Attributes: map[string]string{},
-		GroupID: in.MessageGroupId, DedupID: in.MessageDeduplicationId}
+		GroupID: in.MessageGroupId, DedupID: in.MessageDeduplicationId, Delay: in.DelaySeconds}
 	for k, v := range in.MessageAttributes {
 		m.Attributes[k] = v.DataType + "=" + v.StringValue
 	}

@@ -392,7 +392,11 @@ func redialDelay(base time.Duration, failures int) time.Duration {
 // reconnecting the server has its own Options.ConnectTimeout. A session the
 // server no longer knows (404) was never asked to run the tool, so it is
 // renewed and the call sent once more.
-func (s *server) call(ctx context.Context, tool string, input []byte, timeout time.Duration) (*mcp.CallToolResult, error) {
+//
+// toolUseID, when set, goes in the request's _meta under ToolUseIDMeta:
+// a call repeated after a crash or a redelivery carries the same id, so a
+// side-effecting server can act once per id.
+func (s *server) call(ctx context.Context, tool string, input []byte, timeout time.Duration, toolUseID string) (*mcp.CallToolResult, error) {
 	for attempt := 0; ; attempt++ {
 		c, err := s.connection(ctx)
 		if err != nil {
@@ -401,6 +405,12 @@ func (s *server) call(ctx context.Context, tool string, input []byte, timeout ti
 		params := &mcp.CallToolParams{Name: tool, Arguments: json.RawMessage(input)}
 		if tp := traceparentFrom(ctx); tp != "" {
 			params.Meta = mcp.Meta{"traceparent": tp}
+		}
+		if toolUseID != "" {
+			if params.Meta == nil {
+				params.Meta = mcp.Meta{}
+			}
+			params.Meta[ToolUseIDMeta] = toolUseID
 		}
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		stop := context.AfterFunc(s.t.ctx, cancel) // Close cancels calls

@@ -63,13 +63,21 @@ type Options struct {
 
 // A Call is one tool_use block of a Claude reply.
 type Call struct {
-	// ID is the tool_use block's id; the result answers it.
+	// ID is the tool_use block's id; the result answers it. It is sent to
+	// the server in the request's _meta as ToolUseIDMeta.
 	ID string
 	// Name is the tool name as Claude saw it in Definitions.
 	Name string
 	// Input is the tool_use block's input, a JSON object.
 	Input json.RawMessage
 }
+
+// ToolUseIDMeta is the _meta key of a tools/call request that carries the
+// call's tool_use id. The id is the same every time the same call is made
+// again (a turn or a workflow step repeated after a crash or a
+// redelivery), so a server whose tool has a side effect can deduplicate
+// on it: act once per id, and answer a repeat with the first result.
+const ToolUseIDMeta = "lambdagent/tool_use_id"
 
 // A Result answers one Call.
 type Result struct {
@@ -234,7 +242,7 @@ func (t *Toolset) Call(ctx context.Context, call Call) Result {
 		timeout = t.opts.CallTimeout
 	}
 	start := time.Now()
-	res, err := s.call(ctx, ref.name, input, timeout)
+	res, err := s.call(ctx, ref.name, input, timeout, call.ID)
 	if err != nil {
 		msg := s.describe(ctx, err, ref.name)
 		s.logger.Warn("MCP tool call failed", "tool", ref.name, "duration", time.Since(start), "error", msg)

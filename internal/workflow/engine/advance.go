@@ -40,29 +40,71 @@ func (f *stepFailure) Error() string { return fmt.Sprintf("step %s: %s", f.key, 
 // ctx ends mid-walk it stops without releasing the lease, as a crash
 // would: the run is picked up again when the lease expires.
 func (e *Engine) Advance(ctx context.Context, storeID string) error {
+	_, err := e.advance(ctx, storeID, false)
+	return err
+}
+
+// An Outcome says where a walk of [Engine.AdvanceUntil] left the run.
+type Outcome struct {
+	// Status is the run's status after the walk; empty when the walk did
+	// not take the run (another advancer holds it, or it does not exist).
+	Status string
+	// Due is when a sleeping or waiting run's timer fires; zero for none.
+	Due time.Time
+	// Cut means ctx ended mid-walk: the run is still running, its lease
+	// released and its timer due at once, and must be handed on.
+	Cut bool
+	// Busy means another advancer holds the run's lease.
+	Busy bool
+}
+
+// AdvanceUntil is Advance for a driver with a deadline (a Lambda
+// invocation): when ctx ends mid-walk it releases the lease at once,
+// with the run's timer due now, instead of leaving the lease to expire,
+// so that the invocation the rest is handed to can take the run without
+// waiting out the lease (and the timer loop picks it up if the hand-off
+// is lost). What was cut is safe to run again: a completed step is never
+// re-run, and a cut tool call is repeated with the same tool_use_id.
+func (e *Engine) AdvanceUntil(ctx context.Context, storeID string) (Outcome, error) {
+	return e.advance(ctx, storeID, true)
+}
+
+func (e *Engine) advance(ctx context.Context, storeID string, releaseOnCut bool) (Outcome, error) {
 	token := randomHex(16)
 	ttl := e.cfg.LeaseTTL
 	snap, err := e.cfg.Store.Acquire(ctx, storeID, token, ttl, e.cfg.Clock.Now().Add(ttl))
 	var busy *BusyError
 	switch {
-	case errors.As(err, &busy), errors.Is(err, ErrNotFound):
-		return nil
+	case errors.As(err, &busy):
+		return Outcome{Busy: true}, nil
+	case errors.Is(err, ErrNotFound):
+		return Outcome{}, nil
 	case err != nil:
-		return err
+		return Outcome{}, err
 	}
 	a := &advance{e: e, snap: snap, storeID: storeID, token: token}
 	for _, r := range snap.Steps {
 		a.seq = max(a.seq, r.Seq)
 	}
+	end := func(c Commit) (Outcome, error) {
+		status := c.Status
+		if status == "" {
+			status = snap.Run.Status
+		}
+		if err := a.finish(c); err != nil {
+			return Outcome{}, err
+		}
+		return Outcome{Status: status, Due: c.Due}, nil
+	}
 	if Final(snap.Run.Status) {
-		return a.finish(Commit{Release: true})
+		return end(Commit{Release: true})
 	}
 	a.def = e.defs[snap.Run.Workflow]
 	if a.def == nil {
-		return a.finish(Commit{Status: Failed, Error: fmt.Sprintf("workflow %q is not defined in this deployment", snap.Run.Workflow), Release: true})
+		return end(Commit{Status: Failed, Error: fmt.Sprintf("workflow %q is not defined in this deployment", snap.Run.Workflow), Release: true})
 	}
 	if err := json.Unmarshal(snap.Run.Input, &a.input); err != nil && len(snap.Run.Input) > 0 {
-		return a.finish(Commit{Status: Failed, Error: "stored input is not JSON", Release: true})
+		return end(Commit{Status: Failed, Error: "stored input is not JSON", Release: true})
 	}
 
 	wctx, cancel := context.WithCancelCause(ctx)
@@ -75,18 +117,26 @@ func (e *Engine) Advance(ctx context.Context, storeID string) error {
 	switch {
 	case err == nil:
 		b, _ := json.Marshal(out)
-		return a.finish(Commit{Status: Completed, Output: b, Release: true})
+		return end(Commit{Status: Completed, Output: b, Release: true})
 	case errors.As(err, &susp):
-		return a.finish(Commit{Status: susp.status, Due: susp.due, Release: true})
+		return end(Commit{Status: susp.status, Due: susp.due, Release: true})
 	case errors.As(err, &fail):
-		return a.finish(Commit{Status: Failed, Error: fail.Error(), Release: true})
+		return end(Commit{Status: Failed, Error: fail.Error(), Release: true})
 	case errors.Is(err, ErrCanceled):
-		return nil
+		return Outcome{Status: Canceled}, nil
 	}
-	if cause := context.Cause(wctx); cause != nil && !errors.Is(cause, context.Canceled) {
-		return cause // the lease was lost
+	if cause := context.Cause(wctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+		return Outcome{}, cause // the lease was lost
 	}
-	return err
+	if releaseOnCut && ctx.Err() != nil {
+		// Every branch of the walk has returned: nothing of ours still
+		// runs, so the lease can go now.
+		if ferr := a.finish(Commit{Due: e.cfg.Clock.Now(), Release: true}); ferr != nil {
+			return Outcome{}, ferr
+		}
+		return Outcome{Status: Running, Cut: true}, nil
+	}
+	return Outcome{}, err
 }
 
 type advance struct {

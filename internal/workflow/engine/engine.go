@@ -245,6 +245,29 @@ func (e *Engine) FireTimers(ctx context.Context, every time.Duration) {
 	}
 }
 
+// Due fires the timers that are due (and expired leases) and takes up to
+// n runs off the ready queue, without waiting: for a driver with no
+// worker loop (Lambda's scheduled timers event), which advances them
+// itself or hands them on. A run taken and never advanced is queued again
+// by the store after its grace period.
+func (e *Engine) Due(ctx context.Context, n int) ([]string, error) {
+	if _, err := e.cfg.Store.Fire(ctx, e.cfg.Clock.Now()); err != nil {
+		return nil, err
+	}
+	var ids []string
+	for len(ids) < n {
+		id, err := e.cfg.Store.Next(ctx, 0)
+		if err != nil {
+			return ids, err
+		}
+		if id == "" {
+			break
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
 // RunWorkers runs n workers and the timer loop until ctx ends.
 func (e *Engine) RunWorkers(ctx context.Context, n int) {
 	var wg sync.WaitGroup

@@ -241,6 +241,7 @@ func TestEngine(t *testing.T) {
 		"Cancel":                     testCancel,
 		"OutputCap":                  testOutputCap,
 		"WorkerDiesAnotherTakesOver": testWorkerDiesAnotherTakesOver,
+		"AdvanceUntilHandsOn":        testAdvanceUntilHandsOn,
 	}
 	for _, kind := range storeKinds {
 		for name, test := range tests {
@@ -582,6 +583,38 @@ func testWorkerDiesAnotherTakesOver(t *testing.T, kind string) {
 	}
 	if n := f.srv.count("slow"); n != 2 {
 		t.Errorf("slow ran %d times, want 2 (the cut call and the retake)", n)
+	}
+}
+
+// testAdvanceUntilHandsOn cuts a walk mid-step, as a Lambda invocation's
+// deadline does: the lease is released at once (no waiting out its TTL,
+// which is a minute here), the run's timer is due, and the next
+// AdvanceUntil completes the run without re-running the committed step.
+func testAdvanceUntilHandsOn(t *testing.T, kind string) {
+	f := newFixture(t, kind, time.Minute)
+	r := f.start(t, "pay", `{}`)
+	ctxA, cut := context.WithCancel(t.Context())
+	type res struct {
+		o   engine.Outcome
+		err error
+	}
+	doneA := make(chan res, 1)
+	go func() { o, err := f.e.AdvanceUntil(ctxA, r.StoreID); doneA <- res{o, err} }()
+	<-f.srv.slowEntered
+	cut()
+	a := <-doneA
+	if a.err != nil || !a.o.Cut || a.o.Status != engine.Running {
+		t.Fatalf("cut walk: %+v, %v; want Cut and running", a.o, a.err)
+	}
+	if n, err := f.store.Fire(t.Context(), f.clock.Now()); err != nil || n == 0 {
+		t.Errorf("fire after a cut: %d runs, %v; want the run's timer due", n, err)
+	}
+	o, err := f.e.AdvanceUntil(t.Context(), r.StoreID)
+	if err != nil || o.Busy || o.Status != engine.Completed {
+		t.Fatalf("second walk: %+v, %v; want completed at once", o, err)
+	}
+	if n := f.srv.count("charge"); n != 1 {
+		t.Errorf("charge ran %d times, want 1", n)
 	}
 }
 
