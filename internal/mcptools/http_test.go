@@ -1,6 +1,7 @@
 package mcptools
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -317,5 +319,69 @@ func TestHTTPHeadersOnRedirect(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Two processes continuing one stored session call at once: go-sdk numbers
+// each client's requests from 1, so without an id space of their own the
+// server would see the same request id twice in one session and refuse
+// the second ("duplicate in-flight request ID").
+func TestHTTPSharedSessionConcurrentCalls(t *testing.T) {
+	t.Parallel()
+	peer := newHTTPPeer(t, "http-test")
+	config := httpConfig(peer.url(), "")
+	ts1 := open(t, config, Options{KeepSessions: true})
+	if r := run1(t, ts1, "echo", `{"message": "one"}`); r.IsError {
+		t.Fatalf("echo = %s", r.Block)
+	}
+	sess := ts1.Sessions()["remote"]
+	ts2 := open(t, config, Options{KeepSessions: true, ResumeSessions: map[string]Session{"remote": sess}})
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	results := make([]Result, 8)
+	for i := range results {
+		ts := ts1
+		if i%2 == 1 {
+			ts = ts2
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = ts.Call(ctx, Call{ID: fmt.Sprintf("toolu_%d", i), Name: "sleep", Input: json.RawMessage(`{"ms": 300}`)})
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.IsError {
+			t.Errorf("call %d on the shared session failed: %s", i, r.Block)
+		}
+	}
+	if got := ts2.Sessions()["remote"]; got.ID != sess.ID {
+		t.Errorf("second process's session = %q, want the shared %q", got.ID, sess.ID)
+	}
+}
+
+func TestIDSpaceRoundTrip(t *testing.T) {
+	s := newIDSpace(nil)
+	req := []byte(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{}}`)
+	out := s.out(req)
+	if bytes.Contains(out, []byte(`"id":7`)) || !bytes.Contains(out, []byte(s.space+"7")) {
+		t.Fatalf("out(%s) = %s, want the id in the space", req, out)
+	}
+	resp := []byte(`{"jsonrpc":"2.0","id":"` + s.space + `7","result":{}}`)
+	if got := s.in(resp); !bytes.Contains(got, []byte(`"id":7`)) {
+		t.Errorf("in(%s) = %s, want id 7", resp, got)
+	}
+	for _, m := range []string{
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+		`{"jsonrpc":"2.0","id":"other-7","result":{}}`,
+		`[{"jsonrpc":"2.0","id":1,"method":"ping"}]`,
+		`not json`,
+	} {
+		if got := s.in(s.out([]byte(m))); string(got) != m {
+			t.Errorf("%s came back as %s", m, got)
+		}
 	}
 }

@@ -226,8 +226,8 @@ func (t *Toolset) httpClient(cfg ServerConfig, resume *Session) *http.Client {
 		ht.resume = &resumer{session: *resume}
 	}
 	// No Timeout: it would cut the long-lived SSE stream. Calls have their
-	// own deadlines.
-	return &http.Client{Transport: ht, Jar: base.Jar, CheckRedirect: base.CheckRedirect}
+	// own deadlines. Other processes may call on the same session.
+	return &http.Client{Transport: newIDSpace(ht), Jar: base.Jar, CheckRedirect: base.CheckRedirect}
 }
 
 // origin returns u's scheme, host and port ("https://h:443"), the port
