@@ -296,6 +296,10 @@ type load struct {
 	sent, acked, requests atomic.Int64
 	replayed              atomic.Int64 // answers from the idempotency record
 	phase                 atomic.Value // string: labels the outcomes
+	// no503RetryAfter counts 503 answers without a Retry-After of at
+	// least a second: a client told "unavailable" must be told when to
+	// come back.
+	no503RetryAfter atomic.Int64
 
 	mu         sync.Mutex
 	ackedTurns map[string]int            // session → turns answered; guarded by mu
@@ -422,6 +426,11 @@ func (l *load) post(ctx context.Context, addr, id, key, msg string) (outcome str
 		} `json:"error"`
 	}
 	_ = json.Unmarshal(body, &e)
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || n < 1 {
+			l.no503RetryAfter.Add(1)
+		}
+	}
 	return strconv.Itoa(resp.StatusCode) + " " + e.Error.Type, body, took
 }
 

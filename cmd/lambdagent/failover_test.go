@@ -76,6 +76,9 @@ func TestChaosClusterFailover(t *testing.T) {
 	if l.count("failover", "503 store_unavailable") == 0 {
 		t.Error("no request was answered 503 during the failover: did the kill hit the load?")
 	}
+	if n := l.no503RetryAfter.Load(); n > 0 {
+		t.Errorf("%d answers 503 had no Retry-After of at least 1 s", n)
+	}
 	if l.count("after", "200") == 0 {
 		t.Error("no turn was answered after the replica was promoted")
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/term"
@@ -18,11 +19,12 @@ import (
 )
 
 const loadUsage = `Usage:
-  lambdagent load [flags] URL
+  lambdagent load [flags] URL [URL...]
   lambdagent load -cold N [flags] URL COMMAND [ARGS...]
 
 Sends closed-loop load to URL (POST {"session_id","message"}; a URL without
-a path means its /agent), then checks every session's history. With -cold,
+a path means its /agent), then checks every session's history. Several URLs (instances sharing one
+store) take the turns round robin, each request to the next. With -cold,
 starts COMMAND N times instead and measures spawn → first answered turn.
 Exits 1 when a turn failed or the history check found a violation.
 
@@ -78,10 +80,12 @@ func runLoad(ctx context.Context, args []string, env func(string) string, stdout
 		}
 		return rep.WriteText(stdout)
 	}
-	if fs.NArg() > 1 {
-		return fmt.Errorf("load: unexpected arguments after the URL %v (a server command needs -cold): %w", fs.Args()[1:], errUsage)
+	for _, more := range fs.Args()[1:] {
+		if !strings.HasPrefix(more, "http://") && !strings.HasPrefix(more, "https://") {
+			return fmt.Errorf("load: unexpected argument %q after the URL: more targets are http(s) URLs, and a server command needs -cold: %w", more, errUsage)
+		}
 	}
-	cfg.URL = url
+	cfg.URL, cfg.MoreURLs = url, fs.Args()[1:]
 	if cfg.Retries == 0 {
 		cfg.Retries = -1
 	}

@@ -26,6 +26,11 @@ type Config struct {
 	// URL is the turn endpoint, taking POST {"session_id","message"}. A
 	// URL without a path means its /agent.
 	URL string
+	// MoreURLs are further turn endpoints of the same service (other
+	// instances sharing one store): the turns go round robin over URL
+	// and these, each request to the next, so one session's turns meet
+	// every instance. The history is read from URL.
+	MoreURLs []string
 	// Sessions run at once, each its own closed loop. Zero means 1.
 	Sessions int
 	// Turns per session. Zero means 1.
@@ -85,13 +90,14 @@ type Progress struct {
 
 // A Report is a run's outcome.
 type Report struct {
-	URL          string  `json:"url"`
-	RunID        string  `json:"run_id"`
-	Sessions     int     `json:"sessions"`
-	TurnsPerSess int     `json:"turns_per_session"`
-	ThinkMS      float64 `json:"think_ms"`
-	RampMS       float64 `json:"ramp_ms"`
-	ModelLatMS   float64 `json:"model_latency_ms"`
+	URL          string   `json:"url"`
+	MoreURLs     []string `json:"more_urls,omitempty"`
+	RunID        string   `json:"run_id"`
+	Sessions     int      `json:"sessions"`
+	TurnsPerSess int      `json:"turns_per_session"`
+	ThinkMS      float64  `json:"think_ms"`
+	RampMS       float64  `json:"ramp_ms"`
+	ModelLatMS   float64  `json:"model_latency_ms"`
 
 	Started time.Time `json:"started"`
 	// WallSeconds is from the start to the last answer.
@@ -144,6 +150,8 @@ const MaxDetails = 1000
 type runner struct {
 	cfg    Config
 	ep     endpoints
+	turns  []string      // turn URLs, round robin; turns[0] is ep.turn
+	next   atomic.Uint64 // the next request's index into turns
 	client *http.Client
 	start  time.Time
 	stop   time.Time // zero: no time limit
@@ -207,7 +215,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.SessionPrefix == "" {
 		cfg.SessionPrefix = "lg-" + cfg.RunID + "-"
 	}
-	r := &runner{cfg: cfg, ep: ep, client: cfg.Client}
+	r := &runner{cfg: cfg, ep: ep, turns: []string{ep.turn}, client: cfg.Client}
+	for _, u := range cfg.MoreURLs {
+		more, err := parseEndpoint(u)
+		if err != nil {
+			return nil, err
+		}
+		r.turns = append(r.turns, more.turn)
+	}
 	if r.client == nil {
 		r.client = newClient(cfg.Sessions)
 		defer r.client.CloseIdleConnections()
@@ -311,11 +326,12 @@ func (r *runner) turn(ctx context.Context, res *sessionResult, turn int) bool {
 	for attempt := 0; ; attempt++ {
 		var rep reply
 		var sr streamReply
+		target := r.turns[(r.next.Add(1)-1)%uint64(len(r.turns))]
 		if r.cfg.Stream {
-			sr = postStream(ctx, r.client, r.ep.turn, body, mk.String(), r.cfg.APIKey, r.cfg.Timeout)
+			sr = postStream(ctx, r.client, target, body, mk.String(), r.cfg.APIKey, r.cfg.Timeout)
 			rep = sr.reply
 		} else {
-			rep = post(ctx, r.client, r.ep.turn, body, mk.String(), r.cfg.APIKey, r.cfg.Timeout)
+			rep = post(ctx, r.client, target, body, mk.String(), r.cfg.APIKey, r.cfg.Timeout)
 		}
 		res.requests++
 		if rep.err == nil && rep.status == http.StatusOK {
@@ -391,7 +407,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 func (r *runner) report(results []sessionResult) *Report {
 	rep := &Report{
-		URL: r.ep.turn, RunID: r.cfg.RunID, Sessions: r.cfg.Sessions, TurnsPerSess: r.cfg.Turns,
+		URL: r.ep.turn, MoreURLs: r.turns[1:], RunID: r.cfg.RunID, Sessions: r.cfg.Sessions, TurnsPerSess: r.cfg.Turns,
 		ThinkMS: ms(r.cfg.Think), RampMS: ms(r.cfg.Ramp), ModelLatMS: ms(r.cfg.ModelLatency),
 		Started: r.start, Errors: map[string]int{},
 	}

@@ -3,12 +3,14 @@ package loadgen_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -304,4 +306,41 @@ func sessionIndex(id string) int {
 	var n int
 	fmt.Sscan(id[strings.LastIndexByte(id, '-')+1:], &n)
 	return n
+}
+
+// TestRoundRobin sends the turns of one run to three instances of one
+// service: each gets a third of the requests, and the histories, read
+// from the first, are whole.
+func TestRoundRobin(t *testing.T) {
+	store := &toyServer{}
+	var hits [3]atomic.Int64
+	var urls []string
+	for i := range hits {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost {
+				hits[i].Add(1)
+			}
+			store.ServeHTTP(w, r)
+		}))
+		t.Cleanup(srv.Close)
+		urls = append(urls, srv.URL)
+	}
+	rep, err := loadgen.Run(t.Context(), loadgen.Config{URL: urls[0], MoreURLs: urls[1:], Sessions: 6, Turns: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Turns != 30 || rep.History.Violations != 0 || rep.History.SessionsChecked != 6 {
+		t.Fatalf("turns %d, history %+v; want 30 turns, 6 sessions checked, no violation", rep.Turns, rep.History)
+	}
+	for i := range hits {
+		if n := hits[i].Load(); n != 10 {
+			t.Errorf("instance %d got %d turns; want 10 of 30", i, n)
+		}
+	}
+	if len(rep.MoreURLs) != 2 {
+		t.Errorf("report's more_urls = %v; want the 2 others", rep.MoreURLs)
+	}
+	if _, err := loadgen.Run(t.Context(), loadgen.Config{URL: urls[0], MoreURLs: []string{"127.0.0.1:1"}}); !errors.Is(err, loadgen.ErrBadConfig) {
+		t.Errorf("a bad second URL: %v; want ErrBadConfig", err)
+	}
 }

@@ -14,7 +14,11 @@ import (
 // violations grouped by session (at most 10 sessions shown).
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "load: %d sessions × %d turns against %s (run %s", r.Sessions, r.TurnsPerSess, r.URL, r.RunID)
+	fmt.Fprintf(&b, "load: %d sessions × %d turns against %s", r.Sessions, r.TurnsPerSess, r.URL)
+	if len(r.MoreURLs) > 0 {
+		fmt.Fprintf(&b, " and %d more, round robin", len(r.MoreURLs))
+	}
+	fmt.Fprintf(&b, " (run %s", r.RunID)
 	if r.ThinkMS > 0 {
 		fmt.Fprintf(&b, ", think %v", dur(r.ThinkMS))
 	}

@@ -49,6 +49,12 @@ const (
 	DefaultIOTimeout   = 3 * time.Second
 	// DefaultCheckTimeout bounds [Check]'s PING.
 	DefaultCheckTimeout = 3 * time.Second
+	// bufferSize is each pooled connection's read and write buffer.
+	// go-redis's default is 32 KiB each, 64 KiB a connection, most of
+	// the Redis client's memory (see #17, memory per in-flight turn); a
+	// turn's commands and replies are a few hundred bytes, and a longer
+	// bulk reply is read straight into its own slice, past the buffer.
+	bufferSize = 4 << 10
 )
 
 // Config says how to reach Redis. A zero field means its default.
@@ -102,6 +108,7 @@ func New(cfg Config) (redis.UniversalClient, Info, error) {
 		}
 		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = dial, io, io
 		opt.MaxRetries, opt.DialerRetries = 1, 1
+		opt.ReadBufferSize, opt.WriteBufferSize = bufferSize, bufferSize
 		if tlsCfg, err = withCA(opt.TLSConfig, cfg.CA); err != nil {
 			return nil, info, err
 		}
@@ -115,6 +122,7 @@ func New(cfg Config) (redis.UniversalClient, Info, error) {
 	}
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = dial, io, io
 	opt.DialerRetries = 1
+	opt.ReadBufferSize, opt.WriteBufferSize = bufferSize, bufferSize
 	// MaxRetries stays go-redis's: a cluster client spends retries on
 	// MOVED and TRYAGAIN while slots move, which is its job.
 	if opt.TLSConfig != nil {

@@ -173,3 +173,29 @@ func TestCluster(t *testing.T) {
 }
 
 func port(addr string) string { return addr[strings.LastIndex(addr, ":")+1:] }
+
+// TestLargeValues sends and reads back values far larger than the
+// connections' 4 KiB buffers, in one command and in a script, as a long
+// session's history is.
+func TestLargeValues(t *testing.T) {
+	rdb, _, err := redisconn.New(redisconn.Config{URL: redistest.URL(redistest.Start(t))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	key := "{" + redistest.Prefix(t) + "}big"
+	for _, n := range []int{4095, 4096, 70_000, 3 << 20} {
+		want := strings.Repeat("x", n-1) + "!"
+		if err := rdb.Set(t.Context(), key, want, time.Minute).Err(); err != nil {
+			t.Fatalf("set %d bytes: %v", n, err)
+		}
+		got, err := rdb.Get(t.Context(), key).Result()
+		if err != nil || got != want {
+			t.Fatalf("get %d bytes: %d bytes, %v; want them back", n, len(got), err)
+		}
+		got, err = rdb.Eval(t.Context(), "return redis.call('GET', KEYS[1]) .. ARGV[1]", []string{key}, want).Text()
+		if err != nil || got != want+want {
+			t.Fatalf("script over %d bytes: %d bytes, %v; want %d", n, len(got), err, 2*n)
+		}
+	}
+}
