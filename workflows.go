@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -47,11 +46,6 @@ func openWorkflows(o resolved, rdb redis.UniversalClient, tools agent.Tools, tur
 		return nil, nil, fmt.Errorf("option Workflows (LAMBDAGENT_WORKFLOWS): %w", err)
 	}
 	var store engine.Store
-	if _, cluster := rdb.(*redis.ClusterClient); cluster {
-		// A run's commit touches its keys and the shared queues in one
-		// script: one node only (see the README's Workflows).
-		return nil, nil, errors.New("option Workflows (LAMBDAGENT_WORKFLOWS): workflow runs need a standalone Redis (or Sentinel), not a cluster")
-	}
 	if rdb != nil {
 		// A run popped by a worker that died before leasing it is queued
 		// again after twice the lease's life.

@@ -225,8 +225,13 @@ steps:
     input: {n: 50}
 `
 
-// storeKinds are the engine.Store implementations every test runs on.
-var storeKinds = []string{"redis", "file"}
+// storeKinds are the engine.Store implementations every test runs on:
+// Redis on one node and on a cluster, and the embedded file.
+var storeKinds = []string{"redis", "cluster", "file"}
+
+// clusterURL is the Redis Cluster TestEngine started for the "cluster"
+// kind; every fixture on it has a prefix of its own.
+var clusterURL string
 
 // TestEngine runs each test on each store.
 func TestEngine(t *testing.T) {
@@ -243,6 +248,7 @@ func TestEngine(t *testing.T) {
 		"WorkerDiesAnotherTakesOver": testWorkerDiesAnotherTakesOver,
 		"AdvanceUntilHandsOn":        testAdvanceUntilHandsOn,
 	}
+	clusterURL = redistest.StartCluster(t).URL()
 	for _, kind := range storeKinds {
 		for name, test := range tests {
 			t.Run(kind+"/"+name, func(t *testing.T) { test(t, kind) })
@@ -256,8 +262,12 @@ func newFixture(t *testing.T, kind string, leaseTTL time.Duration) *fixture {
 	var rdb redis.UniversalClient
 	var pre string
 	switch kind {
-	case "redis":
-		rdb = redistest.Client(t, redistest.Start(t))
+	case "redis", "cluster":
+		if kind == "cluster" {
+			rdb = redistest.Client(t, clusterURL)
+		} else {
+			rdb = redistest.Client(t, redistest.Start(t))
+		}
 		pre = redistest.Prefix(t)
 		rs, err := redisrun.New(rdb, redisrun.Config{Prefix: pre})
 		if err != nil {
@@ -629,7 +639,7 @@ func TestLeaseStolenFencesTheOldWorker(t *testing.T) {
 	go func() { doneA <- f.e.Advance(t.Context(), id) }()
 	<-f.srv.slowEntered
 	// The lease expires (as if A had stalled past its TTL).
-	if err := f.rdb.Del(t.Context(), f.pre+"wf:{"+id+"}:lease").Err(); err != nil {
+	if err := f.rdb.Del(t.Context(), f.pre+"{wf}:"+id+":lease").Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.e.Advance(t.Context(), id); err != nil {

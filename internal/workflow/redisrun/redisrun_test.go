@@ -46,7 +46,7 @@ func TestKeysAndFencing(t *testing.T) {
 	if err := s.Commit(ctx, id, "other", engine.Commit{Status: engine.Failed, Now: now}); !errors.Is(err, engine.ErrLeaseLost) {
 		t.Errorf("commit without the lease: %v", err)
 	}
-	if n := rdb.HLen(ctx, pre+"wf:{acme/run_1}:steps").Val(); n != 11 {
+	if n := rdb.HLen(ctx, pre+"{wf}:acme/run_1:steps").Val(); n != 11 {
 		t.Errorf("steps hash has %d records, want 11 (one per step, none per commit)", n)
 	}
 	keys := rdb.Keys(ctx, pre+"*").Val()
@@ -54,7 +54,7 @@ func TestKeysAndFencing(t *testing.T) {
 	for i := range keys {
 		keys[i] = strings.TrimPrefix(keys[i], pre)
 	}
-	want := []string{"wf:active", "wf:ready", "wf:runs:acme", "wf:{acme/run_1}:lease", "wf:{acme/run_1}:run", "wf:{acme/run_1}:steps"}
+	want := []string{"{wf}:acme/run_1:lease", "{wf}:acme/run_1:run", "{wf}:acme/run_1:steps", "{wf}:active", "{wf}:ready", "{wf}:runs:acme"}
 	if !slices.Equal(keys, want) {
 		t.Errorf("keys = %q, want %q", keys, want)
 	}

@@ -1,29 +1,29 @@
 // Package redisrun keeps workflow runs in Redis ([engine.Store]), for
 // processes that share them: serve's workers, Lambda instances, dev.
 //
-// Each run is a few keys under one hash tag, tenant-scoped like
-// sessions (session.Scope):
+// Every key shares one Redis Cluster hash tag, {wf}, because the scripts
+// touch a run's keys and the deployment's queues together: on a cluster
+// one shard carries every workflow run (as {rl} carries the rate
+// limiter), and no script is refused with CROSSSLOT. Runs are
+// tenant-scoped like sessions (session.Scope):
 //
-//	<prefix>wf:{<store id>}:run     HASH: id, tenant, workflow, status,
+//	<prefix>{wf}:<store id>:run     HASH: id, tenant, workflow, status,
 //	                                input, output, error, created, updated
-//	<prefix>wf:{<store id>}:lease   STRING: the advancer's token; PX expiry
-//	<prefix>wf:{<store id>}:steps   HASH: step key → step record JSON
-//	<prefix>wf:{<store id>}:events  HASH: event name → body, until consumed
+//	<prefix>{wf}:<store id>:lease   STRING: the advancer's token; PX expiry
+//	<prefix>{wf}:<store id>:steps   HASH: step key → step record JSON
+//	<prefix>{wf}:<store id>:events  HASH: event name → body, until consumed
 //
 // and the deployment's queues:
 //
-//	<prefix>wf:ready                LIST of store ids to advance
-//	<prefix>wf:timers               ZSET store id by due time (ms)
-//	<prefix>wf:active               ZSET store id by lease expiry (ms)
-//	<prefix>wf:runs:<tenant>        ZSET run store ids by creation (ms)
-//	<prefix>wf:idem:<tenant>:<workflow>:<key>   STRING: store id
+//	<prefix>{wf}:ready              LIST of store ids to advance
+//	<prefix>{wf}:timers             ZSET store id by due time (ms)
+//	<prefix>{wf}:active             ZSET store id by lease expiry (ms)
+//	<prefix>{wf}:runs:<tenant>      ZSET run store ids by creation (ms)
+//	<prefix>{wf}:idem:<tenant>:<workflow>:<key>   STRING: store id
 //
 // Every method is one Lua script (or one command): atomic, one round
 // trip. A step's commit sends only that step's record, so its cost does
 // not grow with the run; the run's state grows with its outputs only.
-// The scripts touch a run's keys and the queues together, which needs
-// one Redis (standalone or Sentinel); Redis Cluster would need the queue
-// updates split off (not done).
 package redisrun
 
 import (
@@ -98,15 +98,15 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 type keys struct{ run, lease, steps, events string }
 
 func (s *Store) keys(id string) keys {
-	b := s.prefix + "wf:{" + id + "}:"
+	b := s.prefix + "{wf}:" + id + ":"
 	return keys{run: b + "run", lease: b + "lease", steps: b + "steps", events: b + "events"}
 }
 
-func (s *Store) ready() string  { return s.prefix + "wf:ready" }
-func (s *Store) timers() string { return s.prefix + "wf:timers" }
-func (s *Store) active() string { return s.prefix + "wf:active" }
+func (s *Store) ready() string  { return s.prefix + "{wf}:ready" }
+func (s *Store) timers() string { return s.prefix + "{wf}:timers" }
+func (s *Store) active() string { return s.prefix + "{wf}:active" }
 func (s *Store) index(tenant string) string {
-	return s.prefix + "wf:runs:" + tenant
+	return s.prefix + "{wf}:runs:" + tenant
 }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
@@ -126,7 +126,7 @@ func (s *Store) Create(ctx context.Context, r engine.Run, idemKey string) (engin
 	k := s.keys(r.StoreID)
 	idem := k.run // unused without a key
 	if idemKey != "" {
-		idem = s.prefix + "wf:idem:" + r.Tenant + ":" + r.Workflow + ":" + idemKey
+		idem = s.prefix + "{wf}:idem:" + r.Tenant + ":" + r.Workflow + ":" + idemKey
 	}
 	args := []any{r.StoreID, idemKey, s.idemTTL.Milliseconds(), ms(r.CreatedAt), ms(r.CreatedAt.Add(s.requeue)),
 		"id", r.ID, "tenant", r.Tenant, "workflow", r.Workflow, "status", r.Status,
