@@ -93,12 +93,11 @@ func TestWorkflowChaos(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 2))
 	l := &ledger{results: map[string]string{}, effects: map[string]int{}}
 	srv := l.server()
-	// Stateless: serve processes sharing one Redis resume one stored
-	// Mcp-Session-Id, and their JSON-RPC request ids collide on it (a
-	// stateful go-sdk server rejects a "duplicate in-flight request ID");
-	// that is a matter for the MCP session sharing, not for workflows.
-	hs := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
-		&mcp.StreamableHTTPOptions{Stateless: true}))
+	// Stateful: serve processes sharing one Redis continue one stored
+	// Mcp-Session-Id, calling on it at once; each sends request ids of its
+	// own (mcptools' idSpace), which the server would otherwise refuse as
+	// a "duplicate in-flight request ID".
+	hs := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
 	t.Cleanup(func() { hs.CloseClientConnections(); hs.Close() })
 
 	dir := t.TempDir()
