@@ -120,8 +120,10 @@ func TestChaosKillServers(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	sim := httptest.NewServer(claudesim.New(claudesim.Config{Latency: 50 * time.Millisecond, LatencyJitter: 150 * time.Millisecond, Seed: seed}))
 	t.Cleanup(sim.Close)
+	redisURL := redistest.URL(redistest.Start(t)) // a cluster or TLS under $REDISTEST_CLUSTER, $REDISTEST_TLS
 	env := []string{
-		"REDIS_URL=" + redistest.URL(redistest.Start(t)),
+		"REDIS_URL=" + redisURL,
+		"LAMBDAGENT_REDIS_CA=" + redistest.CAFor(redisURL),
 		"LAMBDAGENT_REDIS_PREFIX=" + redistest.Prefix(t),
 		"ANTHROPIC_API_KEY=test-key",
 		"ANTHROPIC_BASE_URL=" + sim.URL,

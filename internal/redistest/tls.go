@@ -115,6 +115,10 @@ func startSharedTLS(t testing.TB) string {
 	return sharedTLS.srv.URL()
 }
 
+// CAFor returns the CA file a process needs to reach u (for
+// LAMBDAGENT_REDIS_CA): the shared TLS server's when u is its URL, else "".
+func CAFor(u string) string { return sharedCA(u) }
+
 // sharedCA returns the CA file of the shared TLS server if u is its URL.
 func sharedCA(u string) string {
 	sharedTLS.mu.Lock()
