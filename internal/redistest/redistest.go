@@ -324,6 +324,11 @@ func ping(addr string) error {
 	if err != nil {
 		return err
 	}
+	return pingConn(c)
+}
+
+// pingConn sends PING on c, expects PONG within a second, and closes c.
+func pingConn(c net.Conn) error {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(time.Second))
 	if _, err := c.Write([]byte("PING\r\n")); err != nil {
