@@ -243,6 +243,20 @@ func WriteKind(w http.ResponseWriter, k Kind, msg string) {
 	Write(w, &Error{Kind: k, Message: msg})
 }
 
+// StatusOfBody is the HTTP status of the error kind a JSON error body
+// names (as [Body] writes it): what a client of a stream, where an error
+// arrives as an event after the 200, reads in place of a status. 500 for
+// a body it cannot read or a kind this package does not define.
+func StatusOfBody(body []byte) int {
+	var e struct {
+		Error struct {
+			Type Kind `json:"type"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(body, &e)
+	return e.Error.Type.Status()
+}
+
 // Body is the JSON error body of e, newline included: what [Write] sends.
 func Body(e *Error) []byte {
 	var body struct {

@@ -241,3 +241,21 @@ func TestWrite(t *testing.T) {
 		})
 	}
 }
+
+func TestStatusOfBody(t *testing.T) {
+	for body, want := range map[string]int{
+		`{"error":{"type":"interrupted","message":"x"}}`:  503,
+		`{"error":{"type":"session_busy","message":"x"}}`: 409,
+		`{"error":{"type":"rate_limited","message":"x"}}`: 429,
+		`{"error":{"type":"no_such_kind","message":"x"}}`: 500,
+		`not json`: 500,
+	} {
+		if got := apierr.StatusOfBody([]byte(body)); got != want {
+			t.Errorf("StatusOfBody(%s) = %d, want %d", body, got, want)
+		}
+	}
+	// It reads what Body writes.
+	if got := apierr.StatusOfBody(apierr.Body(&apierr.Error{Kind: apierr.Conflict, Message: "m"})); got != 409 {
+		t.Errorf("StatusOfBody(Body(conflict)) = %d, want 409", got)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lambdagent/lambdagent/internal/apierr"
 	"github.com/lambdagent/lambdagent/internal/stream"
 )
 
@@ -76,7 +77,7 @@ func (c *Chat) sendStream(ctx context.Context, w *errWriter, body []byte, key st
 		c.last = st.answer
 		c.printFigures(w, st.answer)
 	case st.errBody != nil:
-		w.printf("error: %s\n", httpError(statusOfError(st.errBody), st.errBody))
+		w.printf("error: %s\n", httpError(apierr.StatusOfBody(st.errBody), st.errBody))
 	case err != nil:
 		w.printf("error: %s\n", transportError(c.turnURL, err))
 	default:
@@ -152,20 +153,4 @@ func (c *Chat) readStream(r io.Reader, w *errWriter, st *streamState) error {
 		}
 		return nil
 	})
-}
-
-// statusOfError guesses the status of an error event from its type, for
-// the message.
-func statusOfError(body []byte) int {
-	switch {
-	case isType(body, "interrupted", "store_unavailable", "upstream_overloaded"):
-		return http.StatusServiceUnavailable
-	case isType(body, "rate_limited", "too_many_turns"):
-		return http.StatusTooManyRequests
-	case isType(body, "upstream_error", "upstream_unreachable"):
-		return http.StatusBadGateway
-	case isType(body, "timeout"):
-		return http.StatusGatewayTimeout
-	}
-	return http.StatusInternalServerError
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lambdagent/lambdagent/internal/apierr"
 	"github.com/lambdagent/lambdagent/internal/stream"
 )
 
@@ -74,7 +75,7 @@ func postStream(ctx context.Context, c *http.Client, u string, body []byte, key,
 		case stream.TurnEnd:
 			out.status, out.body = http.StatusOK, ev.Data
 		case stream.Error:
-			out.status, out.body = statusOf(ev.Data), ev.Data
+			out.status, out.body = apierr.StatusOfBody(ev.Data), ev.Data
 		}
 		return nil
 	})
@@ -86,30 +87,6 @@ func postStream(ctx context.Context, c *http.Client, u string, body []byte, key,
 		return streamReply{reply: reply{err: err}}
 	}
 	return out
-}
-
-// statusOf is the HTTP status an error event's kind would have had, for
-// the errors table and the retry decision.
-func statusOf(body []byte) int {
-	var e struct {
-		Error struct {
-			Type string `json:"type"`
-		} `json:"error"`
-	}
-	_ = json.Unmarshal(body, &e)
-	switch e.Error.Type {
-	case "rate_limited", "too_many_turns":
-		return http.StatusTooManyRequests
-	case "conflict", "session_busy":
-		return http.StatusConflict
-	case "store_unavailable", "upstream_overloaded", "interrupted":
-		return http.StatusServiceUnavailable
-	case "timeout":
-		return http.StatusGatewayTimeout
-	case "upstream_error", "upstream_unreachable":
-		return http.StatusBadGateway
-	}
-	return http.StatusInternalServerError
 }
 
 // recordStream keeps a streamed turn's time to first token and checks
