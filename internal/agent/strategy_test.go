@@ -238,3 +238,49 @@ func TestWindowExceededRetriesShorter(t *testing.T) {
 	// The next turn is too long in full, and shortened again.
 	runTurn(t, f, "x", "and then?")
 }
+
+// A compacted reply's compaction iteration is billed but not in the
+// top-level usage (see claude.Usage): the turn's usage, its cost and the
+// session's counters count it, streamed or not.
+func TestCompactionUsageCounted(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
+			f := newFixture(t, claudesim.Config{MinCompactTrigger: 100}, nil, agent.Config{History: agent.HistoryCompact, HistoryTriggerTokens: 500})
+			req := agent.Request{SessionID: "u", Message: strings.Repeat("context ", 300)}
+			if stream {
+				req.Sink = &recorder{}
+			}
+			ans, err := f.agent.Run(t.Context(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs := f.sim.Requests()
+			if len(recs) != 1 || len(recs[0].Usage.Iterations) != 2 {
+				t.Fatalf("%d requests; want 1, compacted (usage.iterations of 2)", len(recs))
+			}
+			u := recs[0].Usage
+			in, out := int64(u.InputTokens+u.CacheReadInputTokens+u.CacheCreationInputTokens), int64(u.OutputTokens)
+			var compIn, compOut int64
+			for _, it := range u.Iterations {
+				if it.Type == "compaction" {
+					compIn += int64(it.InputTokens + it.CacheReadInputTokens + it.CacheCreationInputTokens)
+					compOut += int64(it.OutputTokens)
+				}
+			}
+			if compIn == 0 || compOut == 0 {
+				t.Fatalf("compaction iteration read %d and wrote %d tokens", compIn, compOut)
+			}
+			got := ans.Result.Usage
+			if gotIn := got.InputTokens + got.CacheReadInputTokens + got.CacheCreationInputTokens; gotIn != in+compIn || got.OutputTokens != out+compOut {
+				t.Errorf("turn usage %d in / %d out; want the message's %d / %d plus the compaction's %d / %d", gotIn, got.OutputTokens, in, out, compIn, compOut)
+			}
+			st, err := f.store.Load(t.Context(), session.Scope("", "u"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Counters["output_tokens"] != out+compOut {
+				t.Errorf("session counters output_tokens = %d, want %d", st.Counters["output_tokens"], out+compOut)
+			}
+		})
+	}
+}

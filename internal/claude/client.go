@@ -122,6 +122,35 @@ type Usage struct {
 	CostUSD float64 `json:"cost_usd,omitzero"`
 }
 
+// UnmarshalJSON reads a usage object as the API sends it, compaction
+// iterations included: a reply the API compacted (compact_20260112, see
+// #14) lists in usage.iterations a "compaction" entry whose tokens are
+// billed but, as documented, not in the top-level counts, which are the
+// message iteration's. They are added here, so that every reader of
+// Usage (the turn's usage and cost, the limiter, telemetry) counts what
+// was billed.
+func (u *Usage) UnmarshalJSON(b []byte) error {
+	type plain Usage
+	var v struct {
+		plain
+		Iterations []struct {
+			Type string `json:"type"`
+			plain
+		} `json:"iterations"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	sum := Usage(v.plain)
+	for _, it := range v.Iterations {
+		if it.Type == "compaction" {
+			sum = sum.Add(Usage(it.plain))
+		}
+	}
+	*u = sum
+	return nil
+}
+
 // Tokens returns the token counts of u in the form the pricing package
 // prices.
 func (u Usage) Tokens() pricing.Tokens {

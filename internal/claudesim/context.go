@@ -478,8 +478,9 @@ func (r *request) headTokens() int {
 // iteration read (the whole prompt, from the cache where it could); the
 // message iteration reads the head and the summary. The top-level counts
 // are the message iteration's, as documented; the sum of the iterations
-// is what was billed. With pause_after_compaction the reply is the block
-// alone, stop_reason "compaction", and the counts are the compaction's.
+// is what was billed (a compaction entry's tokens are not in the
+// top-level counts). With pause_after_compaction the reply is the block
+// alone, stop_reason "compaction", and the top-level counts are zero.
 func (s *Server) compactedUsage(r *request, usage Usage, rep reply, block outBlock, e edit) (Usage, reply) {
 	comp := iterationUsage{
 		Type:                     "compaction",
@@ -490,9 +491,10 @@ func (s *Server) compactedUsage(r *request, usage Usage, rep reply, block outBlo
 		OutputTokens:             block.tokens(),
 	}
 	if e.pause {
-		usage.OutputTokens = comp.OutputTokens
-		usage.Iterations = []iterationUsage{comp}
-		return usage, reply{content: []outBlock{block}, stopReason: "compaction", outputTokens: comp.OutputTokens}
+		// No message iteration ran, and a compaction's tokens are not in
+		// the top-level counts.
+		out := Usage{ServiceTier: usage.ServiceTier, Iterations: []iterationUsage{comp}}
+		return out, reply{content: []outBlock{block}, stopReason: "compaction", outputTokens: 0}
 	}
 	msg := iterationUsage{Type: "message", InputTokens: r.headTokens() + block.tokens(), OutputTokens: rep.outputTokens}
 	out := Usage{

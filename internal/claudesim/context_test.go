@@ -103,6 +103,21 @@ func TestCompaction(t *testing.T) {
 		t.Errorf("top-level input_tokens = %d: want the message iteration's, after the summary", m.Usage.InputTokens)
 	}
 
+	// Streamed, message_delta's usage carries the iterations too.
+	stream := client.Beta.Messages.NewStreaming(ctx, params)
+	var deltaIterations int
+	for stream.Next() {
+		if e := stream.Current(); e.Type == "message_delta" {
+			deltaIterations = len(e.Usage.Iterations)
+		}
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if deltaIterations != 2 {
+		t.Errorf("streamed message_delta usage has %d iterations, want 2", deltaIterations)
+	}
+
 	// Sent back, the block replaces everything before it.
 	next := params
 	next.Messages = append(append([]anthropic.BetaMessageParam{}, params.Messages...), m.ToParam(), betaUser("what now?"))

@@ -142,9 +142,11 @@
 //     starts with a {"type":"compaction","content":…,"encrypted_content":…,
 //     "signature":…} block (streamed as its start, one compaction_delta,
 //     its stop) and goes on from the summary, its thinking bound to it;
-//     usage.iterations lists the compaction and the message, and the
-//     top-level counts are the message's. With pause_after_compaction the
-//     reply is the block alone, stop_reason "compaction". Sent back (in an
+//     usage.iterations (in the message and in a stream's message_delta)
+//     lists the compaction and the message, and the top-level counts are
+//     the message's: the compaction's tokens are billed but not in them.
+//     With pause_after_compaction the reply is the block alone,
+//     stop_reason "compaction", top-level counts zero. Sent back (in an
 //     assistant message, with the header), the block must be unchanged
 //     (else 400 "Invalid `signature` in `compaction` block"), and
 //     everything before the last one is dropped: not counted, cached,

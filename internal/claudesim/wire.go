@@ -52,6 +52,9 @@ type deltaUsage struct {
 	CacheCreationInputTokens int `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int `json:"cache_read_input_tokens"`
 	OutputTokens             int `json:"output_tokens"`
+	// Iterations is the reply's usage.iterations (a compacted reply's),
+	// as the API's message_delta carries it.
+	Iterations []iterationUsage `json:"iterations,omitempty"`
 }
 
 // marshal encodes v as the API does: compact, with <, > and & literal.
@@ -202,6 +205,7 @@ func streamEvents(msg messageJSON) []sseEvent {
 			CacheCreationInputTokens: msg.Usage.CacheCreationInputTokens,
 			CacheReadInputTokens:     msg.Usage.CacheReadInputTokens,
 			OutputTokens:             msg.Usage.OutputTokens,
+			Iterations:               msg.Usage.Iterations,
 		},
 		ContextManagement: msg.ContextManagement,
 	}))
