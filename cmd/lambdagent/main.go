@@ -28,6 +28,7 @@ import (
 	"syscall"
 
 	"github.com/lambdagent/lambdagent/internal/awssecrets"
+	"github.com/lambdagent/lambdagent/internal/memlimit"
 	"github.com/lambdagent/lambdagent/internal/redact"
 )
 
@@ -77,12 +78,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("configuration: %w", err)
 	}
 	log := slog.New(redact.Handler(newLogger(cfg, stderr).Handler(), secrets.String))
-	if getenv("AWS_LAMBDA_RUNTIME_API") != "" {
-		return runLambda(ctx, cfg, log)
-	}
 	mode := ""
 	if len(args) > 0 {
 		mode, args = args[0], args[1:]
+	}
+	if cfg.onLambda || mode == "serve" || mode == "dev" {
+		// The processes that run turns size their collector to the
+		// memory they are given (see internal/memlimit); the tools do not.
+		plan, err := memlimit.Decide(memlimit.Env{Getenv: getenv, ReadFile: os.ReadFile})
+		if err != nil {
+			return fmt.Errorf("configuration: %w", err)
+		}
+		memlimit.Apply(plan)
+		log.Info(plan.String())
+	}
+	if cfg.onLambda {
+		return runLambda(ctx, cfg, log)
 	}
 	switch mode {
 	case "dev":
