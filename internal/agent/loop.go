@@ -256,13 +256,20 @@ func (a *Agent) call(ctx context.Context, t *turn, c conv, noTools bool, res *Re
 			msgs = append(slices.Clip(t.msgs), assistantMessage(paused))
 		}
 		body, betas := a.historyRequest(c, t, maxTokens, msgs, noTools, t.keep)
+		onDelta := eventsFrom(ctx).onDelta()
+		if onDelta != nil {
+			// Asked for here, so the client sends this buffer rather
+			// than a copy of it with the field added.
+			body = append(body[:len(body)-1], `,"stream":true}`...)
+		}
 		started := time.Now()
 		reply, err := a.model.Create(ctx, claude.Request{
 			Model:     a.cfg.Model,
 			MaxTokens: maxTokens,
 			Body:      body,
 			Betas:     betas,
-			OnDelta:   eventsFrom(ctx).onDelta(),
+			OnDelta:   onDelta,
+			Streaming: onDelta != nil,
 			Release:   releaser(body),
 		})
 		t.time.model += time.Since(started)

@@ -21,38 +21,57 @@ import (
 // overwritten at once: under -race a transport still reading it is a
 // reported race, and without -race the simulator sees a broken body.
 func TestRelease(t *testing.T) {
-	srv := httptest.NewServer(claudesim.New(claudesim.Config{}))
+	sim := claudesim.New(claudesim.Config{})
+	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	c, err := claude.New(claude.Config{APIKey: "test-key", BaseURL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := []byte(`{"model":"` + sonnet + `","max_tokens":100,"messages":[{"role":"user","content":"` + strings.Repeat("weather ", 40000) + `"}]}`)
-	buf := make([]byte, len(body))
-	for i := range 20 {
-		copy(buf, body)
-		var calls atomic.Int32
-		released := make(chan struct{})
-		r, err := c.Create(t.Context(), claude.Request{Model: sonnet, MaxTokens: 100, Body: buf, Release: func() {
-			if calls.Add(1) == 1 {
-				clear(buf)
-				close(released)
+	// Streamed, a body that asks for the stream itself (Streaming) is
+	// sent as is, and released the same way.
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
+			field := ""
+			if stream {
+				field = `,"stream":true`
 			}
-		}})
-		if err != nil {
-			t.Fatalf("call %d: %v", i, err)
-		}
-		if r.Usage.InputTokens == 0 {
-			t.Fatalf("call %d: usage %+v, want input tokens", i, r.Usage)
-		}
-		select {
-		case <-released:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("call %d: Release not called 5 s after Create returned", i)
-		}
-		if n := calls.Load(); n != 1 {
-			t.Fatalf("call %d: Release called %d times, want once", i, n)
-		}
+			body := []byte(`{"model":"` + sonnet + `","max_tokens":100,"messages":[{"role":"user","content":"` + strings.Repeat("weather ", 40000) + `"}]` + field + `}`)
+			buf := make([]byte, len(body))
+			for i := range 20 {
+				copy(buf, body)
+				var calls atomic.Int32
+				var deltas int
+				released := make(chan struct{})
+				req := claude.Request{Model: sonnet, MaxTokens: 100, Body: buf, Release: func() {
+					if calls.Add(1) == 1 {
+						clear(buf)
+						close(released)
+					}
+				}}
+				if stream {
+					req.OnDelta, req.Streaming = func(claude.Delta) { deltas++ }, true
+				}
+				r, err := c.Create(t.Context(), req)
+				if err != nil {
+					t.Fatalf("call %d: %v", i, err)
+				}
+				if r.Usage.InputTokens == 0 {
+					t.Fatalf("call %d: usage %+v, want input tokens", i, r.Usage)
+				}
+				if recs := sim.Requests(); recs[len(recs)-1].Stream != stream || (stream && deltas == 0) {
+					t.Fatalf("call %d: the simulator saw stream=%v, %d deltas; want stream=%v", i, recs[len(recs)-1].Stream, deltas, stream)
+				}
+				select {
+				case <-released:
+				case <-time.After(5 * time.Second):
+					t.Fatalf("call %d: Release not called 5 s after Create returned", i)
+				}
+				if n := calls.Load(); n != 1 {
+					t.Fatalf("call %d: Release called %d times, want once", i, n)
+				}
+			}
+		})
 	}
 }
 

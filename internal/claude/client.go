@@ -97,6 +97,10 @@ type Request struct {
 	// goroutine; the Reply is the same as without (see #15). Nil keeps
 	// the plain JSON call.
 	OnDelta func(Delta)
+	// Streaming says Body already asks for a stream ("stream":true), so
+	// that with OnDelta Create sends Body itself rather than a copy with
+	// the field added: a deep turn's body is the size of its history.
+	Streaming bool
 	// Release, if set, is called once when nothing reads Body any more:
 	// after Create returned and the HTTP transport closed every body it
 	// was given, which may be later (see [net/http.RoundTripper]). The
@@ -216,7 +220,8 @@ func (c *Client) Create(ctx context.Context, req Request) (*Reply, error) {
 	if len(req.Body) == 0 {
 		return nil, errEmptyBody
 	}
-	if req.OnDelta != nil {
+	var sent *sentBody
+	if req.OnDelta != nil && !req.Streaming {
 		// The streamed request is a copy of Body (see withStream):
 		// nothing reads Body once it is made.
 		body, err := withStream(req.Body)
@@ -226,12 +231,14 @@ func (c *Client) Create(ctx context.Context, req Request) (*Reply, error) {
 		if err != nil {
 			return nil, err
 		}
-		return c.createStream(ctx, req, body)
+		return c.createStream(ctx, req, body, nil)
 	}
-	var sent *sentBody
 	if req.Release != nil {
 		sent = newSentBody(req.Body, req.Release)
 		defer sent.unref()
+	}
+	if req.OnDelta != nil {
+		return c.createStream(ctx, req, req.Body, sent)
 	}
 	var reply *Reply
 	attempts := 0

@@ -34,14 +34,15 @@ func (e midStream) Retryable() bool { return false }
 // for a streamed reply) it sends: it calls OnDelta with each text and
 // thinking delta as it arrives, and reads the same Reply the JSON reply would decode to. A
 // transient failure before the first delta is retried like Create's;
-// after it, it is returned.
-func (c *Client) createStream(ctx context.Context, req Request, body []byte) (*Reply, error) {
+// after it, it is returned. sent, when not nil, is body's release
+// tracking (Request.Release).
+func (c *Client) createStream(ctx context.Context, req Request, body []byte, sent *sentBody) (*Reply, error) {
 	var reply *Reply
 	attempts := 0
 	err := c.retry.Do(ctx, func(ctx context.Context) error {
 		attempts++
 		delivered := false
-		r, err := c.create(ctx, body, req.Betas, nil, req.OnDelta, &delivered)
+		r, err := c.create(ctx, body, req.Betas, sent, req.OnDelta, &delivered)
 		reply = r
 		if err != nil && delivered {
 			return midStream{err}
