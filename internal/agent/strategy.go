@@ -95,7 +95,7 @@ func (a *Agent) historyFor(req Request, st *session.State, c *conv) error {
 	if h == c.history {
 		return nil
 	}
-	if len(st.Pinned) > 0 || len(st.Messages) > 0 {
+	if len(st.Pinned) > 0 || st.Version > 0 {
 		return fmt.Errorf("%w: session %s uses history strategy %s; a session keeps the strategy it started with", ErrBadRequest, req.SessionID, c.history)
 	}
 	c.store, c.history = pinHistory(c.store, h), h
@@ -129,7 +129,7 @@ func (a *Agent) historyRequest(c conv, t *turn, maxTokens int, msgs []json.RawMe
 	var extra []byte
 	switch c.history {
 	case HistoryWindow:
-		history = windowed(history, msgs, a.cfg.HistoryWindowTurns, true)
+		history = windowed(history, msgs, a.cfg.HistoryWindowTurns, true, t.firstStarts)
 	case HistoryCompact:
 		history, msgs = fromCompaction(history, msgs)
 		extra = a.compactEdits()
@@ -139,7 +139,8 @@ func (a *Agent) historyRequest(c conv, t *turn, maxTokens int, msgs []json.RawMe
 		betas = append(betas[:len(betas):len(betas)], betaContextManagement)
 	}
 	if keep > 0 {
-		history = windowed(history, msgs, keep, false)
+		// keep counts the turns of what is sent, whatever was read.
+		history = windowed(history, msgs, keep, false, 0)
 	}
 	body := a.requestBody(c, maxTokens, history, msgs, noTools)
 	if extra != nil {
@@ -207,7 +208,7 @@ func keptTurns(c conv, t *turn, msgs []json.RawMessage, windowTurns int) int {
 	history := t.history
 	switch c.history {
 	case HistoryWindow:
-		history = windowed(history, msgs, windowTurns, true)
+		history = windowed(history, msgs, windowTurns, true, t.firstStarts)
 	case HistoryCompact:
 		history, msgs = fromCompaction(history, msgs)
 	}
@@ -267,25 +268,16 @@ func turnStarts(history []json.RawMessage) []int {
 // being made (msgs) at most n turns are sent, cut where a turn starts,
 // thinking blocks dropped. With steps, the cut moves n/2 turns at a time
 // (the prompt cache then survives between cuts); without, it keeps as
-// many turns as fit.
-func windowed(history, msgs []json.RawMessage, n int, steps bool) []json.RawMessage {
-	starts := turnStarts(history)
-	total := len(starts)
-	if len(msgs) > 0 && startsTurn(msgs[0]) {
-		total++
-	}
-	if total <= n || len(starts) == 0 {
+// many turns as fit. before is the number of turn starts before
+// history[0] (State.FirstStarts when the history was read from a cut):
+// the cut is placed on absolute turn numbers, so a history read from a
+// cut is cut where the whole one would have been.
+func windowed(history, msgs []json.RawMessage, n int, steps bool, before int64) []json.RawMessage {
+	from, _, ok := windowFrom(history, msgs, n, steps, before)
+	if !ok {
 		return history
 	}
-	over := total - n // turns to cut, at least
-	if steps {
-		step := max(1, n/2)
-		over = (over + step - 1) / step * step
-	}
-	var kept []json.RawMessage
-	if over < len(starts) {
-		kept = history[starts[over]:]
-	}
+	kept := history[from:]
 	// The last message keeps its thinking when the turn answers its
 	// tool calls: the API wants the thinking that made them.
 	last := -1
@@ -301,6 +293,75 @@ func windowed(history, msgs []json.RawMessage, n int, steps bool) []json.RawMess
 		out[i] = dropThinking(m)
 	}
 	return out
+}
+
+// windowFrom returns where in history the window of windowed starts and
+// the absolute number of turn starts before it, or false when the window
+// holds the whole history as it is. A window that would start before
+// history[0] (possible only if the window was made larger after a cut
+// was stored) starts at history[0]; one that keeps no turn of history
+// starts at its end.
+func windowFrom(history, msgs []json.RawMessage, n int, steps bool, before int64) (from int, over int64, ok bool) {
+	starts := turnStarts(history)
+	total := before + int64(len(starts))
+	if len(msgs) > 0 && startsTurn(msgs[0]) {
+		total++
+	}
+	if total <= int64(n) || len(starts) == 0 {
+		return 0, 0, false
+	}
+	over = total - int64(n) // turns to cut, at least
+	if steps {
+		step := int64(max(1, n/2))
+		over = (over + step - 1) / step * step
+	}
+	switch i := over - before; {
+	case i < 0:
+		return 0, before, true
+	case i >= int64(len(starts)):
+		return len(history), over, true
+	default:
+		return starts[i], over, true
+	}
+}
+
+// cutFor returns the cut the turn's final commit stores (see
+// [session.Commit.Cut]): where the history that later turns send starts,
+// so that their Begin reads no more than that. For window, where the
+// turn's window starts: the window only moves forward, so later turns
+// never send anything before it. For compact, the user message before
+// the last compaction block: later requests send the history from that
+// block on, and the history read still starts with the user. Nil for the
+// strategies that send everything, and when the cut would not move.
+func cutFor(c conv, t *turn, windowTurns int) *session.Cut {
+	var at int // index into t.history followed by t.msgs
+	switch c.history {
+	case HistoryWindow:
+		from, over, ok := windowFrom(t.history, t.msgs, windowTurns, true, t.firstStarts)
+		if !ok || from == 0 || from >= len(t.history) {
+			return nil
+		}
+		return &session.Cut{Index: t.first + int64(from), Starts: over}
+	case HistoryCompact:
+		at = -1
+		for i := len(t.history) + len(t.msgs) - 1; i > 0 && at < 0; i-- {
+			if isCompaction(t.message(i)) && bytes.HasPrefix(t.message(i-1), userPrefix) {
+				at = i - 1
+			}
+		}
+		if at <= 0 {
+			return nil
+		}
+	default:
+		return nil
+	}
+	starts := t.firstStarts
+	for i := range at {
+		if startsTurn(t.message(i)) {
+			starts++
+		}
+	}
+	return &session.Cut{Index: t.first + int64(at), Starts: starts}
 }
 
 var thinkingType = []byte(`"thinking"`)
