@@ -367,11 +367,22 @@ func cutFor(c conv, t *turn, windowTurns int) *session.Cut {
 var thinkingType = []byte(`"thinking"`)
 
 // dropThinking returns an assistant message without its thinking blocks,
-// or m itself when it has none.
+// or m itself when it has none. A window session drops them from every
+// message it sends on every turn, so the common form, the one
+// assistantMessage writes, is split without decoding (fastDropThinking);
+// anything else is decoded.
 func dropThinking(m json.RawMessage) json.RawMessage {
 	if !bytes.HasPrefix(m, assistantPrefix) || !bytes.Contains(m, thinkingType) {
 		return m
 	}
+	if out, ok := fastDropThinking(m); ok {
+		return out
+	}
+	return decodedDropThinking(m)
+}
+
+// decodedDropThinking is dropThinking by decoding m.
+func decodedDropThinking(m json.RawMessage) json.RawMessage {
 	var msg struct {
 		Role    string            `json:"role"`
 		Content []json.RawMessage `json:"content"`
@@ -396,4 +407,112 @@ func dropThinking(m json.RawMessage) json.RawMessage {
 	}
 	content, _ := json.Marshal(kept)
 	return assistantMessage(content)
+}
+
+var (
+	assistantContentPrefix = []byte(`{"role":"assistant","content":[`)
+	thinkingBlockPrefix    = []byte(`{"type":"thinking"`)
+	redactedBlockPrefix    = []byte(`{"type":"redacted_thinking"`)
+	typedBlockPrefix       = []byte(`{"type":"`)
+)
+
+// fastDropThinking is dropThinking for a message of the form
+// assistantMessage writes, {"role":"assistant","content":[…]}, whose
+// blocks each start with their type, as the API sends them: it splits the
+// content array with splitArray, and renders the kept blocks as
+// json.Marshal would (compacted, HTML-escaped), so its result is byte for
+// byte the decoding path's and a session's requests do not change with
+// it. It reports false for any other form, or JSON it cannot split.
+func fastDropThinking(m json.RawMessage) (json.RawMessage, bool) {
+	if !bytes.HasPrefix(m, assistantContentPrefix) || !bytes.HasSuffix(m, []byte("]}")) {
+		return nil, false
+	}
+	blocks, ok := splitArray(m[len(assistantContentPrefix)-1 : len(m)-1])
+	if !ok {
+		return nil, false
+	}
+	var out, tmp bytes.Buffer
+	out.Grow(len(m))
+	out.Write(m[:len(assistantContentPrefix)])
+	kept := 0
+	for _, b := range blocks {
+		switch {
+		case bytes.HasPrefix(b, thinkingBlockPrefix), bytes.HasPrefix(b, redactedBlockPrefix):
+			continue
+		case !bytes.HasPrefix(b, typedBlockPrefix):
+			return nil, false
+		}
+		if kept > 0 {
+			out.WriteByte(',')
+		}
+		kept++
+		tmp.Reset()
+		if json.Compact(&tmp, b) != nil {
+			return nil, false
+		}
+		json.HTMLEscape(&out, tmp.Bytes())
+	}
+	switch {
+	case kept == len(blocks) && kept > 0:
+		return m, true
+	case kept == 0:
+		out.Write(mustJSON(textBlock{Type: "text", Text: emptyText}))
+	}
+	out.WriteString("]}")
+	return out.Bytes(), true
+}
+
+// splitArray returns the elements of the JSON array a, each as it is in
+// a without the whitespace around it. It finds their ends by depth and
+// strings only, and checks nothing else: the caller compacts each element
+// it keeps, which fails on one that is not JSON. It reports false when a
+// is not an array or its brackets, quotes and commas do not add up.
+func splitArray(a []byte) ([][]byte, bool) {
+	a = bytes.TrimSpace(a)
+	if len(a) < 2 || a[0] != '[' || a[len(a)-1] != ']' {
+		return nil, false
+	}
+	var out [][]byte
+	depth, start, inString := 0, 1, false
+	for i := 1; i < len(a)-1; i++ {
+		if inString {
+			switch a[i] {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch a[i] {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth < 0 {
+				return nil, false
+			}
+		case ',':
+			if depth == 0 {
+				e := bytes.TrimSpace(a[start:i])
+				if len(e) == 0 {
+					return nil, false
+				}
+				out = append(out, e)
+				start = i + 1
+			}
+		}
+	}
+	if inString || depth != 0 {
+		return nil, false
+	}
+	e := bytes.TrimSpace(a[start : len(a)-1])
+	switch {
+	case len(e) > 0:
+		out = append(out, e)
+	case len(out) > 0:
+		return nil, false // a trailing comma
+	}
+	return out, true
 }
