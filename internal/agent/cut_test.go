@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -102,6 +103,75 @@ func TestCutReadsAsFull(t *testing.T) {
 				}
 			}
 			t.Logf("%d requests, the same; the last Begin read from message %d", len(bodies[0]), firsts[0])
+		})
+	}
+}
+
+// cutAtCheckpoint is a crashStore whose checkpoints also store a cut one
+// message past the open turn's start, as no agent does: the cut passes
+// the turn a retry resumes.
+type cutAtCheckpoint struct{ *crashStore }
+
+func (c cutAtCheckpoint) Commit(ctx context.Context, cm session.Commit) (int64, error) {
+	if !cm.Release {
+		cm.Cut = &session.Cut{Index: cm.Version + 1, Starts: 2}
+	}
+	return c.crashStore.Commit(ctx, cm)
+}
+
+// A turn that died in its tool loop resumes from its start even when the
+// session's cut lies past it: Begin's history does not hold the turn's
+// start, so the agent reads the whole history (Load) and goes on as
+// without the cut, running no tool again.
+func TestResumeBeforeCut(t *testing.T) {
+	for _, store := range stores {
+		t.Run(store.name, func(t *testing.T) {
+			f := store.new(t, claudesim.Config{})
+			tools := newCountingTools(map[string]func(json.RawMessage) string{"charge": func(json.RawMessage) string { return "charged" }})
+			cs := cutAtCheckpoint{&crashStore{Store: f.store}}
+			a, err := agent.New(cs, f.model, tools, agent.Config{LeaseTTL: leaseTTL, QueueWait: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, msg := range []string{"hello", "and again"} {
+				if _, err := a.Run(t.Context(), agent.Request{SessionID: "r", Message: msg}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			req := agent.Request{SessionID: "r", Message: "pay [[tool charge]]", IdempotencyKey: "k"}
+			cs.dead.Store(true)
+			if _, err := a.Run(t.Context(), req); !errors.Is(err, errCrashed) {
+				t.Fatalf("first attempt: err = %v; want the crash", err)
+			}
+			cs.dead.Store(false)
+			// The dead turn's lease ends; then a look at what Begin reads.
+			var st *session.State
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				st, err = f.store.Begin(t.Context(), session.BeginRequest{ID: "r", LeaseToken: "peek", LeaseTTL: time.Minute})
+				if _, busy := errors.AsType[*session.BusyError](err); !busy || time.Now().After(deadline) {
+					break
+				}
+			}
+			if err != nil || st.First != 5 || st.Pending == "" {
+				t.Fatalf("Begin after the crash: %v; want the cut at 5, past the open turn's start at 4", err)
+			}
+			if err := f.store.Release(t.Context(), "r", "peek"); err != nil {
+				t.Fatal(err)
+			}
+			ans, err := a.Run(t.Context(), req)
+			if err != nil {
+				t.Fatalf("retry: %v", err)
+			}
+			if got := tools.count(); got["charge"] != 1 || ans.Result.Response != "tool results: charge=charged" || ans.Result.Turn != 3 {
+				t.Errorf("retry: %d charges, answer %+v; want 1 charge and the tool results as turn 3", got["charge"], ans.Result)
+			}
+			whole, err := f.store.Load(t.Context(), "r")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(whole.Messages); n != 8 || !strings.Contains(string(whole.Messages[4]), "pay") {
+				t.Errorf("stored %d messages; want 8, the turn once from its start at 4", n)
+			}
 		})
 	}
 }
