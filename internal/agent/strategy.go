@@ -40,6 +40,15 @@ import (
 // sent once more with half the turns, cut the same way, before the turn
 // fails with 413 context_window_exceeded.
 //
+// What a request sends bounds what a turn reads, too: the final commit of
+// a compact or window turn stores the session's cut (session.Commit.Cut,
+// see cutFor), where the history that later requests send starts, and
+// their Begin reads from it on, so a turn's cost stays flat however long
+// the session grows. The window is placed on absolute turn numbers
+// (State.FirstStarts), so a turn reading from the cut sends what one
+// reading everything would, byte for byte, and the prompt cache fares as
+// before.
+//
 // A session keeps the strategy it started with: it is stored with the
 // session's pin (see pin.go). A turn may name one (Request.History) only
 // when the session starts, or to name the one it has.
