@@ -55,7 +55,10 @@
 // per message, so a deep session's Begin costs a copy of its bytes, not
 // an allocation per message: hist is the inside of the messages array as
 // the agent sends it to the model (see [session.Joined]), and hlen's
-// lengths cut it into State.Messages without parsing JSON. Earlier
+// lengths cut it into State.Messages without parsing JSON. Begin reads
+// both from the session's cut on ([session.Commit.Cut]; two GETRANGEs), so
+// a session whose strategy sends only the end of its history costs a turn
+// that end, not the whole (see #14); Load reads everything. Earlier
 // versions kept the history in the LIST msgs; such a session reads as before and
 // its next commit converts it inside Redis (see commitScript). Processes
 // of the old version must not share a Redis with this one: they read
