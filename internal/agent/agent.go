@@ -407,6 +407,7 @@ func (a *Agent) Run(ctx context.Context, req Request) (*Answer, error) {
 		Response:       out,
 		Pinned:         pinned,
 		Record:         record(res, stats.from, version+int64(len(msgs)), stats.time, start),
+		Cut:            stats.cut,
 	})
 	if err != nil && a.landed(cctx, sid, version, msgs) {
 		err = nil

@@ -39,8 +39,9 @@ var cannedReply = []byte(`{"id":"msg_bench","type":"message","role":"assistant",
 // Claude client over real HTTP, and the commit; the CPU counted is this
 // process's only, the agent's, not the model stand-in's nor Redis's. It
 // reports the Redis round trips and bytes per turn and the process CPU
-// time per turn. window/ runs the window strategy: its cost must not grow
-// with the history (#14).
+// time per turn. window/ and compact/ run those strategies: their cost
+// must not grow with the history (#14), since a turn reads the history
+// from the session's cut on.
 //
 //	go test ./internal/agent -run '^$' -bench Turn -benchtime 2s
 func BenchmarkTurn(b *testing.B) {
@@ -66,8 +67,16 @@ func BenchmarkTurn(b *testing.B) {
 		for _, depth := range depths {
 			b.Run(fmt.Sprintf("%sdepth=%d", name, depth), func(b *testing.B) {
 				id := fmt.Sprintf("bench-%s%d", strings.TrimSuffix(name, "/"), depth)
-				seedHistory(b, store, id, depth)
+				seedHistory(b, store, id, depth, cfg.History == agent.HistoryCompact)
 				restore := snapshotHistory(b, rdb, prefix+"{"+id+"}:")
+				// One turn first, as a session that has been talking has
+				// had: under window and compact it stores the session's
+				// cut, which the turns measured then read from (the
+				// history put back keeps the messages the cut points into).
+				if _, err := a.Run(b.Context(), agent.Request{SessionID: id, Message: "What is the weather in Zürich tomorrow?"}); err != nil {
+					b.Fatal(err)
+				}
+				restore()
 				var trips, sent, recv int
 				var cpu time.Duration
 				b.ReportAllocs()
@@ -94,6 +103,7 @@ func BenchmarkTurn(b *testing.B) {
 	}
 	run("", agent.Config{}, []int{1, 10, 100, 800, 1000})
 	run("window/", agent.Config{History: agent.HistoryWindow}, []int{10, 1000})
+	run("compact/", agent.Config{History: agent.HistoryCompact}, []int{10, 1000})
 	// The floor: what moving a history costs with no lambdagent at all,
 	// one GET of its bytes from the same Redis and one POST of them to the
 	// same model with a plain net/http client. A turn's figure minus this
@@ -101,7 +111,7 @@ func BenchmarkTurn(b *testing.B) {
 	for _, depth := range []int{1, 100, 800, 1000} {
 		b.Run(fmt.Sprintf("floor/depth=%d", depth), func(b *testing.B) {
 			id := fmt.Sprintf("bench-%d", depth)
-			seedHistory(b, store, id, depth)
+			seedHistory(b, store, id, depth, false)
 			key := prefix + "{" + id + "}:hist"
 			var cpu time.Duration
 			b.ReportAllocs()
@@ -192,8 +202,17 @@ func startModel(b *testing.B) string {
 	return strings.TrimSpace(url)
 }
 
-// seedHistory commits depth turns of realistic size in one commit.
-func seedHistory(b testing.TB, s session.Store, id string, depth int) {
+// compactedReply is an assistant message that opens with a compaction
+// block, as a reply past the compact strategy's trigger does: a summary
+// of a few hundred bytes, its encrypted form and signature.
+var compactedReply = json.RawMessage(`{"role":"assistant","content":[{"type":"compaction","content":"` + strings.Repeat("The user asked about the weather in Zürich; ", 8) +
+	`","encrypted_content":"` + strings.Repeat("B", 512) + `","signature":"` + strings.Repeat("C", 344) + `"},{"type":"text","text":"Rain tomorrow afternoon."}]}`)
+
+// seedHistory commits depth turns of realistic size in one commit. With
+// compacted, the reply of the turn 5 turns from the end carries a
+// compaction block (compactedReply), so a compact session sends the last
+// 5 turns and the placeholder.
+func seedHistory(b testing.TB, s session.Store, id string, depth int, compacted bool) {
 	b.Helper()
 	user := json.RawMessage(`{"role":"user","content":[{"type":"text","text":"What is the weather in Zürich tomorrow, and should I take an umbrella?"}]}`)
 	var reply struct {
@@ -202,7 +221,11 @@ func seedHistory(b testing.TB, s session.Store, id string, depth int) {
 	_ = json.Unmarshal(cannedReply, &reply)
 	assistant := json.RawMessage(`{"role":"assistant","content":` + string(reply.Content) + `}`)
 	msgs := make([]json.RawMessage, 0, 2*depth)
-	for range depth {
+	for i := range depth {
+		if compacted && i == depth-5 {
+			msgs = append(msgs, user, compactedReply)
+			continue
+		}
 		msgs = append(msgs, user, assistant)
 	}
 	ctx := b.Context()

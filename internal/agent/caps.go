@@ -22,19 +22,20 @@ func (a *Agent) checkMessage(msg string) error {
 	return nil
 }
 
-// checkSession refuses the turn's next model call when the history it
-// would send, the stored one and the turn's messages, is over
+// checkSession refuses the turn's next model call when the session's
+// history, the stored one (all of it, not only what Begin read) and the
+// turn's messages, is over
 // Config.MaxSessionBytes. Before the turn's first model call nothing was
 // saved, so the session is unchanged.
 func (a *Agent) checkSession(t *turn) error {
-	n := 0
+	n := t.before // the history before the part Begin read counts too
 	for _, m := range t.history {
-		n += len(m)
+		n += int64(len(m))
 	}
 	for _, m := range t.msgs {
-		n += len(m)
+		n += int64(len(m))
 	}
-	if n <= a.cfg.MaxSessionBytes {
+	if n <= int64(a.cfg.MaxSessionBytes) {
 		return nil
 	}
 	what := "the turn was not run and nothing was saved"

@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/lambdagent/lambdagent/internal/agent"
 	"github.com/lambdagent/lambdagent/internal/apierr"
 	"github.com/lambdagent/lambdagent/internal/claudesim"
+	"github.com/lambdagent/lambdagent/internal/session"
 )
 
 // A message over the cap is refused with 413 naming the limit, before
@@ -78,6 +81,37 @@ func TestSessionFull(t *testing.T) {
 	// The lease was released, and a short message still fits.
 	if _, err := capped.Run(ctx, agent.Request{SessionID: "s1", Message: "ok"}); err != nil {
 		t.Errorf("a turn that fits: %v", err)
+	}
+}
+
+// The size cap is on the whole session: a window session, whose Begin
+// reads only the history from its cut, is full at the same turn as a
+// full one.
+func TestSessionFullAfterCut(t *testing.T) {
+	const limit = 3000
+	full := map[agent.History]int{}
+	for _, h := range []agent.History{agent.HistoryFull, agent.HistoryWindow} {
+		f := newFixture(t, claudesim.Config{}, nil, agent.Config{History: h, HistoryWindowTurns: 2, MaxSessionBytes: limit})
+		for turn := 1; turn <= 50; turn++ {
+			_, err := f.agent.Run(t.Context(), agent.Request{SessionID: "s", Message: fmt.Sprintf("turn %d", turn)})
+			if errors.Is(err, agent.ErrSessionFull) {
+				full[h] = turn
+				break
+			}
+			if err != nil {
+				t.Fatalf("%s turn %d: %v", h, turn, err)
+			}
+		}
+		st, err := f.store.Begin(t.Context(), session.BeginRequest{ID: "s", LeaseToken: "look", LeaseTTL: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h == agent.HistoryWindow && st.First == 0 {
+			t.Errorf("the window session's Begin read from message 0: want a cut")
+		}
+	}
+	if full[agent.HistoryFull] == 0 || full[agent.HistoryWindow] != full[agent.HistoryFull] {
+		t.Errorf("full at turn %d under full, %d under window; want the same turn", full[agent.HistoryFull], full[agent.HistoryWindow])
 	}
 }
 

@@ -40,7 +40,7 @@ func TestDeepTurnAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	allocs := func(id string, depth int) float64 {
-		seedHistory(t, store, id, depth)
+		seedHistory(t, store, id, depth, false)
 		return testing.AllocsPerRun(5, func() {
 			if _, err := a.Run(t.Context(), agent.Request{SessionID: id, Message: "What is the weather in Zürich tomorrow?"}); err != nil {
 				t.Fatal(err)

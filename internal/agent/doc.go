@@ -25,5 +25,6 @@
 // is handled as the docs say (see stop.go). What of the history a request
 // sends is the session's history strategy: all of it, the API's
 // compaction or context editing, or a window of the last turns (see
-// strategy.go); the store keeps all of it.
+// strategy.go); the store keeps all of it, and under compaction or a
+// window a turn reads only the part from the session's cut on.
 package agent

@@ -49,8 +49,13 @@ type turn struct {
 	// mark is the pending mark of the turn's checkpoints: the request's
 	// hash and where the turn starts in the history (see parseMark).
 	mark    string
-	history []json.RawMessage // the messages before the turn
+	history []json.RawMessage // the messages before the turn, from first on
 	msgs    []json.RawMessage // the turn's messages
+	// first is the absolute index of history[0], firstStarts the turn
+	// starts before it (State.First and FirstStarts: Begin read the
+	// history from the session's cut), and before the bytes of the
+	// messages before it.
+	first, firstStarts, before int64
 	// pinned is the system prompt and tools to pin with the turn's
 	// commits, while the session has none (see convFor).
 	pinned  []byte
@@ -110,6 +115,11 @@ func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token 
 	fail := func(err error) (Result, []json.RawMessage, map[string]int64, int64, error) {
 		return res, nil, nil, 0, err
 	}
+	hash := requestHash(req)
+	st, err := a.wholeIfResumed(ctx, req.StoreID(), st, hash)
+	if err != nil {
+		return fail(err)
+	}
 	history, open, err := checkHistory(st.Messages)
 	if err != nil {
 		return fail(fmt.Errorf("session %s: %w", req.SessionID, err))
@@ -121,8 +131,14 @@ func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token 
 	if err := a.historyFor(req, st, &c); err != nil {
 		return fail(err)
 	}
-	hash := requestHash(req)
-	t := &turn{id: req.StoreID(), token: token, version: st.Version, pinned: c.store}
+	t := &turn{id: req.StoreID(), token: token, version: st.Version, pinned: c.store, first: st.First, firstStarts: st.FirstStarts}
+	if st.First > 0 {
+		t.before = st.HistoryBytes
+		for _, m := range st.Messages {
+			t.before -= int64(len(m))
+		}
+		t.before = max(t.before, 0)
+	}
 	var calls []ToolCall // the calls to answer before the next model call
 	var saved map[string]json.RawMessage
 	if start, ok := resumable(st, hash, open); ok {
@@ -145,13 +161,16 @@ func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token 
 		if err != nil {
 			return fail(err)
 		}
-		t.mark = newMark(hash, int64(len(history)))
+		t.mark = newMark(hash, st.First+int64(len(history)))
 		t.history = history
 		t.msgs = []json.RawMessage{user}
 		if c.notice != "" {
 			// What changed since the session pinned its prefix, once: before
 			// the user's message, or after it when that message answers
-			// dangling calls (their results must follow the calls).
+			// dangling calls (their results must follow the calls). A
+			// notice before the session's cut is not in history: it is
+			// announced once more, which is right, since no request sends
+			// the old one any more.
 			if n := systemMessage(c.notice); !announced(history, n) {
 				if len(open) > 0 {
 					t.msgs = append(t.msgs, n)
@@ -238,7 +257,8 @@ func (a *Agent) loop(ctx context.Context, req Request, st *session.State, token 
 	}
 	res.Usage = usage
 	out.time.model, out.time.tools, out.time.store = t.time.model, t.time.tools, out.time.store+t.time.store
-	out.from = int64(len(t.history))
+	out.from = t.first + int64(len(t.history))
+	out.cut = cutFor(c, t, a.cfg.HistoryWindowTurns)
 	return res, storable(t, t.msgs[t.saved:]), t.counters(), t.version, nil
 }
 
@@ -314,16 +334,49 @@ func (a *Agent) call(ctx context.Context, t *turn, c conv, noTools bool, res *Re
 }
 
 // resumable reports whether st holds this request's own unfinished turn,
-// and where in the history that turn starts.
+// and where in st.Messages that turn starts (the mark's start is
+// absolute).
 func resumable(st *session.State, hash string, open []ToolCall) (int, bool) {
 	if st.Pending == "" || len(open) == 0 {
 		return 0, false
 	}
 	h, start, ok := parseMark(st.Pending)
+	start -= st.First
 	if !ok || h != hash || start < 0 || start >= int64(len(st.Messages)) {
 		return 0, false
 	}
 	return int(start), true
+}
+
+// wholeIfResumed returns st, or, when st holds this request's own
+// unfinished turn starting before the history Begin read (State.First),
+// st with the whole history, read with Load: the turn resumes from its
+// start. Cuts are stored by final commits only, so a turn open after one
+// starts after it; this is for a cut stored some other way.
+func (a *Agent) wholeIfResumed(ctx context.Context, id string, st *session.State, hash string) (*session.State, error) {
+	h, start, ok := parseMark(st.Pending)
+	if st.First == 0 || !ok || h != hash || start >= st.First {
+		return st, nil
+	}
+	whole, err := a.store.Load(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("read the whole history of session %s to resume its turn: %w", id, err)
+	}
+	if whole.Version != st.Version {
+		return nil, fmt.Errorf("read the whole history of session %s to resume its turn: %w", id, session.ErrConflict)
+	}
+	out := *st
+	out.Messages, out.First, out.FirstStarts = whole.Messages, 0, 0
+	return &out, nil
+}
+
+// message returns message i of the turn's history followed by its
+// messages.
+func (t *turn) message(i int) json.RawMessage {
+	if i < len(t.history) {
+		return t.history[i]
+	}
+	return t.msgs[i-len(t.history)]
 }
 
 // newMark renders a turn's pending mark: the request hash (hex, no '@')

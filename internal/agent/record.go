@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/lambdagent/lambdagent/internal/claude"
+	"github.com/lambdagent/lambdagent/internal/session"
 )
 
 // A Record is what a turn's final commit keeps for display
@@ -45,6 +46,8 @@ type Latency struct {
 type turnStats struct {
 	time timings
 	from int64 // the index of the turn's first message
+	// cut is the cut the turn's final commit stores, if any (see cutFor).
+	cut *session.Cut
 }
 
 // timings sums where a turn's time goes.

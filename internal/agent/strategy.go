@@ -40,6 +40,15 @@ import (
 // sent once more with half the turns, cut the same way, before the turn
 // fails with 413 context_window_exceeded.
 //
+// What a request sends bounds what a turn reads, too: the final commit of
+// a compact or window turn stores the session's cut (session.Commit.Cut,
+// see cutFor), where the history that later requests send starts, and
+// their Begin reads from it on, so a turn's cost stays flat however long
+// the session grows. The window is placed on absolute turn numbers
+// (State.FirstStarts), so a turn reading from the cut sends what one
+// reading everything would, byte for byte, and the prompt cache fares as
+// before.
+//
 // A session keeps the strategy it started with: it is stored with the
 // session's pin (see pin.go). A turn may name one (Request.History) only
 // when the session starts, or to name the one it has.
@@ -95,7 +104,7 @@ func (a *Agent) historyFor(req Request, st *session.State, c *conv) error {
 	if h == c.history {
 		return nil
 	}
-	if len(st.Pinned) > 0 || len(st.Messages) > 0 {
+	if len(st.Pinned) > 0 || st.Version > 0 {
 		return fmt.Errorf("%w: session %s uses history strategy %s; a session keeps the strategy it started with", ErrBadRequest, req.SessionID, c.history)
 	}
 	c.store, c.history = pinHistory(c.store, h), h
@@ -129,7 +138,7 @@ func (a *Agent) historyRequest(c conv, t *turn, maxTokens int, msgs []json.RawMe
 	var extra []byte
 	switch c.history {
 	case HistoryWindow:
-		history = windowed(history, msgs, a.cfg.HistoryWindowTurns, true)
+		history = windowed(history, msgs, a.cfg.HistoryWindowTurns, true, t.firstStarts)
 	case HistoryCompact:
 		history, msgs = fromCompaction(history, msgs)
 		extra = a.compactEdits()
@@ -139,7 +148,8 @@ func (a *Agent) historyRequest(c conv, t *turn, maxTokens int, msgs []json.RawMe
 		betas = append(betas[:len(betas):len(betas)], betaContextManagement)
 	}
 	if keep > 0 {
-		history = windowed(history, msgs, keep, false)
+		// keep counts the turns of what is sent, whatever was read.
+		history = windowed(history, msgs, keep, false, 0)
 	}
 	body := a.requestBody(c, maxTokens, history, msgs, noTools)
 	if extra != nil {
@@ -207,7 +217,7 @@ func keptTurns(c conv, t *turn, msgs []json.RawMessage, windowTurns int) int {
 	history := t.history
 	switch c.history {
 	case HistoryWindow:
-		history = windowed(history, msgs, windowTurns, true)
+		history = windowed(history, msgs, windowTurns, true, t.firstStarts)
 	case HistoryCompact:
 		history, msgs = fromCompaction(history, msgs)
 	}
@@ -267,25 +277,16 @@ func turnStarts(history []json.RawMessage) []int {
 // being made (msgs) at most n turns are sent, cut where a turn starts,
 // thinking blocks dropped. With steps, the cut moves n/2 turns at a time
 // (the prompt cache then survives between cuts); without, it keeps as
-// many turns as fit.
-func windowed(history, msgs []json.RawMessage, n int, steps bool) []json.RawMessage {
-	starts := turnStarts(history)
-	total := len(starts)
-	if len(msgs) > 0 && startsTurn(msgs[0]) {
-		total++
-	}
-	if total <= n || len(starts) == 0 {
+// many turns as fit. before is the number of turn starts before
+// history[0] (State.FirstStarts when the history was read from a cut):
+// the cut is placed on absolute turn numbers, so a history read from a
+// cut is cut where the whole one would have been.
+func windowed(history, msgs []json.RawMessage, n int, steps bool, before int64) []json.RawMessage {
+	from, _, ok := windowFrom(history, msgs, n, steps, before)
+	if !ok {
 		return history
 	}
-	over := total - n // turns to cut, at least
-	if steps {
-		step := max(1, n/2)
-		over = (over + step - 1) / step * step
-	}
-	var kept []json.RawMessage
-	if over < len(starts) {
-		kept = history[starts[over]:]
-	}
+	kept := history[from:]
 	// The last message keeps its thinking when the turn answers its
 	// tool calls: the API wants the thinking that made them.
 	last := -1
@@ -303,14 +304,94 @@ func windowed(history, msgs []json.RawMessage, n int, steps bool) []json.RawMess
 	return out
 }
 
+// windowFrom returns where in history the window of windowed starts and
+// the absolute number of turn starts before it, or false when the window
+// holds the whole history as it is. A window that would start before
+// history[0] (possible only if the window was made larger after a cut
+// was stored) starts at history[0]; one that keeps no turn of history
+// starts at its end.
+func windowFrom(history, msgs []json.RawMessage, n int, steps bool, before int64) (from int, over int64, ok bool) {
+	starts := turnStarts(history)
+	total := before + int64(len(starts))
+	if len(msgs) > 0 && startsTurn(msgs[0]) {
+		total++
+	}
+	if total <= int64(n) || len(starts) == 0 {
+		return 0, 0, false
+	}
+	over = total - int64(n) // turns to cut, at least
+	if steps {
+		step := int64(max(1, n/2))
+		over = (over + step - 1) / step * step
+	}
+	switch i := over - before; {
+	case i < 0:
+		return 0, before, true
+	case i >= int64(len(starts)):
+		return len(history), over, true
+	default:
+		return starts[i], over, true
+	}
+}
+
+// cutFor returns the cut the turn's final commit stores (see
+// [session.Commit.Cut]): where the history that later turns send starts,
+// so that their Begin reads no more than that. For window, where the
+// turn's window starts: the window only moves forward, so later turns
+// never send anything before it. For compact, the user message before
+// the last compaction block: later requests send the history from that
+// block on, and the history read still starts with the user. Nil for the
+// strategies that send everything, and when the cut would not move.
+func cutFor(c conv, t *turn, windowTurns int) *session.Cut {
+	var at int // index into t.history followed by t.msgs
+	switch c.history {
+	case HistoryWindow:
+		from, over, ok := windowFrom(t.history, t.msgs, windowTurns, true, t.firstStarts)
+		if !ok || from == 0 || from >= len(t.history) {
+			return nil
+		}
+		return &session.Cut{Index: t.first + int64(from), Starts: over}
+	case HistoryCompact:
+		at = -1
+		for i := len(t.history) + len(t.msgs) - 1; i > 0 && at < 0; i-- {
+			if isCompaction(t.message(i)) && bytes.HasPrefix(t.message(i-1), userPrefix) {
+				at = i - 1
+			}
+		}
+		if at <= 0 {
+			return nil
+		}
+	default:
+		return nil
+	}
+	starts := t.firstStarts
+	for i := range at {
+		if startsTurn(t.message(i)) {
+			starts++
+		}
+	}
+	return &session.Cut{Index: t.first + int64(at), Starts: starts}
+}
+
 var thinkingType = []byte(`"thinking"`)
 
 // dropThinking returns an assistant message without its thinking blocks,
-// or m itself when it has none.
+// or m itself when it has none. A window session drops them from every
+// message it sends on every turn, so the common form, the one
+// assistantMessage writes, is split without decoding (fastDropThinking);
+// anything else is decoded.
 func dropThinking(m json.RawMessage) json.RawMessage {
 	if !bytes.HasPrefix(m, assistantPrefix) || !bytes.Contains(m, thinkingType) {
 		return m
 	}
+	if out, ok := fastDropThinking(m); ok {
+		return out
+	}
+	return decodedDropThinking(m)
+}
+
+// decodedDropThinking is dropThinking by decoding m.
+func decodedDropThinking(m json.RawMessage) json.RawMessage {
 	var msg struct {
 		Role    string            `json:"role"`
 		Content []json.RawMessage `json:"content"`
@@ -335,4 +416,112 @@ func dropThinking(m json.RawMessage) json.RawMessage {
 	}
 	content, _ := json.Marshal(kept)
 	return assistantMessage(content)
+}
+
+var (
+	assistantContentPrefix = []byte(`{"role":"assistant","content":[`)
+	thinkingBlockPrefix    = []byte(`{"type":"thinking"`)
+	redactedBlockPrefix    = []byte(`{"type":"redacted_thinking"`)
+	typedBlockPrefix       = []byte(`{"type":"`)
+)
+
+// fastDropThinking is dropThinking for a message of the form
+// assistantMessage writes, {"role":"assistant","content":[…]}, whose
+// blocks each start with their type, as the API sends them: it splits the
+// content array with splitArray, and renders the kept blocks as
+// json.Marshal would (compacted, HTML-escaped), so its result is byte for
+// byte the decoding path's and a session's requests do not change with
+// it. It reports false for any other form, or JSON it cannot split.
+func fastDropThinking(m json.RawMessage) (json.RawMessage, bool) {
+	if !bytes.HasPrefix(m, assistantContentPrefix) || !bytes.HasSuffix(m, []byte("]}")) {
+		return nil, false
+	}
+	blocks, ok := splitArray(m[len(assistantContentPrefix)-1 : len(m)-1])
+	if !ok {
+		return nil, false
+	}
+	var out, tmp bytes.Buffer
+	out.Grow(len(m))
+	out.Write(m[:len(assistantContentPrefix)])
+	kept := 0
+	for _, b := range blocks {
+		switch {
+		case bytes.HasPrefix(b, thinkingBlockPrefix), bytes.HasPrefix(b, redactedBlockPrefix):
+			continue
+		case !bytes.HasPrefix(b, typedBlockPrefix):
+			return nil, false
+		}
+		if kept > 0 {
+			out.WriteByte(',')
+		}
+		kept++
+		tmp.Reset()
+		if json.Compact(&tmp, b) != nil {
+			return nil, false
+		}
+		json.HTMLEscape(&out, tmp.Bytes())
+	}
+	switch {
+	case kept == len(blocks) && kept > 0:
+		return m, true
+	case kept == 0:
+		out.Write(mustJSON(textBlock{Type: "text", Text: emptyText}))
+	}
+	out.WriteString("]}")
+	return out.Bytes(), true
+}
+
+// splitArray returns the elements of the JSON array a, each as it is in
+// a without the whitespace around it. It finds their ends by depth and
+// strings only, and checks nothing else: the caller compacts each element
+// it keeps, which fails on one that is not JSON. It reports false when a
+// is not an array or its brackets, quotes and commas do not add up.
+func splitArray(a []byte) ([][]byte, bool) {
+	a = bytes.TrimSpace(a)
+	if len(a) < 2 || a[0] != '[' || a[len(a)-1] != ']' {
+		return nil, false
+	}
+	var out [][]byte
+	depth, start, inString := 0, 1, false
+	for i := 1; i < len(a)-1; i++ {
+		if inString {
+			switch a[i] {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch a[i] {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth < 0 {
+				return nil, false
+			}
+		case ',':
+			if depth == 0 {
+				e := bytes.TrimSpace(a[start:i])
+				if len(e) == 0 {
+					return nil, false
+				}
+				out = append(out, e)
+				start = i + 1
+			}
+		}
+	}
+	if inString || depth != 0 {
+		return nil, false
+	}
+	e := bytes.TrimSpace(a[start : len(a)-1])
+	switch {
+	case len(e) > 0:
+		out = append(out, e)
+	case len(out) > 0:
+		return nil, false // a trailing comma
+	}
+	return out, true
 }

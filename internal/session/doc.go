@@ -4,8 +4,11 @@
 // lives in a [Store]. A turn talks to the store exactly twice:
 //
 //  1. [Store.Begin] takes the session's lease (one writer per session),
-//     reads the whole history and, when the request carries an idempotency
-//     key, any answer already stored under it.
+//     reads the history and, when the request carries an idempotency
+//     key, any answer already stored under it. The history is all of it,
+//     or, once a commit stored a cut ([Commit.Cut]), the part from the
+//     cut on: a turn whose strategy sends only the end of a long history
+//     reads only that end (see #14).
 //  2. [Store.Commit] appends the turn's new messages, stores the
 //     idempotency record, refreshes the TTL and releases the lease, all or
 //     nothing.

@@ -100,8 +100,9 @@ type BeginRequest struct {
 
 // State is a session as Begin or Load read it.
 type State struct {
-	// Version counts the messages committed so far; Commit must present it.
-	// An unknown session has Version 0 and no messages.
+	// Version counts the messages committed so far, all of them (not only
+	// those in Messages); Commit must present it. An unknown session has
+	// Version 0 and no messages.
 	Version int64
 	// Turns counts completed turns.
 	Turns int64
@@ -113,6 +114,19 @@ type State struct {
 	// runs into the next message: never append to one. Turn boundaries
 	// are where a user message that is not only tool results starts.
 	Messages []json.RawMessage
+	// First is the absolute index of Messages[0] in the history: Begin of
+	// a session with a stored cut ([Commit.Cut]) returns the history from
+	// the cut on, so Messages[i] is message First+i. Zero when Messages
+	// start at the beginning, which Load always returns, and Begin does
+	// without a cut or on a store that ignores cuts.
+	First int64
+	// FirstStarts counts the turn starts (user messages that answer no
+	// tool call) before First: [Cut.Starts] of the stored cut.
+	FirstStarts int64
+	// HistoryBytes is the size of the whole stored history, the sum of
+	// its messages' lengths, including those before First: a cap on a
+	// session's size is about all of it, not the part a turn reads.
+	HistoryBytes int64
 	// Counters are the running sums committed through [Commit.Counters]
 	// (token usage, cost). Nil when there are none.
 	Counters map[string]int64
@@ -177,6 +191,26 @@ type Commit struct {
 	// costs no round trip of its own, and a store that is no Catalog
 	// ignores it.
 	Record []byte
+	// Cut, when set, moves the session's cut forward: later Begins return
+	// the history from it on (State.First), because the turn's strategy
+	// will never send what lies before it again (see #14). A store keeps
+	// it only if it lies past the stored one (a cut never goes back) and
+	// before the history's end, counted after this commit's messages;
+	// otherwise it is ignored. A store may ignore cuts altogether and
+	// return everything, First 0: cuts only spare reading.
+	Cut *Cut
+}
+
+// A Cut is where the history a session's later turns need starts.
+type Cut struct {
+	// Index is the absolute index of the first message later turns need:
+	// always a user message, so the history from it on still starts with
+	// the user.
+	Index int64
+	// Starts counts the turn starts (user messages that answer no tool
+	// call) before Index, so that a turn reading from the cut still knows
+	// absolute turn numbers (the window strategy steps by them).
+	Starts int64
 }
 
 // A Store keeps sessions. Implementations are safe for concurrent use by
@@ -193,7 +227,8 @@ type Store interface {
 	ToolResultStore
 	KV
 
-	// Begin takes the session's lease and reads it. An unknown session is
+	// Begin takes the session's lease and reads it: its history from the
+	// stored cut on (see [Commit.Cut]), or all of it. An unknown session is
 	// an empty State, not an error. If another lease is live Begin returns
 	// a *[BusyError] and takes nothing. If req.IdempotencyKey has a stored
 	// answer Begin returns it in State.Replay without taking the lease,
@@ -216,10 +251,11 @@ type Store interface {
 	// lease that is not held by token is not an error.
 	Release(ctx context.Context, id, token string) error
 
-	// Load reads a session without taking its lease (for display).
+	// Load reads a session without taking its lease (for display): its
+	// whole history, whatever its cut (State.First is 0).
 	Load(ctx context.Context, id string) (*State, error)
 
-	// Delete removes a session: its history, lease, counters, pending mark,
+	// Delete removes a session: its history, lease, counters, pending mark, cut,
 	// saved tool results and idempotency records. Deleting an unknown session is not an
 	// error. A turn in flight then fails its Commit with ErrLeaseLost.
 	Delete(ctx context.Context, id string) error

@@ -97,7 +97,7 @@ func TestRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &session.State{Version: 2, Turns: 1, Messages: msgs, Counters: map[string]int64{"input_tokens": 12}}
+	want := &session.State{Version: 2, Turns: 1, Messages: msgs, HistoryBytes: int64(len(msgs[0]) + len(msgs[1])), Counters: map[string]int64{"input_tokens": 12}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Load after restart (-want +got):\n%s", diff)
 	}

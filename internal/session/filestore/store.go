@@ -179,6 +179,10 @@ type meta struct {
 	// Created is when the first commit was (unix µs): the session's key
 	// in the index (see catalog.go).
 	Created int64 `json:"cr,omitempty"`
+	// Cut and CutStarts are the session's cut ([session.Commit.Cut]):
+	// Begin reads the messages from Cut on.
+	Cut       int64 `json:"cut,omitempty"`
+	CutStarts int64 `json:"cs,omitempty"`
 }
 
 type lease struct {
@@ -279,8 +283,11 @@ func readIdem(sb *bolt.Bucket, key string, now int64) (*idemRecord, error) {
 	return &r, nil
 }
 
-// readState reads a live session's history and sums.
-func readState(sb *bolt.Bucket, m *meta) (*session.State, error) {
+// readState reads a live session's history and sums: from the session's
+// cut on when tail is set (Begin), else all of it (Load). The messages
+// before the cut are not copied, only their lengths summed into
+// HistoryBytes.
+func readState(sb *bolt.Bucket, m *meta, tail bool) (*session.State, error) {
 	st := &session.State{}
 	if m == nil {
 		return st, nil
@@ -302,13 +309,21 @@ func readState(sb *bolt.Bucket, m *meta) (*session.State, error) {
 	// The values are views of the file's pages, valid only in the
 	// transaction: copy them, once, into one buffer, so the agent's
 	// request costs one more copy whatever the depth ([session.Joined]).
-	views := make([][]byte, 0, m.Version)
-	c := mb.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		views = append(views, v)
+	if tail && m.Cut > 0 && m.Cut < m.Version {
+		st.First, st.FirstStarts = m.Cut, m.CutStarts
 	}
-	if int64(len(views)) != m.Version {
-		return nil, fmt.Errorf("version %d but %d messages", m.Version, len(views))
+	views := make([][]byte, 0, m.Version-st.First)
+	c := mb.Cursor()
+	n := int64(0)
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if n >= st.First {
+			views = append(views, v)
+		}
+		st.HistoryBytes += int64(len(v))
+		n++
+	}
+	if n != m.Version {
+		return nil, fmt.Errorf("version %d but %d messages", m.Version, n)
 	}
 	st.Messages = session.JoinMessages(views)
 	return st, nil
@@ -469,7 +484,7 @@ func begin(tx *bolt.Tx, req session.BeginRequest, proc string, now int64, write 
 	if err := sb.Put(keyLease, b); err != nil {
 		return nil, false, err
 	}
-	if st, err = readState(sb, m); err != nil {
+	if st, err = readState(sb, m, true); err != nil {
 		return nil, false, err
 	}
 	if tb := sb.Bucket(bucketTools); tb != nil && m != nil {
@@ -542,6 +557,9 @@ func (s *Store) Commit(ctx context.Context, c session.Commit) (int64, error) {
 			return err
 		}
 		m.Version += int64(len(c.Messages))
+		if c.Cut != nil && c.Cut.Index > m.Cut && c.Cut.Index < m.Version {
+			m.Cut, m.CutStarts = c.Cut.Index, c.Cut.Starts
+		}
 		m.Turns += c.Turns
 		switch {
 		case c.Release:
@@ -753,7 +771,7 @@ func (s *Store) Load(ctx context.Context, id string) (*session.State, error) {
 		if err != nil {
 			return err
 		}
-		st, err = readState(sb, m)
+		st, err = readState(sb, m, false)
 		return err
 	})
 	if err != nil {

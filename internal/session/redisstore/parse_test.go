@@ -128,3 +128,34 @@ func FuzzParseToolResults(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadTail feeds the decoder of Begin's history from a cut with
+// arbitrary replies: it never panics, and what it accepts is consistent:
+// the tail cut as readHistory cuts it, a cut that has messages after it,
+// and a whole-history size that counts the tail's messages.
+func FuzzReadTail(f *testing.F) {
+	f.Add("", "", int64(0), int64(0), int64(0))
+	f.Add(`{"a":1},{"b":2}`, "\x00\x00\x00\x07\x00\x00\x00\x07", int64(0), int64(0), int64(15))
+	f.Add(`{"b":2}`, "\x00\x00\x00\x07", int64(1), int64(1), int64(15))
+	f.Add(``, "", int64(3), int64(1), int64(15))
+	f.Fuzz(func(t *testing.T, hist, hlen string, first, starts, histLen int64) {
+		msgs, gotFirst, gotStarts, size, ok := readTail([]any{hist, hlen, first, starts, histLen})
+		if !ok {
+			return
+		}
+		want, ok := readHistory([]any{hist, hlen})
+		if !ok || len(want) != len(msgs) {
+			t.Fatalf("accepted a tail readHistory refuses, or cut it otherwise")
+		}
+		if gotFirst != first || gotStarts != starts || first < 0 || starts > first || first > 0 && len(msgs) == 0 {
+			t.Fatalf("first %d starts %d of %d messages accepted", gotFirst, gotStarts, len(msgs))
+		}
+		tail := int64(0)
+		for _, m := range msgs {
+			tail += int64(len(m))
+		}
+		if size < tail {
+			t.Fatalf("size %d below the tail's %d bytes", size, tail)
+		}
+	})
+}

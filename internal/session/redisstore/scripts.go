@@ -26,9 +26,13 @@ import "github.com/redis/go-redis/v9"
 //	  | {"busy", lease PTTL, same key 0/1, holder's process id, lease age ms, holder's token}
 //	  | {"ok", meta as field/value pairs, tools as id/result pairs, history}
 //
-// history is two strings, hist and hlen (see the package comment), or,
-// for a session written before them, the legacy msgs list as one array
-// (readHistory). A lease held with the caller's own token is taken
+// history is, from the session's cut on (meta's cut, cutoff and cutstarts
+// fields, see commitScript; 0 without one), five elements: hist from the
+// cut's byte offset, hlen from the cut's index, the cut's index and turn
+// starts, and hist's whole length (readTail): two GETRANGEs, whose cost is
+// that of the tail, not of the history. For a session written before hist
+// and hlen existed it is the legacy msgs list as one array (readHistory),
+// read whole. A lease held with the caller's own token is taken
 // again: that Begin is a retry of one whose reply was lost. A lease held
 // with ARGV[6] is taken over: the caller found its holder dead (see
 // Store.Begin); if the lease changed hands since, ARGV[6] no longer
@@ -60,7 +64,10 @@ local meta, tools = redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[4
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'ok', meta, tools, redis.call('LRANGE', KEYS[1], 0, -1)}
 end
-return {'ok', meta, tools, redis.call('GET', KEYS[5]) or '', redis.call('GET', KEYS[6]) or ''}
+local cut = redis.call('HMGET', KEYS[2], 'cut', 'cutoff', 'cutstarts')
+local ci, co = tonumber(cut[1] or '0'), tonumber(cut[2] or '0')
+return {'ok', meta, tools, redis.call('GETRANGE', KEYS[5], co, -1), redis.call('GETRANGE', KEYS[6], ci * 4, -1),
+  ci, tonumber(cut[3] or '0'), redis.call('STRLEN', KEYS[5])}
 `)
 
 // commitScript checks the lease token (fencing) and the version, then
@@ -81,13 +88,21 @@ return {'ok', meta, tools, redis.call('GET', KEYS[5]) or '', redis.call('GET', K
 // by a release, set by a checkpoint that carries one. A pinned value goes
 // into meta's "pinned" field unless one is there already (HSETNX).
 //
+// A cut (session.Commit.Cut) that lies past the stored one and before the
+// history's end goes into meta as cut (the message index), cutoff (its
+// byte offset in hist) and cutstarts (turn starts before it). The offset
+// is the stored cut's plus the lengths of the messages between the two
+// cuts, one GETRANGE of hlen over just them: a commit's cost does not
+// grow with the history.
+//
 //	KEYS: msgs, meta, lease, idemkeys, tools, hist, hlen[, idem record when ARGV[7] is set]
 //	ARGV: 1 lease token, 2 version, 3 turns, 4 release "1"/"0",
 //	      5 session TTL ms, 6 idempotency TTL ms, 7 idempotency key,
 //	      8 request hash, 9 response, 10 pending mark, 11 pinned,
 //	      12 the new messages comma-joined, 13 their lengths (4 bytes
-//	      each, big-endian), 14 counter count n, 15…14+2n counter
-//	      name/delta pairs
+//	      each, big-endian), 14 the cut's index ('' for none), 15 its
+//	      turn starts, 16 counter count n, 17…16+2n counter name/delta
+//	      pairs
 //	→ {"lost"} | {"conflict", current version} | {"ok", new version}
 //
 // idemkeys is a sorted set of the session's idempotency keys scored by
@@ -110,9 +125,18 @@ if ARGV[12] ~= '' then
   redis.call('APPEND', KEYS[6], ARGV[12])
   len = math.floor(redis.call('APPEND', KEYS[7], ARGV[13]) / 4)
 end
+if ARGV[14] ~= '' then
+  local ci, old = tonumber(ARGV[14]), tonumber(redis.call('HGET', KEYS[2], 'cut') or '0')
+  if ci > old and ci < len then
+    local off = tonumber(redis.call('HGET', KEYS[2], 'cutoff') or '0')
+    local lens = redis.call('GETRANGE', KEYS[7], old * 4, ci * 4 - 1)
+    for i = 1, #lens, 4 do off = off + struct.unpack('>I4', lens, i) + 1 end
+    redis.call('HSET', KEYS[2], 'cut', ci, 'cutoff', off, 'cutstarts', ARGV[15])
+  end
+end
 redis.call('HINCRBY', KEYS[2], 'turns', ARGV[3])
-local first = 15 + 2 * tonumber(ARGV[14])
-for i = 15, first - 1, 2 do
+local first = 17 + 2 * tonumber(ARGV[16])
+for i = 17, first - 1, 2 do
   redis.call('HINCRBY', KEYS[2], 'c:' .. ARGV[i], ARGV[i + 1])
 end
 if ARGV[11] ~= '' then redis.call('HSETNX', KEYS[2], 'pinned', ARGV[11]) end

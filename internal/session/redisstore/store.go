@@ -13,7 +13,11 @@
 //	                           read as is and converted by the next commit
 //	<prefix>{<id>}:meta        HASH: turns, c:<name> for each counter, and
 //	                           pending (the mark of an unfinished turn), pinned
-//	                           (Commit.Pinned of the first commit that had one)
+//	                           (Commit.Pinned of the first commit that had one),
+//	                           cut, cutoff, cutstarts (the session's cut: the
+//	                           index of the first message Begin reads, its
+//	                           byte offset in hist, the turn starts before it;
+//	                           see [session.Commit.Cut])
 //	<prefix>{<id>}:lease       HASH: t (token), k (idempotency key); PX expiry
 //	<prefix>{<id>}:idem:<key>  HASH: h (request hash), r (response); own TTL
 //	<prefix>{<id>}:idemkeys    ZSET of the idempotency keys, for Delete
@@ -51,7 +55,10 @@
 // per message, so a deep session's Begin costs a copy of its bytes, not
 // an allocation per message: hist is the inside of the messages array as
 // the agent sends it to the model (see [session.Joined]), and hlen's
-// lengths cut it into State.Messages without parsing JSON. Earlier
+// lengths cut it into State.Messages without parsing JSON. Begin reads
+// both from the session's cut on ([session.Commit.Cut]; two GETRANGEs), so
+// a session whose strategy sends only the end of its history costs a turn
+// that end, not the whole (see #14); Load reads everything. Earlier
 // versions kept the history in the LIST msgs; such a session reads as before and
 // its next commit converts it inside Redis (see commitScript). Processes
 // of the old version must not share a Redis with this one: they read
@@ -395,9 +402,13 @@ func (s *Store) Commit(ctx context.Context, c session.Commit) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("commit session %s at v%d: %w", c.ID, c.Version, err)
 	}
-	args := make([]any, 0, 14+2*len(names))
+	var cutIndex, cutStarts any = "", 0
+	if c.Cut != nil {
+		cutIndex, cutStarts = c.Cut.Index, c.Cut.Starts
+	}
+	args := make([]any, 0, 16+2*len(names))
 	args = append(args, c.LeaseToken, c.Version, c.Turns, release, millis(s.ttl), millis(s.idemTTL),
-		c.IdempotencyKey, c.RequestHash, c.Response, c.Pending, c.Pinned, joined, lens, len(names))
+		c.IdempotencyKey, c.RequestHash, c.Response, c.Pending, c.Pinned, joined, lens, cutIndex, cutStarts, len(names))
 	for _, name := range names {
 		args = append(args, name, c.Counters[name])
 	}
@@ -563,11 +574,23 @@ func parseState(meta any, history []any) (*session.State, bool) {
 	if !ok || len(fields)%2 != 0 {
 		return nil, false
 	}
-	msgs, ok := readHistory(history)
-	if !ok {
-		return nil, false
+	var st *session.State
+	if len(history) == 5 {
+		msgs, first, starts, size, ok := readTail(history)
+		if !ok {
+			return nil, false
+		}
+		st = &session.State{Version: first + int64(len(msgs)), Messages: msgs, First: first, FirstStarts: starts, HistoryBytes: size}
+	} else {
+		msgs, ok := readHistory(history)
+		if !ok {
+			return nil, false
+		}
+		st = &session.State{Version: int64(len(msgs)), Messages: msgs}
+		for _, m := range msgs {
+			st.HistoryBytes += int64(len(m))
+		}
 	}
-	st := &session.State{Version: int64(len(msgs)), Messages: msgs}
 	for i := 0; i < len(fields); i += 2 {
 		f, ok1 := fields[i].(string)
 		v, ok2 := fields[i+1].(string)
@@ -700,6 +723,36 @@ func readHistory(history []any) ([]json.RawMessage, bool) {
 		return msgs, at == len(buf)
 	}
 	return nil, false
+}
+
+// readTail cuts beginScript's history reply, the history from the cut on,
+// into messages as readHistory does, and returns with them the cut's index
+// and turn starts and the whole history's size, the sum of its messages'
+// lengths (hist's length less its commas). It reports false for anything
+// that does not add up: a cut without messages after it, or a hist too
+// short to hold the tail and, before it, first messages of a byte and
+// their commas.
+func readTail(history []any) (msgs []json.RawMessage, first, starts, size int64, ok bool) {
+	first, ok1 := history[2].(int64)
+	starts, ok2 := history[3].(int64)
+	histLen, ok3 := history[4].(int64)
+	tail, ok4 := history[0].(string)
+	if !ok1 || !ok2 || !ok3 || !ok4 || first < 0 || starts < 0 || starts > first || histLen < int64(len(tail))+2*first {
+		return nil, 0, 0, 0, false
+	}
+	if msgs, ok = readHistory(history[:2]); !ok {
+		return nil, 0, 0, 0, false
+	}
+	switch version := first + int64(len(msgs)); {
+	case first > 0 && len(msgs) == 0, first == 0 && histLen != int64(len(tail)):
+		return nil, 0, 0, 0, false
+	case version > 0:
+		size = histLen - (version - 1)
+	}
+	if size < 0 {
+		return nil, 0, 0, 0, false
+	}
+	return msgs, first, starts, size, true
 }
 
 // appendable renders a commit's messages as commitScript appends them:

@@ -72,6 +72,7 @@ func Run(t *testing.T, newStore func(t *testing.T, opts Options) session.Store) 
 		{"KV", testKV},
 		{"TenantsApart", testTenantsApart},
 		{"HistoryOneBuffer", testHistoryOneBuffer},
+		{"Cut", testCut},
 		{"Catalog", testCatalog},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
