@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/lambdagent/lambdagent/internal/agent"
 	"github.com/lambdagent/lambdagent/internal/claude"
+	"github.com/lambdagent/lambdagent/internal/memlimit"
 	"github.com/lambdagent/lambdagent/internal/redistest"
 	"github.com/lambdagent/lambdagent/internal/session"
 	"github.com/lambdagent/lambdagent/internal/session/redisstore"
@@ -60,6 +63,9 @@ func BenchmarkTurn(b *testing.B) {
 		b.Fatal(err)
 	}
 	run := func(name string, cfg agent.Config, depths []int) {
+		if strings.HasPrefix(name, lambda512) {
+			defer sizeGC(512 << 20)()
+		}
 		a, err := agent.New(store, client, nil, cfg)
 		if err != nil {
 			b.Fatal(err)
@@ -101,37 +107,65 @@ func BenchmarkTurn(b *testing.B) {
 			})
 		}
 	}
-	run("", agent.Config{}, []int{1, 10, 100, 800, 1000})
-	run("window/", agent.Config{History: agent.HistoryWindow}, []int{10, 1000})
-	run("compact/", agent.Config{History: agent.HistoryCompact}, []int{10, 1000})
 	// The floor: what moving a history costs with no lambdagent at all,
 	// one GET of its bytes from the same Redis and one POST of them to the
 	// same model with a plain net/http client. A turn's figure minus this
 	// is what lambdagent adds.
-	for _, depth := range []int{1, 100, 800, 1000} {
-		b.Run(fmt.Sprintf("floor/depth=%d", depth), func(b *testing.B) {
-			id := fmt.Sprintf("bench-%d", depth)
-			seedHistory(b, store, id, depth, false)
-			key := prefix + "{" + id + "}:hist"
-			var cpu time.Duration
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				c0 := cpuTime()
-				hist, err := rdb.Get(b.Context(), key).Bytes()
-				if err != nil {
-					b.Fatal(err)
+	floor := func(name string, depths []int) {
+		if strings.HasPrefix(name, lambda512) {
+			defer sizeGC(512 << 20)()
+		}
+		for _, depth := range depths {
+			b.Run(fmt.Sprintf("%sfloor/depth=%d", name, depth), func(b *testing.B) {
+				id := fmt.Sprintf("bench-%sfloor-%d", strings.TrimSuffix(name, "/"), depth)
+				seedHistory(b, store, id, depth, false)
+				key := prefix + "{" + id + "}:hist"
+				var cpu time.Duration
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					c0 := cpuTime()
+					hist, err := rdb.Get(b.Context(), key).Bytes()
+					if err != nil {
+						b.Fatal(err)
+					}
+					resp, err := http.Post(modelURL, "application/json", bytes.NewReader(hist))
+					if err != nil {
+						b.Fatal(err)
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					cpu += cpuTime() - c0
 				}
-				resp, err := http.Post(modelURL, "application/json", bytes.NewReader(hist))
-				if err != nil {
-					b.Fatal(err)
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				cpu += cpuTime() - c0
-			}
-			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/turn")
-		})
+				b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/turn")
+			})
+		}
+	}
+	// 600 turns are 400 KB of history, what #14 calls turn 800.
+	run("", agent.Config{}, []int{1, 10, 100, 600, 800, 1000})
+	run("window/", agent.Config{History: agent.HistoryWindow}, []int{10, 1000})
+	run("compact/", agent.Config{History: agent.HistoryCompact}, []int{10, 1000})
+	floor("", []int{1, 100, 600, 800, 1000})
+	// lambda512/: the same with the garbage collector sized as the binary
+	// sizes it in a 512 MB Lambda function (or a container given 512 MiB):
+	// see internal/memlimit.
+	run(lambda512, agent.Config{}, []int{600, 800, 1000})
+	floor(lambda512, []int{600, 800, 1000})
+}
+
+// lambda512 names the sub-benchmarks run as in a 512 MB function.
+const lambda512 = "lambda512/"
+
+// sizeGC sizes the garbage collector as the binary does for a process
+// given memory bytes (memlimit), and returns what puts it back.
+func sizeGC(memory int64) func() {
+	limit, percent := debug.SetMemoryLimit(-1), debug.SetGCPercent(100)
+	debug.SetGCPercent(percent)
+	memlimit.Apply(memlimit.For(memory, "benchmark"))
+	return func() {
+		debug.SetMemoryLimit(limit)
+		debug.SetGCPercent(percent)
+		runtime.GC()
 	}
 }
 

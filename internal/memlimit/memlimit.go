@@ -72,12 +72,12 @@ func Decide(env Env) (Plan, error) {
 		if err != nil {
 			return Plan{}, fmt.Errorf("LAMBDAGENT_MEMORY: %w", err)
 		}
-		return plan(n, "LAMBDAGENT_MEMORY"), nil
+		return For(n, "LAMBDAGENT_MEMORY"), nil
 	}
 	if mb := strings.TrimSpace(env.Getenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")); mb != "" {
 		n, err := strconv.ParseInt(mb, 10, 64)
 		if err == nil && n > 0 {
-			return plan(n<<20, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"), nil
+			return For(n<<20, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"), nil
 		}
 	}
 	for _, f := range []string{cgroupV2, cgroupV1} {
@@ -91,13 +91,14 @@ func Decide(env Env) (Plan, error) {
 		if err != nil || n <= 0 || n >= 1<<50 {
 			continue
 		}
-		return plan(n, f), nil
+		return For(n, f), nil
 	}
 	return Plan{Why: "no memory size known (set LAMBDAGENT_MEMORY)"}, nil
 }
 
-func plan(n int64, source string) Plan {
-	return Plan{Memory: n, Source: source, Limit: int64(float64(n) * Fraction)}
+// For is the plan for a process given memory bytes, named by source.
+func For(memory int64, source string) Plan {
+	return Plan{Memory: memory, Source: source, Limit: int64(float64(memory) * Fraction)}
 }
 
 // Apply sets p's limit and turns the proportional trigger off; a Plan
