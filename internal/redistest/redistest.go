@@ -14,6 +14,7 @@ package redistest
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -356,4 +357,23 @@ func (p *proc) tail() string {
 		b = b[len(b)-2000:]
 	}
 	return string(b)
+}
+
+// Keys returns the keys matching pattern, from every master when rdb is a
+// cluster client: its KEYS reaches one node, which may not hold them.
+func Keys(ctx context.Context, rdb redis.UniversalClient, pattern string) ([]string, error) {
+	c, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		return rdb.Keys(ctx, pattern).Result()
+	}
+	var mu sync.Mutex
+	var out []string
+	err := c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+		ks, err := n.Keys(ctx, pattern).Result()
+		mu.Lock()
+		out = append(out, ks...)
+		mu.Unlock()
+		return err
+	})
+	return out, err
 }

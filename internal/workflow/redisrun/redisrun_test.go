@@ -49,7 +49,10 @@ func TestKeysAndFencing(t *testing.T) {
 	if n := rdb.HLen(ctx, pre+"{wf}:acme/run_1:steps").Val(); n != 11 {
 		t.Errorf("steps hash has %d records, want 11 (one per step, none per commit)", n)
 	}
-	keys := rdb.Keys(ctx, pre+"*").Val()
+	keys, err := redistest.Keys(ctx, rdb, pre+"*")
+	if err != nil {
+		t.Fatal(err)
+	}
 	slices.Sort(keys)
 	for i := range keys {
 		keys[i] = strings.TrimPrefix(keys[i], pre)
