@@ -172,27 +172,30 @@ func TestCommitCost(t *testing.T) {
 	}
 	measure := func(depth int) (cost, int64) {
 		id := seed(t, s, depth)
-		turn(t, s, id, "warm-up") // loads the scripts (EVALSHA, then EVAL once)
-		tok := "measured"
 		var got cost
 		var st *session.State
-		got.BeginTrips, got.BeginCmds, _, _ = c.Measure(func() {
-			var err error
-			if st, err = s.Begin(ctx, session.BeginRequest{ID: id, LeaseToken: tok, LeaseTTL: time.Minute, IdempotencyKey: "req-m", RequestHash: "hash"}); err != nil {
-				t.Fatal(err)
-			}
-		})
-		got.CommitTrips, got.CommitCmds, got.CommitBytes, got.CommitRecv = c.Measure(func() {
-			if _, err := s.Commit(ctx, session.Commit{ID: id, LeaseToken: tok, Version: st.Version, Messages: []json.RawMessage{benchMsg, benchReply},
-				Turns: 1, Counters: map[string]int64{"input_tokens": 1200}, Release: true,
-				IdempotencyKey: "req-m", RequestHash: "hash", Response: benchReply, Record: []byte(`{"turn":1}`)}); err != nil {
-				t.Fatal(err)
-			}
-		})
+		// The first turn loads the scripts (EVALSHA, then EVAL once) on
+		// the node that holds the session, which on a cluster is not
+		// always the last one's; the second is measured.
+		for _, key := range []string{"req-w", "req-m"} {
+			tok := "token-" + key
+			got.BeginTrips, got.BeginCmds, _, _ = c.Measure(func() {
+				var err error
+				if st, err = s.Begin(ctx, session.BeginRequest{ID: id, LeaseToken: tok, LeaseTTL: time.Minute, IdempotencyKey: key, RequestHash: "hash"}); err != nil {
+					t.Fatal(err)
+				}
+			})
+			got.CommitTrips, got.CommitCmds, got.CommitBytes, got.CommitRecv = c.Measure(func() {
+				if _, err := s.Commit(ctx, session.Commit{ID: id, LeaseToken: tok, Version: st.Version, Messages: []json.RawMessage{benchMsg, benchReply},
+					Turns: 1, Counters: map[string]int64{"input_tokens": 1200}, Release: true,
+					IdempotencyKey: key, RequestHash: "hash", Response: benchReply, Record: []byte(`{"turn":1}`)}); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
 		return got, st.Version
 	}
 
-	measure(1) // loads the record script too (the warm-up turn has no record)
 	shallow, v1 := measure(1)
 	deep, v1000 := measure(1000)
 	// The commit's catalog writes (turn record, day's usage; see
@@ -203,6 +206,11 @@ func TestCommitCost(t *testing.T) {
 	digits := len(strconv.FormatInt(v1000, 10)) - len(strconv.FormatInt(v1, 10))
 	want.CommitBytes += 2 * digits // the commit's and the turn record's check
 	want.CommitRecv += digits
+	if _, ok := rdb.(*redis.ClusterClient); ok {
+		// The counter reads replies through its dial hook, which a
+		// cluster client does not pass to its nodes' connections.
+		want.CommitRecv, deep.CommitRecv = 0, 0
+	}
 	if diff := cmp.Diff(want, deep); diff != "" {
 		t.Errorf("cost of a turn at v%d against one at v%d (-want +got):\n%s", v1000, v1, diff)
 	}
