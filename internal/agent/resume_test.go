@@ -239,10 +239,7 @@ func TestToolTurnRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Load the scripts first (NOSCRIPT, then EVAL).
-	if _, err := a.Run(t.Context(), agent.Request{SessionID: "warm-up", Message: "[[tool charge]] [[tool slow]]"}); err != nil {
-		t.Fatal(err)
-	}
+	warmScripts(t, a, "[[tool charge]] [[tool slow]]")
 	c.take()
 	ans, err := a.Run(t.Context(), agent.Request{SessionID: "rt", Message: "[[tool charge]] [[tool slow]]"})
 	if err != nil {

@@ -59,6 +59,20 @@ func (c *tripCounter) take() []string {
 	return got
 }
 
+// warmScripts runs turns of msg until the store's scripts are loaded
+// where the measured turns will run: the first turn against a server
+// loads them (EVALSHA answered NOSCRIPT, then EVAL), once per script per
+// server, which on a cluster is per master, so the turns spread over 16
+// sessions (slots).
+func warmScripts(t *testing.T, a *agent.Agent, msg string) {
+	t.Helper()
+	for i := range 16 {
+		if _, err := a.Run(t.Context(), agent.Request{SessionID: fmt.Sprintf("warm-up-%d", i), Message: msg, IdempotencyKey: "w"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestRedisRoundTrips counts what a whole uncontended turn costs in Redis
 // round trips, lease and idempotency record included: Begin and Commit,
 // one EVALSHA each, and a repeat of an answered request one Begin.
@@ -67,14 +81,7 @@ func TestRedisRoundTrips(t *testing.T) {
 	c := &tripCounter{}
 	f.rdb.AddHook(c)
 	a := f.agent(t, nil, agent.Config{LeaseTTL: time.Minute})
-	// The first turn against a server loads the scripts (EVALSHA answered
-	// NOSCRIPT, then EVAL), once per script per server: on a cluster, per
-	// master, so the warm-up turns spread over 16 sessions (slots).
-	for i := range 16 {
-		if _, err := a.Run(t.Context(), agent.Request{SessionID: fmt.Sprintf("warm-up-%d", i), Message: "hi", IdempotencyKey: "w"}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	warmScripts(t, a, "hi")
 	c.take()
 
 	// A commit pipelines the catalog's writes (see #18) with its script:
