@@ -397,7 +397,7 @@ func (a *advance) step(ctx context.Context, s *workflow.Step, key string, sc *sc
 
 	switch s.Kind() {
 	case "tool", "prompt":
-		return a.call(ctx, s, rec, data, fail)
+		return a.call(ctx, s, &rec, data, fail)
 	case "branch":
 		for i, c := range s.Branch {
 			if c.If != "" {
@@ -573,8 +573,10 @@ func join(errs []error) error {
 	return nil
 }
 
-// call runs a tool or prompt step with its retries.
-func (a *advance) call(ctx context.Context, s *workflow.Step, rec StepRecord, data func() map[string]any, fail func(string) (any, string, error)) (any, string, error) {
+// call runs a tool or prompt step with its retries. It records each
+// attempt in *rec, which fail (the caller's) commits too: a failed step
+// shows how many attempts it made.
+func (a *advance) call(ctx context.Context, s *workflow.Step, rec *StepRecord, data func() map[string]any, fail func(string) (any, string, error)) (any, string, error) {
 	var lastErr string
 	for attempt := 1; attempt <= s.Attempts(); attempt++ {
 		if attempt > 1 {
@@ -611,7 +613,7 @@ func (a *advance) call(ctx context.Context, s *workflow.Step, rec StepRecord, da
 			}
 			end := a.e.cfg.Clock.Now()
 			rec.Status, rec.Output, rec.EndedAt, rec.Error = Completed, b, &end, ""
-			if err := a.commit(rec, ""); err != nil {
+			if err := a.commit(*rec, ""); err != nil {
 				return nil, "", err
 			}
 			return out, "", nil

@@ -718,6 +718,11 @@ func testLoopAndFallback(t *testing.T, kind string) {
 	if v.Status != engine.Failed || !strings.Contains(v.Error, "step fail_now: ") || !strings.Contains(v.Error, "flaky failure 1") {
 		t.Errorf("failing step: %s %q", v.Status, v.Error)
 	}
+	for _, st := range v.Steps {
+		if st.ID == "fail_now" && (st.Status != engine.Failed || st.Attempts != 1) {
+			t.Errorf("failed step %+v: want failed after 1 attempt", st)
+		}
+	}
 }
 
 func testOutputCap(t *testing.T, kind string) {
