@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lambdagent/lambdagent/internal/agent"
 	"github.com/lambdagent/lambdagent/internal/claudesim"
@@ -254,7 +255,11 @@ func TestCompactionUsageCounted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The simulator records a request once its answer is out.
 			recs := f.sim.Requests()
+			for deadline := time.Now().Add(2 * time.Second); len(recs) == 0 && time.Now().Before(deadline); recs = f.sim.Requests() {
+				time.Sleep(5 * time.Millisecond)
+			}
 			if len(recs) != 1 || len(recs[0].Usage.Iterations) != 2 {
 				t.Fatalf("%d requests; want 1, compacted (usage.iterations of 2)", len(recs))
 			}
