@@ -231,21 +231,32 @@ func (c *Client) Create(ctx context.Context, req Request) (*Reply, error) {
 		if err != nil {
 			return nil, err
 		}
-		return c.createStream(ctx, req, body, nil)
+		return c.send(ctx, req, body, nil)
 	}
 	if req.Release != nil {
 		sent = newSentBody(req.Body, req.Release)
 		defer sent.unref()
 	}
-	if req.OnDelta != nil {
-		return c.createStream(ctx, req, req.Body, sent)
-	}
+	return c.send(ctx, req, req.Body, sent)
+}
+
+// send makes the call, body being req's body or its streamed copy,
+// retrying transient failures, and prices the reply. With req.OnDelta it
+// calls OnDelta with each text and thinking delta as it arrives and reads
+// the same Reply the JSON reply would decode to; a transient failure
+// before the first delta is retried, after it it is returned (midStream).
+// sent, when not nil, is body's release tracking (Request.Release).
+func (c *Client) send(ctx context.Context, req Request, body []byte, sent *sentBody) (*Reply, error) {
 	var reply *Reply
 	attempts := 0
 	err := c.retry.Do(ctx, func(ctx context.Context) error {
 		attempts++
-		r, err := c.create(ctx, req.Body, req.Betas, sent, nil, nil)
+		delivered := false
+		r, err := c.create(ctx, body, req.Betas, sent, req.OnDelta, &delivered)
 		reply = r
+		if err != nil && delivered {
+			return midStream{err}
+		}
 		return err
 	})
 	if err != nil {

@@ -30,33 +30,6 @@ type midStream struct{ error }
 func (e midStream) Unwrap() error   { return e.error }
 func (e midStream) Retryable() bool { return false }
 
-// createStream is Create for a request with OnDelta, whose body (asking
-// for a streamed reply) it sends: it calls OnDelta with each text and
-// thinking delta as it arrives, and reads the same Reply the JSON reply would decode to. A
-// transient failure before the first delta is retried like Create's;
-// after it, it is returned. sent, when not nil, is body's release
-// tracking (Request.Release).
-func (c *Client) createStream(ctx context.Context, req Request, body []byte, sent *sentBody) (*Reply, error) {
-	var reply *Reply
-	attempts := 0
-	err := c.retry.Do(ctx, func(ctx context.Context) error {
-		attempts++
-		delivered := false
-		r, err := c.create(ctx, body, req.Betas, sent, req.OnDelta, &delivered)
-		reply = r
-		if err != nil && delivered {
-			return midStream{err}
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	reply.Attempts = attempts
-	c.price(reply, req.Model)
-	return reply, nil
-}
-
 // withStream adds "stream":true to a JSON object body.
 func withStream(body []byte) ([]byte, error) {
 	b := bytes.TrimRight(body, " \t\r\n")
